@@ -1,0 +1,82 @@
+"""The Elman (tanh) cell: ``h_t = tanh(W [h_{t-1}; x_t] + b)``.
+
+CPU kernels over one time-major chunk; see :mod:`rnnumba.cells` for the shared
+call shape and ``rnnumba.cuda.elman`` for the GPU twin.
+"""
+
+import math
+
+import numpy as np
+
+from .._jit import jit
+from .._linalg import mm_nn, mm_nt, mm_tn
+
+STATE_WIDTH = 0  # nothing beyond h is needed for BPTT: tanh' = 1 - h^2
+
+
+@jit(inline="always")
+def tanh(x):
+    # np.tanh is a scalar libm call in numba; expm1 keeps full relative
+    # precision near 0 and is ~3x faster
+    if x > 20.0:
+        return 1.0
+    if x < -20.0:
+        return -1.0
+    e = math.expm1(2.0 * x)
+    return e / (e + 2.0)
+
+
+@jit
+def _forward(W, b, extra, HX, S, lengths):
+    T, n = HX.shape[0] - 1, HX.shape[1]
+    H = b.shape[0]
+    Z = np.empty((n, H), dtype=HX.dtype)
+    for t in range(T):
+        mm_nt(HX[t], W, Z)  # Z = [h_{t-1}; x_t] W^T
+        for i in range(n):
+            if t < lengths[i]:
+                for j in range(H):
+                    HX[t + 1, i, j] = tanh(Z[i, j] + b[j])
+            else:  # past the end: keep the final state
+                for j in range(H):
+                    HX[t + 1, i, j] = HX[t, i, j]
+
+
+@jit
+def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
+    """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` are written
+    (not accumulated); ``dX`` (T, n, I), if not empty, receives dL/dx_t."""
+    T, n = HX.shape[0] - 1, HX.shape[1]
+    H = b.shape[0]
+    K = HX.shape[2]
+    dZ = np.empty((T, n, H), dtype=HX.dtype)
+    dh_next = np.zeros((n, H), dtype=HX.dtype)
+    dHX = np.empty((n, K), dtype=HX.dtype)
+    want_dx = dX.shape[0] > 0
+    for t in range(T - 1, -1, -1):
+        for i in range(n):
+            valid = t < lengths[i]
+            for j in range(H):
+                dh = dh_next[i, j] + dHs[t, i, j]
+                h = HX[t + 1, i, j]
+                dh_next[i, j] = dh  # a frozen step passes dh through
+                dZ[t, i, j] = dh * (1.0 - h * h) if valid else 0.0
+        mm_nn(dZ[t], W, dHX)  # [dh_{t-1}; dx_t] = dz_t W
+        for i in range(n):
+            if t < lengths[i]:
+                for j in range(H):
+                    dh_next[i, j] = dHX[i, j]
+                if want_dx:
+                    for j in range(K - H):
+                        dX[t, i, j] = dHX[i, H + j]
+            elif want_dx:
+                for j in range(K - H):
+                    dX[t, i, j] = 0.0
+    # tied weights: one product over all steps, dW = sum_t dz_t^T [h_{t-1}; x_t]
+    mm_tn(dZ.reshape(T * n, H), HX[:T].reshape(T * n, K), dW)
+    for j in range(H):
+        db[j] = 0.0
+    for t in range(T):
+        for i in range(n):
+            for j in range(H):
+                db[j] += dZ[t, i, j]

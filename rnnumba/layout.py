@@ -1,0 +1,216 @@
+"""Where every parameter lives inside the flat vector ``theta``.
+
+One :class:`Layout` describes a network: for each layer and direction the
+recurrent cell's tensors, then the linear head. The CPU kernels, the CUDA
+kernels and the Dask driver all read this one description.
+
+The order inside ``theta`` is::
+
+    for layer in range(num_layers):
+        for direction in (forward, reverse if bidirectional):
+            W      (G*H, H + I_l)  rows: gates; columns: h_{t-1} first, then x_t
+            b      (G*H,)
+            extras (cell specific, see ``CELL_EXTRAS``)
+    W_out  (O, H*D)
+    b_out  (O,)
+
+with G gates per cell (Elman 1, GRU 3 in the order r, z, n, LSTM 4 in the order
+i, f, g, o, as in PyTorch), ``I_0 = input_size``, ``I_l = H*D`` for ``l > 0`` and
+``D = 2`` for bidirectional networks. For the seed's Elman network (input 1,
+hidden 26, output 1) this is ``[W (26x27), b (26), W_out (1x26), b_out (1)]``,
+755 numbers.
+
+Names: layer 0's forward tensors are ``W``, ``b``, ...; layer ``l`` appends
+``_l{l}`` and the reverse direction appends ``_reverse`` (``W_l1_reverse``).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+CELLS = ("elman", "lstm", "gru")
+GATES = {"elman": 1, "lstm": 4, "gru": 3}
+CELL_CODE = {name: k for k, name in enumerate(CELLS)}
+
+
+def cell_extras(cell, hidden, peephole=False):
+    """Cell-specific tensors after ``W`` and ``b``: ``[(name, shape), ...]``.
+
+    * GRU: ``b_hn`` (H,), the bias inside the reset product
+      ``r * (W_hn h + b_hn)`` (PyTorch's formulation; zero and unused by Cho's).
+    * LSTM with peepholes: ``p`` (3, H), the diagonal peephole weights of the
+      input, forget and output gates (Graves 2013).
+    """
+    if cell == "gru":
+        return [("b_hn", (hidden,))]
+    if cell == "lstm" and peephole:
+        return [("p", (3, hidden))]
+    return []
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tensor: its name, offset into ``theta`` and shape."""
+
+    name: str
+    offset: int
+    shape: tuple
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The parameter layout of one network.
+
+    Parameters
+    ----------
+    cell : {"elman", "lstm", "gru"}
+    input_size, hidden, output_size : int
+    num_layers : int
+    bidirectional : bool
+    peephole : bool
+        LSTM only: add Graves' peephole weights.
+    reset_after : bool
+        GRU only: PyTorch's formulation ``n = tanh(W_nx x + b_n + r*(W_nh h + b_hn))``
+        (True, the default) or Cho et al.'s ``n = tanh(W_nx x + b_n + W_nh (r*h))``.
+    """
+
+    cell: str
+    input_size: int
+    hidden: int
+    output_size: int = 1
+    num_layers: int = 1
+    bidirectional: bool = False
+    peephole: bool = False
+    reset_after: bool = True
+    entries: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        for name in ("input_size", "hidden", "output_size", "num_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.peephole and self.cell != "lstm":
+            raise ValueError("peephole connections exist only for cell='lstm'")
+        H, G, D = self.hidden, GATES[self.cell], self.directions
+        entries, offset = [], 0
+
+        def add(name, shape):
+            nonlocal offset
+            entries.append(Entry(name, offset, tuple(int(s) for s in shape)))
+            offset += int(np.prod(shape))
+
+        for layer in range(self.num_layers):
+            I_l = self.input_size if layer == 0 else H * D
+            for d in range(D):
+                suffix = self.suffix(layer, d)
+                add("W" + suffix, (G * H, H + I_l))
+                add("b" + suffix, (G * H,))
+                for name, shape in cell_extras(self.cell, H, self.peephole):
+                    add(name + suffix, shape)
+        add("W_out", (self.output_size, H * D))
+        add("b_out", (self.output_size,))
+        object.__setattr__(self, "entries", tuple(entries))
+
+    @staticmethod
+    def suffix(layer, direction):
+        """Name suffix of one layer and direction: '', '_l1', '_reverse', ..."""
+        return ("" if layer == 0 else f"_l{layer}") + ("_reverse" if direction else "")
+
+    @property
+    def directions(self):
+        return 2 if self.bidirectional else 1
+
+    @property
+    def gates(self):
+        return GATES[self.cell]
+
+    @property
+    def n_params(self):
+        last = self.entries[-1]
+        return last.offset + last.size
+
+    def __getitem__(self, name):
+        for entry in self.entries:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
+    def views(self, theta):
+        """Name -> array view into ``theta`` (no copies)."""
+        theta = np.asarray(theta)
+        if theta.ndim != 1 or theta.shape[0] != self.n_params:
+            raise ValueError(f"expected a vector of {self.n_params} parameters, got shape {theta.shape}")
+        return {e.name: theta[e.offset : e.offset + e.size].reshape(e.shape) for e in self.entries}
+
+    def offsets(self):
+        """The kernels' table, int64 of shape (num_layers*D + 1, 3).
+
+        Row ``l*D + d`` holds the offsets of ``W``, ``b`` and the cell's extra
+        tensor (-1 when it has none) of layer ``l``, direction ``d``; the last
+        row holds the offsets of ``W_out`` and ``b_out`` and the output size.
+        """
+        D = self.directions
+        table = np.full((self.num_layers * D + 1, 3), -1, dtype=np.int64)
+        for layer in range(self.num_layers):
+            for d in range(D):
+                s = self.suffix(layer, d)
+                table[layer * D + d, 0] = self["W" + s].offset
+                table[layer * D + d, 1] = self["b" + s].offset
+                extras = cell_extras(self.cell, self.hidden, self.peephole)
+                if extras:
+                    table[layer * D + d, 2] = self[extras[0][0] + s].offset
+        table[-1] = (self["W_out"].offset, self["b_out"].offset, self.output_size)
+        return table
+
+    def spec(self, many_to_many=False):
+        """The kernels' integer description: cell code, H, layers, directions,
+        input size, output size, peephole flag, reset-after flag, and whether
+        the head reads every step (many-to-many) or the final state."""
+        return np.array(
+            [
+                CELL_CODE[self.cell],
+                self.hidden,
+                self.num_layers,
+                self.directions,
+                self.input_size,
+                self.output_size,
+                int(self.peephole),
+                int(self.reset_after),
+                int(many_to_many),
+            ],
+            dtype=np.int64,
+        )
+
+    def to_dict(self):
+        return dict(
+            cell=self.cell,
+            input_size=int(self.input_size),
+            hidden=int(self.hidden),
+            output_size=int(self.output_size),
+            num_layers=int(self.num_layers),
+            bidirectional=bool(self.bidirectional),
+            peephole=bool(self.peephole),
+            reset_after=bool(self.reset_after),
+        )
+
+
+def n_params(cell, input_size, hidden, output_size=1, num_layers=1, bidirectional=False, peephole=False):
+    """Closed-form parameter count (checked against :class:`Layout` in the tests).
+
+    Per layer and direction ``G*H*(H + I_l) + G*H`` plus ``H`` for the GRU's
+    ``b_hn`` and ``3H`` for LSTM peepholes; the head adds ``O*H*D + O``. The seed's
+    Elman net: ``H^2 + I*H + 2H + 1``.
+    """
+    G, D, H = GATES[cell], 2 if bidirectional else 1, hidden
+    extra = H if cell == "gru" else (3 * H if peephole else 0)
+    total = 0
+    for layer in range(num_layers):
+        I_l = input_size if layer == 0 else H * D
+        total += D * (G * H * (H + I_l) + G * H + extra)
+    return total + output_size * H * D + output_size

@@ -1,0 +1,272 @@
+"""``RNN``: one flat parameter vector, its views, and the compiled kernels.
+
+The network owns ``theta`` and ``grad``. Every weight matrix is a view into
+them (``net.views["W"]``), so the weights tied across time steps are one set of
+numbers and any optimiser that moves a vector trains any architecture.
+"""
+
+import os
+
+import numpy as np
+
+from . import engine
+from .layout import Layout
+from .losses import LOSSES
+from .validation import check_sequences, check_targets
+
+# samples per chunk before a batch is split; see n_chunks()
+CHUNK = 16
+MAX_CHUNKS = 64
+
+
+def n_chunks(N):
+    """How many blocks a batch of ``N`` is cut into: a function of ``N`` only
+    (never of the thread count), so results do not depend on threads."""
+    return int(min(MAX_CHUNKS, max(1, N // CHUNK)))
+
+
+class RNN:
+    """A recurrent network over one flat parameter vector.
+
+    Parameters
+    ----------
+    input_size : int
+        Features per time step.
+    hidden : int
+        Units per layer and direction.
+    output_size : int, default 1
+        Outputs of the linear head (classes, for cross-entropy).
+    cell : {"elman", "lstm", "gru"}, default "elman"
+    num_layers : int, default 1
+    bidirectional : bool, default False
+    peephole : bool, default False
+        LSTM only: Graves' peephole connections.
+    reset_after : bool, default True
+        GRU only: PyTorch's formulation (True) or Cho et al.'s (False).
+    dtype : {numpy.float64, numpy.float32}, default float64
+    random_state : int, numpy.random.Generator or None
+        Seeds the initialisation.
+
+    Attributes
+    ----------
+    theta : ndarray (n_params,)
+        Every parameter, in the order documented in :mod:`rnnumba.layout`.
+    grad : ndarray (n_params,)
+        The gradient of the last :meth:`loss_and_grad`, same layout.
+    views, grad_views : dict of str -> ndarray
+        Named views into ``theta`` and ``grad``.
+    layout : Layout
+    n_params : int
+
+    Examples
+    --------
+    >>> net = RNN(1, 26, random_state=0)
+    >>> net.n_params
+    755
+    >>> net.views["W"].shape
+    (26, 27)
+    """
+
+    def __init__(
+        self,
+        input_size,
+        hidden,
+        output_size=1,
+        cell="elman",
+        num_layers=1,
+        bidirectional=False,
+        peephole=False,
+        reset_after=True,
+        dtype=np.float64,
+        random_state=None,
+    ):
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        self.layout = Layout(
+            cell,
+            input_size,
+            hidden,
+            output_size,
+            num_layers,
+            bool(bidirectional),
+            bool(peephole),
+            bool(reset_after),
+        )
+        self.dtype = dtype
+        self.theta = np.zeros(self.layout.n_params, dtype=dtype)
+        self.grad = np.zeros_like(self.theta)
+        self.views = self.layout.views(self.theta)
+        self.grad_views = self.layout.views(self.grad)
+        self.init(random_state)
+
+    # -- the parameter vector -------------------------------------------------
+    @property
+    def n_params(self):
+        return self.layout.n_params
+
+    def __getattr__(self, name):
+        if name == "cell":
+            return self.layout.cell
+        raise AttributeError(name)
+
+    def init(self, random_state=None, forget_bias=1.0):
+        """Draw fresh parameters in place (``theta`` keeps its identity).
+
+        Weights ~ U(-1/sqrt(H), 1/sqrt(H)) as in PyTorch; biases zero, except
+        the LSTM forget gate's bias, set to ``forget_bias`` (Jozefowicz et al.).
+        """
+        rng = np.random.default_rng(random_state)
+        H = self.layout.hidden
+        k = 1.0 / np.sqrt(H)
+        for entry in self.layout.entries:
+            v = self.views[entry.name]
+            if entry.name.startswith("b"):
+                v[...] = 0
+                if self.layout.cell == "lstm" and entry.name.startswith("b") and v.shape == (4 * H,):
+                    v[H : 2 * H] = forget_bias
+            else:
+                v[...] = rng.uniform(-k, k, size=v.shape)
+        return self
+
+    def set_theta(self, theta):
+        """Copy ``theta`` into the network's vector (views stay valid)."""
+        theta = np.asarray(theta)
+        if theta.shape != self.theta.shape:
+            raise ValueError(f"theta must have shape {self.theta.shape}, got {theta.shape}")
+        if not np.all(np.isfinite(theta)):
+            raise ValueError("theta holds non-finite values")
+        self.theta[:] = theta
+        return self
+
+    # -- computation -----------------------------------------------------------
+    def _prepare(self, X, y=None, lengths=None, loss=None):
+        X, lengths, from_list = check_sequences(X, lengths, self.layout.input_size, self.dtype)
+        if y is None:
+            return X, lengths, from_list
+        if loss is None:
+            y_arr = y[0] if isinstance(y, (list, tuple)) and len(y) else y
+            loss = "xent" if np.issubdtype(np.asarray(y_arr).dtype, np.integer) else "mse"
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        Y, many, count = check_targets(
+            y, X.shape[0], X.shape[1], lengths, self.layout.output_size, loss, self.dtype
+        )
+        return X, lengths, Y, many, count, loss
+
+    def loss_and_grad(self, X, y, lengths=None, loss=None, theta=None):
+        """Loss and gradient on a batch.
+
+        Parameters
+        ----------
+        X : array_like (N, T) or (N, T, I), or list of (T_i,) / (T_i, I) arrays
+        y : array_like
+            Regression targets (N,), (N, O), per-step (N, T, O) or a list of
+            (T_i, O) arrays; integer class targets (N,) or (N, T) select the
+            softmax cross-entropy.
+        lengths : array_like of int, optional
+            Valid steps of each row of a padded ``X``.
+        loss : {"mse", "xent"}, optional
+            Default: "xent" for integer ``y``, else "mse".
+        theta : ndarray, optional
+            Evaluate at these parameters instead of ``self.theta``.
+
+        Returns
+        -------
+        loss : float
+        grad : ndarray
+            ``self.grad`` (overwritten by the next call; copy to keep it).
+        """
+        X, lengths, Y, many, count, loss = self._prepare(X, y, lengths, loss)
+        value = self._loss_and_grad(X, lengths, Y, many, count, loss, theta)
+        return value, self.grad
+
+    def _loss_and_grad(self, X, lengths, Y, many, count, loss, theta=None):
+        """Validated arrays in, loss out, ``self.grad`` filled."""
+        th = self.theta if theta is None else theta
+        return float(
+            engine._loss_and_grad(
+                th,
+                self.grad,
+                self.layout.spec(many),
+                self.layout.offsets(),
+                X,
+                lengths,
+                Y,
+                LOSSES[loss],
+                1.0 / count,
+                n_chunks(X.shape[0]),
+            )
+        )
+
+    def predict(self, X, lengths=None, many_to_many=False):
+        """Head outputs: (N, O) from each final state, or with
+        ``many_to_many=True`` (N, T, O) with NaN in the padding (a list of
+        (T_i, O) arrays when ``X`` is a list). Raw scores for classifiers."""
+        X, lengths, from_list = self._prepare(X, lengths=lengths)
+        N, T = X.shape[:2]
+        O = self.layout.output_size
+        out = np.full((N, T if many_to_many else 1, O), np.nan, dtype=self.dtype)
+        engine._predict(
+            self.theta, self.layout.spec(many_to_many), self.layout.offsets(), X, lengths, n_chunks(N), out
+        )
+        if not many_to_many:
+            return out[:, 0, :]
+        if from_list:
+            return [out[k, : lengths[k]] for k in range(N)]
+        return out
+
+    def objective(self, X, y, lengths=None, loss=None):
+        """``f(theta) -> (loss, grad)`` for ``scipy.optimize.minimize(jac=True)``.
+
+        The data are validated once; each call returns a fresh gradient array
+        (never a buffer a later call overwrites) and leaves ``self.theta`` as
+        it is.
+        """
+        X, lengths, Y, many, count, loss = self._prepare(X, y, lengths, loss)
+
+        def f(theta):
+            theta = np.ascontiguousarray(theta, dtype=self.dtype)
+            if theta.shape != self.theta.shape:
+                raise ValueError(f"theta must have shape {self.theta.shape}, got {theta.shape}")
+            value = self._loss_and_grad(X, lengths, Y, many, count, loss, theta)
+            return value, self.grad.astype(np.float64, copy=True)
+
+        return f
+
+    def copy(self):
+        """An independent network with the same parameters."""
+        new = RNN.__new__(RNN)
+        new.layout, new.dtype = self.layout, self.dtype
+        new.theta, new.grad = self.theta.copy(), self.grad.copy()
+        new.views, new.grad_views = self.layout.views(new.theta), self.layout.views(new.grad)
+        return new
+
+    def __repr__(self):
+        L = self.layout
+        extra = "".join(
+            f", {k}={v}"
+            for k, v in (("num_layers", L.num_layers), ("bidirectional", L.bidirectional))
+            if v not in (1, False)
+        )
+        return (
+            f"RNN(input_size={L.input_size}, hidden={L.hidden}, output_size={L.output_size}, "
+            f"cell={L.cell!r}{extra}, dtype={self.dtype.name}) with {self.n_params} parameters"
+        )
+
+    def __getstate__(self):
+        return {"layout": self.layout.to_dict(), "dtype": self.dtype.str, "theta": self.theta}
+
+    def __setstate__(self, state):
+        self.layout = Layout(**state["layout"])
+        self.dtype = np.dtype(state["dtype"])
+        self.theta = np.array(state["theta"], dtype=self.dtype)
+        self.grad = np.zeros_like(self.theta)
+        self.views = self.layout.views(self.theta)
+        self.grad_views = self.layout.views(self.grad)
+
+
+def _threads():
+    """Numba's thread count as set for this process (read in Python, never
+    inside a cached kernel)."""
+    return int(os.environ.get("NUMBA_NUM_THREADS", "0")) or None

@@ -1,0 +1,203 @@
+"""User input -> padded float arrays and lengths, or a clear error.
+
+Everything the kernels receive passes through here: ``X`` becomes a
+C-contiguous (N, T, I) array of the network's dtype, ``lengths`` an int64 (N,)
+array in [1, T], and targets a (N, 1 or T, O) array. Values in the padding are
+never read, so they are not checked either.
+"""
+
+import numbers
+
+import numpy as np
+
+
+def _as_float_array(a, what, dtype):
+    """``a`` as an array of ``dtype``; a TypeError for non-numeric input."""
+    arr = np.asarray(a)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{what} must be real, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _first_bad(mask):
+    """Index tuple of the first True in ``mask`` (for error messages)."""
+    return tuple(int(k) for k in np.argwhere(mask)[0])
+
+
+def check_sequences(X, lengths=None, input_size=None, dtype=np.float64):
+    """Validate sequences and pad them.
+
+    Parameters
+    ----------
+    X : array_like or list of array_like
+        (N, T) one feature per step, (N, T, I), or a list of N arrays of shape
+        (T_i,) or (T_i, I) (lengths then come from the arrays).
+    lengths : array_like of int, optional
+        Valid steps of each row of a right-padded array; default all ``T``.
+    input_size : int, optional
+        The expected number of features per step.
+    dtype : numpy dtype
+
+    Returns
+    -------
+    X : ndarray (N, T, I), C-contiguous, ``dtype``
+    lengths : ndarray (N,), int64
+    from_list : bool
+    """
+    from_list = isinstance(X, (list, tuple))
+    if from_list:
+        if lengths is not None:
+            raise ValueError("lengths= is for padded arrays; a list of sequences carries its own lengths")
+        if len(X) == 0:
+            raise ValueError("X is empty: no sequences")
+        seqs = []
+        for k, x in enumerate(X):
+            x = _as_float_array(x, f"X[{k}]", dtype)
+            if x.ndim == 1:
+                x = x[:, None]
+            if x.ndim != 2:
+                raise ValueError(f"X[{k}] must have shape (T_i,) or (T_i, I), got {x.shape}")
+            if x.shape[0] == 0:
+                raise ValueError(f"X[{k}] is an empty sequence (length 0)")
+            seqs.append(x)
+        features = {x.shape[1] for x in seqs}
+        if len(features) > 1:
+            raise ValueError(f"the sequences in X have different numbers of features: {sorted(features)}")
+        lengths = np.array([x.shape[0] for x in seqs], dtype=np.int64)
+        Xp = np.zeros((len(seqs), int(lengths.max()), seqs[0].shape[1]), dtype=dtype)
+        for k, x in enumerate(seqs):
+            Xp[k, : x.shape[0]] = x
+    else:
+        Xp = _as_float_array(X, "X", dtype)
+        if Xp.ndim == 2:
+            Xp = Xp[:, :, None]
+        if Xp.ndim != 3:
+            raise ValueError(
+                f"X must have shape (N, T) or (N, T, I) or be a list of sequences, got shape {Xp.shape}"
+            )
+        if Xp.shape[0] == 0:
+            raise ValueError("X is empty: no sequences (N = 0)")
+        if Xp.shape[1] == 0:
+            raise ValueError("X has no time steps (T = 0)")
+        if Xp.shape[2] == 0:
+            raise ValueError("X has no features (I = 0)")
+        lengths = check_lengths(lengths, Xp.shape[0], Xp.shape[1])
+    N, T, I = Xp.shape
+    if input_size is not None and I != input_size:
+        raise ValueError(f"X has {I} feature(s) per step but the network expects input_size={input_size}")
+    bad = ~np.isfinite(Xp)
+    if bad.any():
+        bad &= np.arange(T)[None, :, None] < lengths[:, None, None]  # padding may hold anything
+        if bad.any():
+            n, t, i = _first_bad(bad)
+            raise ValueError(
+                f"X holds a non-finite value ({Xp[n, t, i]}) at sample {n}, step {t}, feature {i}"
+            )
+    return Xp, lengths, from_list
+
+
+def check_lengths(lengths, N, T):
+    """``lengths`` as int64 (N,), each in [1, T] (default: all T)."""
+    if lengths is None:
+        return np.full(N, T, dtype=np.int64)
+    raw = np.asarray(lengths)
+    if raw.ndim != 1 or raw.shape[0] != N:
+        raise ValueError(f"lengths must have shape ({N},), one per sequence, got {raw.shape}")
+    if raw.dtype == bool or not np.issubdtype(raw.dtype, np.number):
+        raise TypeError(f"lengths must be integers, got dtype {raw.dtype}")
+    if not np.issubdtype(raw.dtype, np.integer):
+        if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
+            k = int(np.argmax(~np.isfinite(raw) | (raw != np.round(raw))))
+            raise TypeError(f"lengths must be whole numbers, got {raw[k]} at sample {k}")
+    out = raw.astype(np.int64)
+    if out.min() < 1 or out.max() > T:
+        k = int(np.argmax((out < 1) | (out > T)))
+        raise ValueError(f"lengths must lie in [1, T={T}], got {out[k]} at sample {k}")
+    return np.ascontiguousarray(out)
+
+
+def check_targets(y, N, T, lengths, output_size, loss, dtype=np.float64):
+    """Targets as (N, 1 or T, O) plus the many-to-many flag and the count.
+
+    Regression (``loss="mse"``): (N,) or (N, O) for one output per sequence,
+    (N, T, O) or a list of (T_i,) / (T_i, O) arrays for an output per step.
+    Classification (``loss="xent"``): integer classes (N,) or (N, T) or a list
+    of (T_i,) arrays.
+    """
+    if isinstance(y, (list, tuple)) and len(y) and np.ndim(y[0]) >= 1:
+        if len(y) != N:
+            raise ValueError(f"y has {len(y)} sequences but X has {N}")
+        rows = []
+        for k, yk in enumerate(y):
+            yk = np.asarray(yk)
+            if yk.shape[0] != lengths[k]:
+                raise ValueError(f"y[{k}] has {yk.shape[0]} steps but X[{k}] has {lengths[k]}")
+            rows.append(yk)
+        pad = np.zeros((N, T) + rows[0].shape[1:], dtype=np.result_type(*rows))
+        for k, yk in enumerate(rows):
+            if yk.shape[1:] != rows[0].shape[1:]:
+                raise ValueError(f"y[{k}] has shape {yk.shape}, unlike y[0] {rows[0].shape}")
+            pad[k, : yk.shape[0]] = yk
+        y, many = pad, True
+    else:
+        y = np.asarray(y)
+        many = None
+    if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise TypeError(f"y must be numeric, got dtype {y.dtype}")
+    if y.shape[:1] != (N,):
+        raise ValueError(f"y has {y.shape[0] if y.ndim else 0} samples but X has {N}")
+    valid = np.arange(T)[None, :] < lengths[:, None]
+    if loss == "xent":
+        if many is None:
+            many = y.ndim == 2
+        if y.ndim != (2 if many else 1):
+            raise ValueError(f"class targets must have shape (N,) or (N, T), got {y.shape}")
+        if many and y.shape[1] != T:
+            raise ValueError(f"y has {y.shape[1]} steps but X has T={T}")
+        if not np.issubdtype(y.dtype, np.integer):
+            yv = y[valid] if many else y
+            if not np.all(np.isfinite(yv)) or np.any(yv != np.round(yv)):
+                raise TypeError("class targets must be integers")
+        cls = y.reshape(N, -1)
+        cv = cls[valid] if many else cls
+        if cv.min() < 0 or cv.max() >= output_size:
+            raise ValueError(
+                f"class targets must lie in [0, {output_size - 1}] (output_size={output_size}), "
+                f"got {int(cv.min()) if cv.min() < 0 else int(cv.max())}"
+            )
+        Y = np.zeros((N, T if many else 1, 1), dtype=dtype)
+        Y[..., 0] = np.where(valid, cls, 0) if many else cls
+        count = int(lengths.sum()) if many else N
+        return Y, bool(many), count
+    if loss != "mse":
+        raise ValueError(f"loss must be 'mse' or 'xent', got {loss!r}")
+    if many is None:
+        many = y.ndim == 3
+    Y = y.astype(dtype, copy=False)
+    if many:
+        if Y.ndim == 2:
+            Y = Y[:, :, None]
+        if Y.ndim != 3 or Y.shape[1] != T or Y.shape[2] != output_size:
+            raise ValueError(f"per-step targets must have shape (N, T={T}, O={output_size}), got {y.shape}")
+        bad = ~np.isfinite(Y) & valid[:, :, None]
+    else:
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        if Y.ndim != 2 or Y.shape[1] != output_size:
+            raise ValueError(f"targets must have shape (N,) or (N, O={output_size}), got {y.shape}")
+        Y = Y[:, None, :]
+        bad = ~np.isfinite(Y)
+    if bad.any():
+        where = _first_bad(bad)
+        raise ValueError(f"y holds a non-finite value at index {where[:2] if many else where[:1]}")
+    count = (int(lengths.sum()) if many else N) * output_size
+    return np.ascontiguousarray(Y, dtype=dtype), bool(many), count
+
+
+def check_int(value, name, low=1):
+    """A whole number >= ``low`` (bools refused), or a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
