@@ -13,7 +13,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit
-from .cells import elman
+from .cells import elman, gru, lstm
 from .losses import _head, _readout
 
 ELMAN, LSTM, GRU = 0, 1, 2
@@ -26,21 +26,34 @@ def _tensor(theta, offset, shape0, shape1):
 
 @jit
 def _state_width(cell, H):
-    if cell == ELMAN:
-        return elman.STATE_WIDTH
-    return 0
+    if cell == LSTM:
+        return lstm.STATE_WIDTH * H
+    if cell == GRU:
+        return gru.STATE_WIDTH * H
+    return elman.STATE_WIDTH
 
 
 @jit
-def _cell_forward(cell, W, b, extra, HX, S, lengths):
+def _cell_forward(spec, W, b, extra, HX, S, lengths):
+    # spec: Layout.spec(); LSTM peepholes are on iff ``extra`` is not empty
+    cell = spec[0]
     if cell == ELMAN:
         elman._forward(W, b, extra, HX, S, lengths)
+    elif cell == LSTM:
+        lstm._forward(W, b, extra, HX, S, lengths)
+    elif cell == GRU:
+        gru._forward(W, b, extra, HX, S, lengths, spec[7] != 0)
 
 
 @jit
-def _cell_backward(cell, W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
+def _cell_backward(spec, W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
+    cell = spec[0]
     if cell == ELMAN:
         elman._backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX)
+    elif cell == LSTM:
+        lstm._backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX)
+    elif cell == GRU:
+        gru._backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, spec[7] != 0)
 
 
 @jit(inline="always")
@@ -99,7 +112,7 @@ def _chunk_forward(theta, spec, offsets, X, lengths, s0, s1):
             for i in range(n):
                 for t in range(lens[i]):
                     HX[t, i, H:] = inp[_src(t, lens[i], d), i, :]
-            _cell_forward(cell, W, b, extra, HX, S, lens)
+            _cell_forward(spec, W, b, extra, HX, S, lens)
             for i in range(n):
                 for t in range(lens[i]):
                     out[_src(t, lens[i], d), i, d * H : (d + 1) * H] = HX[t + 1, i, :H]
@@ -191,7 +204,7 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, s0
             dX = np.zeros((T if layer > 0 else 0, n, I_l), dtype=theta.dtype)
             n_extra = _extra_size(spec)
             _cell_backward(
-                cell,
+                spec,
                 _tensor(theta, row[0], G * H, H + I_l),
                 theta[row[1] : row[1] + G * H],
                 theta[row[2] : row[2] + n_extra],
@@ -220,12 +233,14 @@ def _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, n_chu
     (``spec[8]`` is the many-to-many flag). ``Y`` is (N, 1 or T, O).
     """
     N = X.shape[0]
+    if n_chunks == 1:  # no parallel region: its start-up costs more than a tiny batch
+        grad[:] = 0.0
+        return _chunk_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, 0, N)
     partial = np.zeros((n_chunks, theta.shape[0]), dtype=theta.dtype)
     values = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
         s0, s1 = c * N // n_chunks, (c + 1) * N // n_chunks
         values[c] = _chunk_loss_and_grad(theta, partial[c], spec, offsets, X, lengths, Y, loss, scale, s0, s1)
-    total = 0.0
     grad[:] = partial[0]
     total = values[0]
     for c in range(1, n_chunks):  # fixed order: thread-count independent
@@ -234,25 +249,30 @@ def _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, n_chu
     return total
 
 
+@jit
+def _chunk_predict(theta, spec, offsets, X, lengths, s0, s1, out):
+    H, L, D, O, many = spec[1], spec[2], spec[3], spec[5], spec[8]
+    head = offsets[L * D]
+    HXs, Ss, top = _chunk_forward(theta, spec, offsets, X, lengths, s0, s1)
+    F = _features(spec, HXs, top, lengths, s0, s1, many)
+    Yhat = np.empty((F.shape[0], O), dtype=theta.dtype)
+    _readout(_tensor(theta, head[0], O, H * D), theta[head[1] : head[1] + O], F, Yhat)
+    m = 0
+    for i in range(s1 - s0):
+        if many:
+            for t in range(lengths[s0 + i]):
+                out[s0 + i, t, :] = Yhat[m, :]
+                m += 1
+        else:
+            out[s0 + i, 0, :] = Yhat[i, :]
+
+
 @jit(parallel=True)
 def _predict(theta, spec, offsets, X, lengths, n_chunks, out):
     """Raw head outputs into ``out``: (N, O), or (N, T, O) with NaN in padding."""
-    H, L, D, O, many = spec[1], spec[2], spec[3], spec[5], spec[8]
     N = X.shape[0]
-    head = offsets[L * D]
-    W_out = _tensor(theta, head[0], O, H * D)
-    b_out = theta[head[1] : head[1] + O]
+    if n_chunks == 1:
+        _chunk_predict(theta, spec, offsets, X, lengths, 0, N, out)
+        return
     for c in prange(n_chunks):
-        s0, s1 = c * N // n_chunks, (c + 1) * N // n_chunks
-        HXs, Ss, top = _chunk_forward(theta, spec, offsets, X, lengths, s0, s1)
-        F = _features(spec, HXs, top, lengths, s0, s1, many)
-        Yhat = np.empty((F.shape[0], O), dtype=theta.dtype)
-        _readout(W_out, b_out, F, Yhat)
-        m = 0
-        for i in range(s1 - s0):
-            if many:
-                for t in range(lengths[s0 + i]):
-                    out[s0 + i, t, :] = Yhat[m, :]
-                    m += 1
-            else:
-                out[s0 + i, 0, :] = Yhat[i, :]
+        _chunk_predict(theta, spec, offsets, X, lengths, c * N // n_chunks, (c + 1) * N // n_chunks, out)

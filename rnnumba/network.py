@@ -5,8 +5,6 @@ them (``net.views["W"]``), so the weights tied across time steps are one set of
 numbers and any optimiser that moves a vector trains any architecture.
 """
 
-import os
-
 import numpy as np
 
 from . import engine
@@ -14,15 +12,20 @@ from .layout import Layout
 from .losses import LOSSES
 from .validation import check_sequences, check_targets
 
-# samples per chunk before a batch is split; see n_chunks()
-CHUNK = 16
 MAX_CHUNKS = 64
 
 
-def n_chunks(N):
-    """How many blocks a batch of ``N`` is cut into: a function of ``N`` only
-    (never of the thread count), so results do not depend on threads."""
-    return int(min(MAX_CHUNKS, max(1, N // CHUNK)))
+def n_chunks(N, hidden):
+    """How many blocks of samples a batch is cut into.
+
+    A function of the batch shape only, never of the thread count, so results
+    are bitwise the same on any number of threads. Blocks hold at least 16
+    samples (a parallel region costs more than a smaller block's work) and
+    more for wide layers, so that the per-step products stay big enough for
+    BLAS to run near its peak.
+    """
+    rows = min(64, max(16, hidden // 4))
+    return int(min(MAX_CHUNKS, max(1, N // rows)))
 
 
 class RNN:
@@ -46,6 +49,8 @@ class RNN:
     dtype : {numpy.float64, numpy.float32}, default float64
     random_state : int, numpy.random.Generator or None
         Seeds the initialisation.
+    forget_bias : float, default 1.0
+        LSTM only: initial bias of every forget gate (see :meth:`init`).
 
     Attributes
     ----------
@@ -79,6 +84,7 @@ class RNN:
         reset_after=True,
         dtype=np.float64,
         random_state=None,
+        forget_bias=1.0,
     ):
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -94,11 +100,17 @@ class RNN:
             bool(reset_after),
         )
         self.dtype = dtype
-        self.theta = np.zeros(self.layout.n_params, dtype=dtype)
-        self.grad = np.zeros_like(self.theta)
+        self._bind(np.zeros(self.layout.n_params, dtype=dtype))
+        self.init(random_state, forget_bias)
+
+    def _bind(self, theta):
+        """Adopt ``theta``; make the gradient, the views and the kernel tables."""
+        self.theta = theta
+        self.grad = np.zeros_like(theta)
         self.views = self.layout.views(self.theta)
         self.grad_views = self.layout.views(self.grad)
-        self.init(random_state)
+        self._offsets = self.layout.offsets()
+        self._specs = (self.layout.spec(False), self.layout.spec(True))
 
     # -- the parameter vector -------------------------------------------------
     @property
@@ -114,19 +126,25 @@ class RNN:
         """Draw fresh parameters in place (``theta`` keeps its identity).
 
         Weights ~ U(-1/sqrt(H), 1/sqrt(H)) as in PyTorch; biases zero, except
-        the LSTM forget gate's bias, set to ``forget_bias`` (Jozefowicz et al.).
+        the LSTM forget gate's bias, set to ``forget_bias`` (Jozefowicz et al.)
+        in every layer and direction (never in the head's ``b_out``).
         """
+        forget_bias = float(forget_bias)
+        if not np.isfinite(forget_bias):
+            raise ValueError(f"forget_bias must be finite, got {forget_bias}")
         rng = np.random.default_rng(random_state)
-        H = self.layout.hidden
+        L, H = self.layout, self.layout.hidden
         k = 1.0 / np.sqrt(H)
-        for entry in self.layout.entries:
+        for entry in L.entries:
             v = self.views[entry.name]
             if entry.name.startswith("b"):
                 v[...] = 0
-                if self.layout.cell == "lstm" and entry.name.startswith("b") and v.shape == (4 * H,):
-                    v[H : 2 * H] = forget_bias
             else:
                 v[...] = rng.uniform(-k, k, size=v.shape)
+        if L.cell == "lstm":  # rows H:2H of each b are the forget gate's
+            for layer in range(L.num_layers):
+                for d in range(L.directions):
+                    self.views["b" + L.suffix(layer, d)][H : 2 * H] = forget_bias
         return self
 
     def set_theta(self, theta):
@@ -188,14 +206,14 @@ class RNN:
             engine._loss_and_grad(
                 th,
                 self.grad,
-                self.layout.spec(many),
-                self.layout.offsets(),
+                self._specs[many],
+                self._offsets,
                 X,
                 lengths,
                 Y,
                 LOSSES[loss],
                 1.0 / count,
-                n_chunks(X.shape[0]),
+                n_chunks(X.shape[0], self.layout.hidden),
             )
         )
 
@@ -207,9 +225,8 @@ class RNN:
         N, T = X.shape[:2]
         O = self.layout.output_size
         out = np.full((N, T if many_to_many else 1, O), np.nan, dtype=self.dtype)
-        engine._predict(
-            self.theta, self.layout.spec(many_to_many), self.layout.offsets(), X, lengths, n_chunks(N), out
-        )
+        chunks = n_chunks(N, self.layout.hidden)
+        engine._predict(self.theta, self._specs[many_to_many], self._offsets, X, lengths, chunks, out)
         if not many_to_many:
             return out[:, 0, :]
         if from_list:
@@ -238,8 +255,7 @@ class RNN:
         """An independent network with the same parameters."""
         new = RNN.__new__(RNN)
         new.layout, new.dtype = self.layout, self.dtype
-        new.theta, new.grad = self.theta.copy(), self.grad.copy()
-        new.views, new.grad_views = self.layout.views(new.theta), self.layout.views(new.grad)
+        new._bind(self.theta.copy())
         return new
 
     def __repr__(self):
@@ -260,13 +276,4 @@ class RNN:
     def __setstate__(self, state):
         self.layout = Layout(**state["layout"])
         self.dtype = np.dtype(state["dtype"])
-        self.theta = np.array(state["theta"], dtype=self.dtype)
-        self.grad = np.zeros_like(self.theta)
-        self.views = self.layout.views(self.theta)
-        self.grad_views = self.layout.views(self.grad)
-
-
-def _threads():
-    """Numba's thread count as set for this process (read in Python, never
-    inside a cached kernel)."""
-    return int(os.environ.get("NUMBA_NUM_THREADS", "0")) or None
+        self._bind(np.array(state["theta"], dtype=self.dtype))

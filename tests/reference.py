@@ -342,7 +342,7 @@ def _targets(y, n, L, many_to_many):
     return [y[n]]
 
 
-def _check(layout, theta, X, lengths, many_to_many, gru, loss="mse"):
+def _check(layout, theta, X, lengths, gru, loss="mse"):
     if gru not in GRU_VARIANTS:
         raise ValueError(f"gru must be one of {GRU_VARIANTS}, got {gru!r}")
     if loss not in LOSSES:
@@ -365,7 +365,7 @@ def _check(layout, theta, X, lengths, many_to_many, gru, loss="mse"):
 
 def forward(layout, theta, X, lengths, many_to_many=False, gru="pytorch"):
     """Network outputs: (N, O), or (N, T, O) with NaN at padded steps."""
-    theta, X, lengths = _check(layout, theta, X, lengths, many_to_many, gru)
+    theta, X, lengths = _check(layout, theta, X, lengths, gru)
     views = layout.views(theta)
     N, T, _ = X.shape
     O = layout.output_size
@@ -409,7 +409,7 @@ def loss_and_grad(layout, theta, X, lengths, y, loss="mse", many_to_many=False, 
 
     ``y``: "mse" targets (N, O) or (N, T, O); "xent" integer classes (N,) or
     (N, T). Padded targets are never read."""
-    theta, X, lengths = _check(layout, theta, X, lengths, many_to_many, gru, loss)
+    theta, X, lengths = _check(layout, theta, X, lengths, gru, loss)
     views = layout.views(theta)
     grad = np.zeros_like(theta)
     grads = layout.views(grad)
@@ -422,7 +422,7 @@ def loss_and_grad(layout, theta, X, lengths, y, loss="mse", many_to_many=False, 
         outputs, tape = _forward_sample(layout, views, [X[n, t] for t in range(L)], gru)
         feats = _features(layout, outputs, many_to_many)
         d_feats = []
-        for feat, target in zip(feats, _targets(y, n, L, many_to_many)):
+        for feat, target in zip(feats, _targets(y, n, L, many_to_many), strict=True):
             yhat = W_out @ feat + b_out
             value, d_yhat = _loss_term(yhat, target, loss)
             total += value

@@ -163,5 +163,7 @@ def torch_bias_twins(layout, theta, X, lengths, y, loss="mse", many_to_many=Fals
     for layer in range(layout.num_layers):
         for d in range(layout.directions):
             _, ts = _names(layout, layer, d)
-            pairs.append((params["bias_ih" + ts].grad.numpy()[:rows], params["bias_hh" + ts].grad.numpy()[:rows]))
+            g_ih = params["bias_ih" + ts].grad.numpy()[:rows]
+            g_hh = params["bias_hh" + ts].grad.numpy()[:rows]
+            pairs.append((g_ih, g_hh))
     return pairs

@@ -1,0 +1,392 @@
+"""The Elman engine: layout and views, kernels against the NumPy reference,
+variable lengths, batch invariance, thread-count determinism, scipy, bad input."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import reference as ref
+import scipy.optimize
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rnnumba
+from rnnumba.layout import Layout, n_params
+from rnnumba.network import n_chunks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def data(N, T, I, O=1, many=False, seed=0, varlen=True, classes=None):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, T, I))
+    lengths = rng.integers(1, T + 1, size=N) if varlen else np.full(N, T)
+    if varlen and N > 1:
+        lengths[0], lengths[-1] = 1, T
+    if classes:
+        y = rng.integers(0, classes, size=(N, T) if many else N)
+    else:
+        y = rng.normal(size=(N, T, O) if many else (N, O))
+    return X, lengths, y
+
+
+def rel(a, b):
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
+
+
+# -- the flat vector ---------------------------------------------------------
+
+
+def test_seed_layout_is_755_parameters_in_the_seeds_order():
+    net = rnnumba.RNN(1, 26)
+    assert net.n_params == 755 == net.theta.size == net.grad.size
+    assert [(e.name, e.offset, e.shape) for e in net.layout.entries] == [
+        ("W", 0, (26, 27)),
+        ("b", 702, (26,)),
+        ("W_out", 728, (1, 26)),
+        ("b_out", 754, (1,)),
+    ]
+    assert net.theta.flags.c_contiguous and net.theta.ndim == 1
+
+
+def test_views_alias_theta_and_grad_and_are_never_reallocated():
+    net = rnnumba.RNN(2, 4, 3, num_layers=2, bidirectional=True, random_state=0)
+    theta, grad = net.theta, net.grad
+    for name, v in net.views.items():
+        assert np.shares_memory(v, net.theta), name
+        assert np.shares_memory(net.grad_views[name], net.grad), name
+    net.theta[:] = np.arange(net.n_params)
+    W = net.views["W_l1_reverse"]
+    e = net.layout["W_l1_reverse"]
+    assert W[0, 0] == e.offset and W[1, 0] == e.offset + W.shape[1]  # row-major
+    X, lengths, y = data(5, 4, 2, 3)
+    net.theta[:] = np.random.default_rng(1).normal(size=net.n_params) * 0.3
+    net.loss_and_grad(X, y, lengths=lengths)
+    net.loss_and_grad(X, y, lengths=lengths)
+    assert net.theta is theta and net.grad is grad
+    assert np.shares_memory(net.grad_views["W"], grad)
+    assert np.array_equal(net.grad_views["b_out"], net.grad[-3:])
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
+@pytest.mark.parametrize("layers,bi", [(1, False), (2, False), (1, True), (3, True)])
+def test_parameter_count_formula(cell, layers, bi):
+    L = Layout(cell, 3, 5, 2, layers, bi)
+    assert L.n_params == n_params(cell, 3, 5, 2, layers, bi)
+    assert sum(e.size for e in L.entries) == L.n_params
+    assert n_params("elman", 1, 26) == 26**2 + 26 + 2 * 26 + 1
+
+
+def test_initialisation_is_seeded_and_dtypes():
+    a = rnnumba.RNN(1, 8, random_state=3).theta
+    b = rnnumba.RNN(1, 8, random_state=3).theta
+    c = rnnumba.RNN(1, 8, random_state=4).theta
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert rnnumba.RNN(1, 8, dtype=np.float32).theta.dtype == np.float32
+    with pytest.raises(TypeError, match="float32 or float64"):
+        rnnumba.RNN(1, 8, dtype=np.int32)
+
+
+# -- kernels against the reference -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "N,T,I,H,O",
+    [(1, 1, 1, 1, 1), (20, 3, 1, 26, 1), (7, 5, 3, 1, 2), (3, 1, 2, 4, 1), (40, 6, 2, 5, 2), (2, 300, 2, 3, 1)],  # noqa: E501
+)
+@pytest.mark.parametrize("many", [False, True])
+def test_elman_matches_reference(N, T, I, H, O, many):
+    net = rnnumba.RNN(I, H, O, random_state=1)
+    X, lengths, y = data(N, T, I, O, many, seed=N + T)
+    loss, grad = net.loss_and_grad(X, y, lengths=lengths)
+    rloss, rgrad = ref.loss_and_grad(net.layout, net.theta, X, lengths, y, "mse", many)
+    assert abs(loss - rloss) <= 1e-12 * abs(rloss)
+    assert rel(grad, rgrad) < 1e-10
+    out = net.predict(X, lengths=lengths, many_to_many=many)
+    rout = ref.forward(net.layout, net.theta, X, lengths, many)
+    assert np.array_equal(np.isnan(out), np.isnan(rout))
+    assert rel(np.nan_to_num(out), np.nan_to_num(rout)) < 1e-12
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_cross_entropy_matches_reference(many):
+    net = rnnumba.RNN(2, 4, 3, num_layers=2, bidirectional=True, random_state=2)
+    X, lengths, y = data(6, 5, 2, many=many, classes=3)
+    loss, grad = net.loss_and_grad(X, y, lengths=lengths)
+    rloss, rgrad = ref.loss_and_grad(net.layout, net.theta, X, lengths, y, "xent", many)
+    assert abs(loss - rloss) <= 1e-12 * rloss and rel(grad, rgrad) < 1e-10
+
+
+def test_reference_itself_is_finite_difference_checked():
+    net = rnnumba.RNN(2, 3, 2, random_state=0)
+    X, lengths, y = data(4, 3, 2, 2)
+    f = net.objective(X, y, lengths=lengths)
+    num = ref.numerical_grad(lambda th: f(th)[0], net.theta.copy())
+    assert rel(f(net.theta)[1], num) < 1e-7
+
+
+def test_long_sequences():
+    net = rnnumba.RNN(3, 8, random_state=0)
+    X, lengths, y = data(3, 500, 3, seed=5)
+    loss, grad = net.loss_and_grad(X, y, lengths=lengths)
+    rloss, rgrad = ref.loss_and_grad(net.layout, net.theta, X, lengths, y)
+    assert abs(loss - rloss) <= 1e-12 * rloss and rel(grad, rgrad) < 1e-10
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    N=st.integers(1, 9),
+    T=st.integers(1, 7),
+    I=st.integers(1, 3),
+    H=st.integers(1, 6),
+    many=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_property_random_shapes_and_lengths(N, T, I, H, many, seed):
+    net = rnnumba.RNN(I, H, random_state=seed)
+    X, lengths, y = data(N, T, I, 1, many, seed=seed)
+    loss, grad = net.loss_and_grad(X, y, lengths=lengths)
+    rloss, rgrad = ref.loss_and_grad(net.layout, net.theta, X, lengths, y, "mse", many)
+    assert abs(loss - rloss) <= 1e-12 * max(rloss, 1e-300)
+    assert rel(grad, rgrad) < 1e-10
+
+
+# -- variable lengths, padding, batches --------------------------------------
+
+
+@pytest.mark.parametrize("many", [False, True])
+@pytest.mark.parametrize("garbage", [np.nan, np.inf, 1e300, -7.0])
+def test_padding_changes_nothing(many, garbage):
+    net = rnnumba.RNN(2, 5, 2, num_layers=2, bidirectional=True, random_state=0)
+    X, lengths, y = data(40, 6, 2, 2, many)
+    loss, grad = net.loss_and_grad(X, y, lengths=lengths)
+    grad = grad.copy()
+    Xg, yg = X.copy(), y.copy()
+    for k, L in enumerate(lengths):
+        Xg[k, L:] = garbage
+        if many:
+            yg[k, L:] = garbage
+    loss2, grad2 = net.loss_and_grad(Xg, yg, lengths=lengths)
+    assert loss == loss2 and np.array_equal(grad, grad2)
+    assert np.array_equal(
+        net.predict(X, lengths=lengths, many_to_many=many),
+        net.predict(Xg, lengths=lengths, many_to_many=many),
+        equal_nan=True,
+    )
+
+
+def test_list_of_sequences_equals_padded_array():
+    net = rnnumba.RNN(3, 4, 2, random_state=0)
+    X, lengths, y = data(6, 5, 3, 2, many=True)
+    seqs = [X[k, :L] for k, L in enumerate(lengths)]
+    ys = [y[k, :L] for k, L in enumerate(lengths)]
+    a = net.loss_and_grad(X, y, lengths=lengths)
+    la, ga = a[0], a[1].copy()
+    lb, gb = net.loss_and_grad(seqs, ys)
+    assert la == lb and np.array_equal(ga, gb)
+    out = net.predict(seqs, many_to_many=True)
+    assert [o.shape for o in out] == [(L, 2) for L in lengths]
+    padded = net.predict(X, lengths=lengths, many_to_many=True)
+    for k, L in enumerate(lengths):
+        assert np.array_equal(out[k], padded[k, :L])
+    # one feature per step: (N, T) and (T_i,) sequences
+    net1 = rnnumba.RNN(1, 3, random_state=0)
+    X1 = X[:, :, 0]
+    assert np.array_equal(
+        net1.predict(X1, lengths=lengths), net1.predict([X1[k, :L] for k, L in enumerate(lengths)])
+    )
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_batch_equals_its_samples_one_by_one(many):
+    net = rnnumba.RNN(2, 6, random_state=0)
+    X, lengths, y = data(50, 7, 2, 1, many)
+    loss, grad = net.loss_and_grad(X, y, lengths=lengths)
+    grad = grad.copy()
+    weights = lengths if many else np.ones(len(lengths))
+    total_l, total_g = 0.0, np.zeros_like(grad)
+    for k in range(len(X)):
+        L = lengths[k]
+        lk, gk = net.loss_and_grad(X[k : k + 1, :L], y[k : k + 1, :L] if many else y[k : k + 1])
+        total_l += weights[k] * lk
+        total_g += weights[k] * gk
+    assert abs(loss - total_l / weights.sum()) < 1e-12 * loss
+    assert rel(grad, total_g / weights.sum()) < 1e-12
+    pred = net.predict(X, lengths=lengths)
+    one = np.vstack([net.predict(X[k : k + 1, : lengths[k]]) for k in range(len(X))])
+    assert rel(pred, one) < 1e-13
+
+
+def test_batch_is_split_into_chunks_by_shape_only():
+    assert n_chunks(20, 26) == 1
+    assert n_chunks(256, 512) == 4 and n_chunks(64, 128) == 2
+    assert n_chunks(10**6, 8) == 64
+
+
+def test_float32_runs_and_agrees_with_float64():
+    X, lengths, y = data(30, 6, 2, 1)
+    n64 = rnnumba.RNN(2, 5, random_state=0)
+    n32 = rnnumba.RNN(2, 5, dtype=np.float32, random_state=0)
+    l64, g64 = n64.loss_and_grad(X, y, lengths=lengths)
+    l32, g32 = n32.loss_and_grad(X, y, lengths=lengths)
+    assert g32.dtype == np.float32 and n32.predict(X).dtype == np.float32
+    assert abs(l32 - l64) < 1e-5 * l64 and rel(g32, g64) < 1e-4
+
+
+DETERMINISM = textwrap.dedent(
+    """
+    import hashlib, sys
+    import numpy as np
+    import rnnumba
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 12, 3)); lengths = rng.integers(1, 13, 300); y = rng.normal(size=(300, 2))
+    for dtype in (np.float64, np.float32):
+        net = rnnumba.RNN(3, 20, 2, num_layers=2, bidirectional=True, dtype=dtype, random_state=0)
+        loss, grad = net.loss_and_grad(X, y, lengths=lengths)
+        p = net.predict(X, lengths=lengths)
+        print(repr(loss), hashlib.sha256(grad.tobytes() + p.tobytes()).hexdigest())
+    """
+)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    outs = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads, PYTHONPATH=ROOT)
+        run = subprocess.run([sys.executable, "-c", DETERMINISM], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        outs.append(run.stdout)
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) == 2
+
+
+def test_repeated_calls_are_bitwise_identical():
+    net = rnnumba.RNN(2, 7, random_state=0)
+    X, lengths, y = data(100, 5, 2)
+    a = net.loss_and_grad(X, y, lengths=lengths)[1].copy()
+    b = net.loss_and_grad(X, y, lengths=lengths)[1]
+    assert np.array_equal(a, b)
+
+
+# -- scipy ---------------------------------------------------------------------
+
+
+def test_objective_trains_with_lbfgs_and_hands_back_fresh_arrays():
+    net = rnnumba.RNN(1, 6, random_state=0)
+    X, lengths, y = data(64, 4, 1, seed=3)
+    y = X[np.arange(64), lengths - 1, :]  # learnable: the last valid input
+    f = net.objective(X, y, lengths=lengths)
+    theta0 = net.theta.copy()
+    l0, g0 = f(theta0)
+    l1, g1 = f(theta0 + 0.01)
+    assert g0 is not g1 and not np.shares_memory(g0, g1) and not np.array_equal(g0, g1)
+    assert np.array_equal(net.theta, theta0)  # evaluating does not move the net
+    res = scipy.optimize.minimize(f, theta0, jac=True, method="L-BFGS-B", options=dict(maxiter=200))
+    assert res.fun < 0.05 * l0
+    net.set_theta(res.x)
+    assert abs(net.loss_and_grad(X, y, lengths=lengths)[0] - res.fun) < 1e-12
+
+
+# -- bad input -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def net():
+    return rnnumba.RNN(2, 3, random_state=0)
+
+
+X0 = np.zeros((4, 3, 2))
+y0 = np.zeros(4)
+
+
+@pytest.mark.parametrize(
+    "X,y,kw,err,match",
+    [
+        (np.full((4, 3, 2), np.nan), y0, {}, ValueError, r"non-finite .* sample 0, step 0"),
+        (np.where(np.arange(3)[None, :, None] == 2, np.inf, X0), y0, {}, ValueError, "step 2"),
+        (X0, np.zeros(5), {}, ValueError, "5 samples but X has 4"),
+        (np.zeros((4, 3, 5)), y0, {}, ValueError, "5 feature"),
+        (X0, y0, {"lengths": [1, 0, 2, 3]}, ValueError, r"\[1, T=3\], got 0 at sample 1"),
+        (X0, y0, {"lengths": [1, 4, 2, 3]}, ValueError, "got 4 at sample 1"),
+        (X0, y0, {"lengths": [1, 2]}, ValueError, "lengths must have shape"),
+        (X0, y0, {"lengths": [1.5, 2, 2, 2]}, TypeError, "whole numbers"),
+        (np.zeros((0, 3, 2)), np.zeros(0), {}, ValueError, "empty"),
+        (np.zeros((4, 0, 2)), y0, {}, ValueError, "no time steps"),
+        ([], y0, {}, ValueError, "empty"),
+        ([np.zeros((2, 2)), np.zeros((0, 2))], np.zeros(2), {}, ValueError, r"X\[1\] is an empty sequence"),
+        ([np.zeros((2, 2)), np.zeros((2, 3))], np.zeros(2), {}, ValueError, "different numbers of features"),
+        (np.array([["a"] * 3] * 4), y0, {}, TypeError, "numeric"),
+        (X0.astype(complex), y0, {}, TypeError, "real"),
+        (np.zeros((4,)), y0, {}, ValueError, "shape"),
+        (X0, np.array(["a"] * 4), {}, TypeError, "numeric"),
+        (X0, np.array([0.0, np.nan, 0, 0]), {}, ValueError, "non-finite"),
+        (X0, np.zeros((4, 2)), {}, ValueError, "O=1"),
+        (X0, np.array([0, 1, 2, 1]), {}, ValueError, r"class targets must lie in \[0, 0\]"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(net, X, y, kw, err, match):
+    theta = net.theta.copy()
+    with pytest.raises(err, match=match):
+        net.loss_and_grad(X, y, **kw)
+    assert np.array_equal(net.theta, theta)
+
+
+def test_bad_input_to_predict_and_parameters(net):
+    with pytest.raises(ValueError, match="non-finite"):
+        net.predict(np.full((2, 3, 2), np.nan))
+    with pytest.raises(ValueError, match="shape"):
+        net.set_theta(np.zeros(3))
+    with pytest.raises(ValueError, match="non-finite"):
+        net.set_theta(np.full(net.n_params, np.nan))
+    with pytest.raises(ValueError, match="theta must have shape"):
+        net.objective(X0, y0)(np.zeros(2))
+    with pytest.raises(ValueError, match="cell must be"):
+        rnnumba.RNN(1, 2, cell="transformer")
+    with pytest.raises(ValueError, match="hidden must be a positive integer"):
+        rnnumba.RNN(1, 0)
+    with pytest.raises(ValueError, match="lengths= is for padded arrays"):
+        net.predict([np.zeros((2, 2))], lengths=[2])
+
+
+# -- numba habits ----------------------------------------------------------------
+
+NO_COMPILE = textwrap.dedent(
+    """
+    import numba.core.registry, sys
+    import rnnumba, rnnumba.engine as e, rnnumba.cells.elman as c, rnnumba.losses as l
+    from numba.core.dispatcher import Dispatcher
+    ds = [v for m in (e, c, l) for v in vars(m).values() if isinstance(v, Dispatcher)]
+    assert len(ds) > 5 and all(not d.signatures for d in ds), [d for d in ds if d.signatures]
+    print("ok")
+    """
+)
+
+
+def test_import_compiles_nothing():
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    run = subprocess.run([sys.executable, "-c", NO_COMPILE], env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+NO_CACHE = textwrap.dedent(
+    """
+    import numba, numba.core.caching as caching
+    caching.CacheImpl._locator_classes = []  # no writable cache anywhere, as on a read-only install
+    try:
+        numba.njit(cache=True)(lambda x: x)
+        raise SystemExit("premise failed: cache=True did not raise")
+    except RuntimeError:
+        pass
+    import numpy as np, rnnumba
+    print(rnnumba.RNN(1, 3, random_state=0).predict(np.ones((2, 3))).shape)
+    """
+)
+
+
+def test_read_only_install_still_imports_and_runs():
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    run = subprocess.run([sys.executable, "-c", NO_CACHE], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "(2, 1)"
