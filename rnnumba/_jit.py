@@ -4,15 +4,46 @@ Every compiled function in rnnumba is decorated through :func:`jit`, so that
 
 * nothing is compiled at import (no signatures: numba compiles on first call);
 * compiled code is cached on disk, and a read-only install still imports
-  (``cache=True`` raises at decoration when no cache locator is writable);
+  (numba's ``cache=True`` raises at decoration when no cache folder is
+  writable; here such a function simply compiles per process);
+* a cached kernel is thrown away when ANY rnnumba source file changes: numba
+  only watches the function's own file, so a cached engine would otherwise
+  keep running an old version of a cell it inlined;
 * fastmath never carries the ``nnan``/``ninf`` flags, so NaN and inf checks keep
   working inside kernels.
 """
 
+import functools
+import hashlib
+import os
+
 import numba
+from numba.core.caching import FunctionCache
 
 # fastmath without nnan/ninf: isfinite() must stay meaningful
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+@functools.cache
+def _package_stamp():
+    """Size and mtime of every source file of the package, hashed."""
+    digest = hashlib.sha1()
+    for folder, _, files in sorted(os.walk(_PACKAGE)):
+        for name in sorted(files):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(folder, name))
+                digest.update(f"{folder}/{name}:{st.st_mtime_ns}:{st.st_size};".encode())
+    return digest.hexdigest()
+
+
+class _PackageCache(FunctionCache):
+    """numba's on-disk cache, keyed on the whole package's source stamp."""
+
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        self._cache_file._source_stamp = _package_stamp()
 
 
 def jit(fn=None, *, parallel=False, fastmath=True, inline="never"):
@@ -31,15 +62,16 @@ def jit(fn=None, *, parallel=False, fastmath=True, inline="never"):
     """
 
     def decorate(f):
-        options = dict(
+        dispatcher = numba.njit(
             parallel=parallel,
             fastmath=set(FASTMATH) if fastmath else False,
             inline=inline,
             error_model="numpy",
-        )
+        )(f)
         try:
-            return numba.njit(cache=True, **options)(f)
-        except RuntimeError:  # no writable cache locator: compile per process
-            return numba.njit(cache=False, **options)(f)
+            dispatcher._cache = _PackageCache(f)  # what cache=True does, with our stamp
+        except RuntimeError:  # no writable cache folder: compile in each process
+            pass
+        return dispatcher
 
     return decorate if fn is None else decorate(fn)

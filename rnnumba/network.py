@@ -8,6 +8,7 @@ numbers and any optimiser that moves a vector trains any architecture.
 import numpy as np
 
 from . import engine
+from ._blas import single_threaded
 from .layout import Layout
 from .losses import LOSSES
 from .validation import check_sequences, check_targets
@@ -202,20 +203,22 @@ class RNN:
     def _loss_and_grad(self, X, lengths, Y, many, count, loss, theta=None):
         """Validated arrays in, loss out, ``self.grad`` filled."""
         th = self.theta if theta is None else theta
-        return float(
-            engine._loss_and_grad(
-                th,
-                self.grad,
-                self._specs[many],
-                self._offsets,
-                X,
-                lengths,
-                Y,
-                LOSSES[loss],
-                1.0 / count,
-                n_chunks(X.shape[0], self.layout.hidden),
+        chunks = n_chunks(X.shape[0], self.layout.hidden)
+        with single_threaded(chunks > 1):
+            return float(
+                engine._loss_and_grad(
+                    th,
+                    self.grad,
+                    self._specs[many],
+                    self._offsets,
+                    X,
+                    lengths,
+                    Y,
+                    LOSSES[loss],
+                    1.0 / count,
+                    chunks,
+                )
             )
-        )
 
     def predict(self, X, lengths=None, many_to_many=False):
         """Head outputs: (N, O) from each final state, or with
@@ -226,7 +229,8 @@ class RNN:
         O = self.layout.output_size
         out = np.full((N, T if many_to_many else 1, O), np.nan, dtype=self.dtype)
         chunks = n_chunks(N, self.layout.hidden)
-        engine._predict(self.theta, self._specs[many_to_many], self._offsets, X, lengths, chunks, out)
+        with single_threaded(chunks > 1):
+            engine._predict(self.theta, self._specs[many_to_many], self._offsets, X, lengths, chunks, out)
         if not many_to_many:
             return out[:, 0, :]
         if from_list:

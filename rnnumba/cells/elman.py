@@ -4,26 +4,13 @@ CPU kernels over one time-major chunk; see :mod:`rnnumba.cells` for the shared
 call shape and ``rnnumba.cuda.elman`` for the GPU twin.
 """
 
-import math
-
 import numpy as np
 
 from .._jit import jit
 from .._linalg import mm_nn, mm_nt, mm_tn
+from .._math import tanh  # noqa: F401  (re-exported for the other cells)
 
 STATE_WIDTH = 0  # nothing beyond h is needed for BPTT: tanh' = 1 - h^2
-
-
-@jit(inline="always")
-def tanh(x):
-    # np.tanh is a scalar libm call in numba; expm1 keeps full relative
-    # precision near 0 and is ~3x faster
-    if x > 20.0:
-        return 1.0
-    if x < -20.0:
-        return -1.0
-    e = math.expm1(2.0 * x)
-    return e / (e + 2.0)
 
 
 @jit

@@ -1,0 +1,58 @@
+"""Keep BLAS single-threaded while rnnumba's own threads run.
+
+numba's ``np.dot`` calls the OpenBLAS that SciPy ships. The engine already
+splits a batch into chunks run on numba's threads; if each of those threads
+also asked OpenBLAS for its thread pool, the cores would be oversubscribed
+(and OpenBLAS serialises concurrent callers of its pool). :func:`single_threaded`
+sets that OpenBLAS to one thread for the duration of a parallel kernel call
+and restores it after. Where the library cannot be found (not Linux, another
+BLAS) it does nothing.
+"""
+
+import contextlib
+import ctypes
+import functools
+
+
+@functools.cache
+def _controls():
+    """(get, set) pairs of SciPy's OpenBLAS thread-count functions."""
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba calls)
+
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    except (ImportError, OSError):
+        return ()
+    found = []
+    for path in sorted(paths):
+        if "numpy" in path:  # numpy's own copy: not the one numba calls
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("", "64_"):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
+                    found.append((get, put))
+    return tuple(found)
+
+
+@contextlib.contextmanager
+def single_threaded(active=True):
+    """Within the block, SciPy's OpenBLAS runs on one thread (if ``active``)."""
+    if not active:
+        yield
+        return
+    saved = [(put, get()) for get, put in _controls()]
+    for put, _ in saved:
+        put(1)
+    try:
+        yield
+    finally:
+        for put, n in saved:
+            put(n)
