@@ -9,7 +9,6 @@ and restores it after. Where the library cannot be found (not Linux, another
 BLAS) it does nothing.
 """
 
-import contextlib
 import ctypes
 import functools
 
@@ -42,17 +41,27 @@ def _controls():
     return tuple(found)
 
 
-@contextlib.contextmanager
-def single_threaded(active=True):
-    """Within the block, SciPy's OpenBLAS runs on one thread (if ``active``)."""
-    if not active:
-        yield
-        return
-    saved = [(put, get()) for get, put in _controls()]
-    for put, _ in saved:
-        put(1)
-    try:
-        yield
-    finally:
-        for put, n in saved:
-            put(n)
+class single_threaded:
+    """Within the block, SciPy's OpenBLAS runs on one thread (if ``active``).
+
+    A plain class rather than ``contextlib.contextmanager``: it wraps every
+    kernel call, so its ~1 us matters at the seed's size.
+    """
+
+    __slots__ = ("active", "saved")
+
+    def __init__(self, active=True):
+        self.active = active
+
+    def __enter__(self):
+        if self.active:
+            self.saved = [(put, get()) for get, put in _controls()]
+            for put, _ in self.saved:
+                put(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            for put, n in self.saved:
+                put(n)
+        return False

@@ -5,7 +5,7 @@ by the batch shape, never by the thread count). Each block runs forward and
 BPTT on its own into its own partial gradient; the partials are then summed in
 block order, so a result is bitwise the same on 1 or 64 threads.
 
-Sibling implementations of the same computation: ``rnnumba.cuda.engine`` (GPU)
+Sibling implementations of the same computation: ``rnnumba.gpu.engine`` (GPU)
 and ``rnnumba.distributed`` (Dask), over the same :class:`~rnnumba.layout.Layout`.
 """
 
@@ -226,21 +226,28 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, s0
 
 
 @jit(parallel=True)
+def _chunks_loss_and_grad(theta, partial, values, spec, offsets, X, lengths, Y, loss, scale):
+    """The parallel part, alone in its function: in a ``parallel=True`` function
+    numba turns every array expression into a parallel region of its own."""
+    N, n_chunks = X.shape[0], values.shape[0]
+    for c in prange(n_chunks):
+        s0, s1 = c * N // n_chunks, (c + 1) * N // n_chunks
+        values[c] = _chunk_loss_and_grad(theta, partial[c], spec, offsets, X, lengths, Y, loss, scale, s0, s1)
+
+
+@jit
 def _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, n_chunks):
     """Loss and gradient of a padded batch; fills ``grad``, returns the loss.
 
     ``spec`` and ``offsets`` come from :class:`~rnnumba.layout.Layout`
     (``spec[8]`` is the many-to-many flag). ``Y`` is (N, 1 or T, O).
     """
-    N = X.shape[0]
     if n_chunks == 1:  # no parallel region: its start-up costs more than a tiny batch
         grad[:] = 0.0
-        return _chunk_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, 0, N)
+        return _chunk_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, 0, X.shape[0])
     partial = np.zeros((n_chunks, theta.shape[0]), dtype=theta.dtype)
     values = np.zeros(n_chunks, dtype=np.float64)
-    for c in prange(n_chunks):
-        s0, s1 = c * N // n_chunks, (c + 1) * N // n_chunks
-        values[c] = _chunk_loss_and_grad(theta, partial[c], spec, offsets, X, lengths, Y, loss, scale, s0, s1)
+    _chunks_loss_and_grad(theta, partial, values, spec, offsets, X, lengths, Y, loss, scale)
     grad[:] = partial[0]
     total = values[0]
     for c in range(1, n_chunks):  # fixed order: thread-count independent
@@ -271,8 +278,5 @@ def _chunk_predict(theta, spec, offsets, X, lengths, s0, s1, out):
 def _predict(theta, spec, offsets, X, lengths, n_chunks, out):
     """Raw head outputs into ``out``: (N, O), or (N, T, O) with NaN in padding."""
     N = X.shape[0]
-    if n_chunks == 1:
-        _chunk_predict(theta, spec, offsets, X, lengths, 0, N, out)
-        return
     for c in prange(n_chunks):
         _chunk_predict(theta, spec, offsets, X, lengths, c * N // n_chunks, (c + 1) * N // n_chunks, out)

@@ -50,6 +50,11 @@ class RNN:
     dtype : {numpy.float64, numpy.float32}, default float64
     random_state : int, numpy.random.Generator or None
         Seeds the initialisation.
+    device : {"cpu", "cuda"}, default "cpu"
+        Where :meth:`loss_and_grad` and :meth:`predict` run. ``"cuda"`` needs
+        numba-cuda (``pip install rnnumba[cuda]``) and an NVIDIA GPU; the
+        parameters stay one host vector with the same layout either way, so a
+        network trained on one device predicts on the other.
     forget_bias : float, default 1.0
         LSTM only: initial bias of every forget gate (see :meth:`init`).
 
@@ -86,6 +91,7 @@ class RNN:
         dtype=np.float64,
         random_state=None,
         forget_bias=1.0,
+        device="cpu",
     ):
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -103,6 +109,25 @@ class RNN:
         self.dtype = dtype
         self._bind(np.zeros(self.layout.n_params, dtype=dtype))
         self.init(random_state, forget_bias)
+        self.to(device)
+
+    def to(self, device):
+        """Run the kernels on ``device`` ("cpu" or "cuda"); returns ``self``.
+
+        The parameters do not move: ``theta`` stays the host vector.
+        """
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        self._gpu = None
+        if device == "cuda":
+            from . import gpu
+
+            ok, why = gpu.available()
+            if not ok:
+                raise RuntimeError(f"device='cuda' cannot run here: {why}")
+            self._gpu = gpu.DeviceEngine(self.layout, self.dtype)
+        self.device = device
+        return self
 
     def _bind(self, theta):
         """Adopt ``theta``; make the gradient, the views and the kernel tables."""
@@ -203,8 +228,10 @@ class RNN:
     def _loss_and_grad(self, X, lengths, Y, many, count, loss, theta=None):
         """Validated arrays in, loss out, ``self.grad`` filled."""
         th = self.theta if theta is None else theta
+        if self._gpu is not None:
+            return float(self._gpu.loss_and_grad(th, self.grad, X, lengths, Y, loss, 1.0 / count, many))
         chunks = n_chunks(X.shape[0], self.layout.hidden)
-        with single_threaded(chunks > 1):
+        with single_threaded():
             return float(
                 engine._loss_and_grad(
                     th,
@@ -227,15 +254,26 @@ class RNN:
         X, lengths, from_list = self._prepare(X, lengths=lengths)
         N, T = X.shape[:2]
         O = self.layout.output_size
-        out = np.full((N, T if many_to_many else 1, O), np.nan, dtype=self.dtype)
-        chunks = n_chunks(N, self.layout.hidden)
-        with single_threaded(chunks > 1):
-            engine._predict(self.theta, self._specs[many_to_many], self._offsets, X, lengths, chunks, out)
+        if self._gpu is not None:
+            out = self._gpu.predict(self.theta, X, lengths, many_to_many).reshape(N, -1, O)
+        else:
+            out = np.full((N, T if many_to_many else 1, O), np.nan, dtype=self.dtype)
+            self._cpu_predict(X, lengths, many_to_many, out)
         if not many_to_many:
             return out[:, 0, :]
         if from_list:
             return [out[k, : lengths[k]] for k in range(N)]
         return out
+
+    def _cpu_predict(self, X, lengths, many_to_many, out):
+        N = X.shape[0]
+        chunks = n_chunks(N, self.layout.hidden)
+        args = (self.theta, self._specs[many_to_many], self._offsets, X, lengths)
+        with single_threaded():
+            if chunks == 1:  # no parallel region for a small batch
+                engine._chunk_predict(*args, 0, N, out)
+            else:
+                engine._predict(*args, chunks, out)
 
     def objective(self, X, y, lengths=None, loss=None):
         """``f(theta) -> (loss, grad)`` for ``scipy.optimize.minimize(jac=True)``.
@@ -260,7 +298,7 @@ class RNN:
         new = RNN.__new__(RNN)
         new.layout, new.dtype = self.layout, self.dtype
         new._bind(self.theta.copy())
-        return new
+        return new.to(self.device)
 
     def __repr__(self):
         L = self.layout
@@ -281,3 +319,4 @@ class RNN:
         self.layout = Layout(**state["layout"])
         self.dtype = np.dtype(state["dtype"])
         self._bind(np.array(state["theta"], dtype=self.dtype))
+        self.to("cpu")  # a pickled network comes back on the CPU, wherever it was made

@@ -1,13 +1,13 @@
 """The Elman (tanh) cell: ``h_t = tanh(W [h_{t-1}; x_t] + b)``.
 
 CPU kernels over one time-major chunk; see :mod:`rnnumba.cells` for the shared
-call shape and ``rnnumba.cuda.elman`` for the GPU twin.
+call shape and ``rnnumba.gpu.elman`` for the GPU twin.
 """
 
 import numpy as np
 
 from .._jit import jit
-from .._linalg import mm_nn, mm_nt, mm_tn
+from .._linalg import mm_nt, mm_tn
 from .._math import tanh  # noqa: F401  (re-exported for the other cells)
 
 STATE_WIDTH = 0  # nothing beyond h is needed for BPTT: tanh' = 1 - h^2
@@ -40,6 +40,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
     dh_next = np.zeros((n, H), dtype=HX.dtype)
     dHX = np.empty((n, K), dtype=HX.dtype)
     want_dx = dX.shape[0] > 0
+    WT = np.ascontiguousarray(W.T)  # (K, H), for the row-by-row product below
     for t in range(T - 1, -1, -1):
         for i in range(n):
             valid = t < lengths[i]
@@ -48,7 +49,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
                 h = HX[t + 1, i, j]
                 dh_next[i, j] = dh  # a frozen step passes dh through
                 dZ[t, i, j] = dh * (1.0 - h * h) if valid else 0.0
-        mm_nn(dZ[t], W, dHX)  # [dh_{t-1}; dx_t] = dz_t W
+        mm_nt(dZ[t], WT, dHX)  # [dh_{t-1}; dx_t] = dz_t W
         for i in range(n):
             if t < lengths[i]:
                 for j in range(H):

@@ -1,0 +1,205 @@
+"""The GRU cell (rows r, z, n in PyTorch's order)::
+
+    r   = sigmoid(W_r [h_{t-1}; x_t] + b_r)
+    z   = sigmoid(W_z [h_{t-1}; x_t] + b_z)
+    n   = tanh(W_nx x_t + b_n + r * (W_nh h_{t-1} + b_hn))     reset_after=True (PyTorch)
+    n   = tanh(W_nx x_t + b_n + W_nh (r * h_{t-1}))            reset_after=False (Cho et al.)
+    h_t = (1 - z) * n + z * h_{t-1}
+
+with ``W_nh = W[2H:3H, :H]``, ``W_nx = W[2H:3H, H:]`` and ``extra`` = ``b_hn``
+(H,) (unused by Cho's form, whose ``b_hn`` gradient is exactly 0).
+
+The r and z rows take one product over the contiguous rows ``W[:2H]`` per step.
+The n rows are strided sub-blocks of ``W``: they are copied once per call into
+contiguous ``W_nh``, ``W_nx``, so BLAS always sees contiguous operands; the
+input half ``W_nx x_t`` of all steps is one product before the recurrence, and
+its gradients one product after it.
+
+CPU kernels over one time-major chunk; see :mod:`rnnumba.cells` for the shared
+call shape and :mod:`rnnumba.cells.elman` for the model they follow.
+"""
+
+import numpy as np
+
+from .._jit import jit
+from .._linalg import mm_nn, mm_nt, mm_tn
+from .._math import sigmoid, tanh
+
+# floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
+# k = 0: r, 1: z, 2: n of step t and 3: W_nh h_{t-1} + b_hn (reset_after) or
+# r * h_{t-1} (Cho); row 0 is unused
+STATE_WIDTH = 4
+R, Z, N, HN = 0, 1, 2, 3
+
+
+@jit
+def _split(W, H):
+    """Contiguous copies of the n rows' blocks: (W_nh (H, H), W_nx (H, I))."""
+    K = W.shape[1]
+    W_nh = np.empty((H, H), dtype=W.dtype)
+    W_nx = np.empty((H, K - H), dtype=W.dtype)
+    for j in range(H):
+        for k in range(H):
+            W_nh[j, k] = W[2 * H + j, k]
+        for k in range(K - H):
+            W_nx[j, k] = W[2 * H + j, H + k]
+    return W_nh, W_nx
+
+
+@jit
+def _inputs(HX, H):
+    """Contiguous copy of the inputs x_t of all steps, (T, n, I)."""
+    T, n, K = HX.shape[0] - 1, HX.shape[1], HX.shape[2]
+    X = np.empty((T, n, K - H), dtype=HX.dtype)
+    for t in range(T):
+        for i in range(n):
+            for k in range(K - H):
+                X[t, i, k] = HX[t, i, H + k]
+    return X
+
+
+@jit
+def _forward(W, b, extra, HX, S, lengths, reset_after=True):
+    T, n = HX.shape[0] - 1, HX.shape[1]
+    H = b.shape[0] // 3
+    K = HX.shape[2]
+    W_rz = W[: 2 * H]  # contiguous rows
+    W_nh, W_nx = _split(W, H)
+    X = _inputs(HX, H)
+    AX = np.empty((T, n, H), dtype=HX.dtype)  # W_nx x_t for every step
+    mm_nt(X.reshape(T * n, K - H), W_nx, AX.reshape(T * n, H))
+    A_rz = np.empty((n, 2 * H), dtype=HX.dtype)
+    A_nh = np.empty((n, H), dtype=HX.dtype)
+    hin = np.empty((n, H), dtype=HX.dtype)  # what W_nh multiplies: h or r*h
+    for t in range(T):
+        mm_nt(HX[t], W_rz, A_rz)  # r, z pre-activations
+        for i in range(n):
+            for j in range(H):
+                h = HX[t, i, j]
+                if reset_after:
+                    hin[i, j] = h
+                else:
+                    hin[i, j] = sigmoid(A_rz[i, j] + b[j]) * h
+        mm_nt(hin, W_nh, A_nh)
+        for i in range(n):
+            if t < lengths[i]:
+                for j in range(H):
+                    h = HX[t, i, j]
+                    r = sigmoid(A_rz[i, j] + b[j])
+                    z = sigmoid(A_rz[i, H + j] + b[H + j])
+                    if reset_after:
+                        hn = A_nh[i, j] + extra[j]
+                        nn = tanh(AX[t, i, j] + b[2 * H + j] + r * hn)
+                        S[t + 1, i, HN * H + j] = hn
+                    else:
+                        nn = tanh(AX[t, i, j] + b[2 * H + j] + A_nh[i, j])
+                        S[t + 1, i, HN * H + j] = hin[i, j]
+                    HX[t + 1, i, j] = (1.0 - z) * nn + z * h
+                    S[t + 1, i, R * H + j] = r
+                    S[t + 1, i, Z * H + j] = z
+                    S[t + 1, i, N * H + j] = nn
+            else:  # past the end: keep the final state
+                for j in range(H):
+                    HX[t + 1, i, j] = HX[t, i, j]
+
+
+@jit
+def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, reset_after=True):
+    """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` and
+    ``dextra`` (the gradient of ``b_hn``) are written (not accumulated); ``dX``
+    (T, n, I), if not empty, receives dL/dx_t."""
+    T, n = HX.shape[0] - 1, HX.shape[1]
+    H = b.shape[0] // 3
+    K = HX.shape[2]
+    W_rz = W[: 2 * H]
+    W_nh, W_nx = _split(W, H)
+    dA_rz = np.empty((T, n, 2 * H), dtype=HX.dtype)  # dL/d(r, z pre-activations)
+    dA_n = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(n pre-activation)
+    dA_nh = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(W_nh hin): r*dA_n or dA_n
+    hin = np.empty((T, n, H), dtype=HX.dtype)  # h_{t-1} or r*h_{t-1}
+    dh_next = np.zeros((n, H), dtype=HX.dtype)
+    dHX = np.empty((n, K), dtype=HX.dtype)
+    dhin = np.empty((n, H), dtype=HX.dtype)
+    want_dx = dX.shape[0] > 0
+    for t in range(T - 1, -1, -1):
+        for i in range(n):
+            if t < lengths[i]:
+                for j in range(H):
+                    dh = dh_next[i, j] + dHs[t, i, j]
+                    h = HX[t, i, j]
+                    r = S[t + 1, i, R * H + j]
+                    z = S[t + 1, i, Z * H + j]
+                    nn = S[t + 1, i, N * H + j]
+                    # h' = (1 - z) * n + z * h
+                    da_n = dh * (1.0 - z) * (1.0 - nn * nn)
+                    dA_rz[t, i, H + j] = dh * (h - nn) * z * (1.0 - z)
+                    dA_n[t, i, j] = da_n
+                    dh_next[i, j] = dh * z
+                    if reset_after:  # a_n = ... + r * (W_nh h + b_hn)
+                        hn = S[t + 1, i, HN * H + j]
+                        dA_rz[t, i, j] = da_n * hn * r * (1.0 - r)
+                        dA_nh[t, i, j] = da_n * r
+                        hin[t, i, j] = h
+                    else:  # a_n = ... + W_nh (r * h): dr needs W_nh^T da_n first
+                        dA_nh[t, i, j] = da_n
+                        hin[t, i, j] = S[t + 1, i, HN * H + j]
+            else:  # a frozen step passes dh through
+                for j in range(H):
+                    dh_next[i, j] += dHs[t, i, j]
+                    dA_rz[t, i, j] = 0.0
+                    dA_rz[t, i, H + j] = 0.0
+                    dA_n[t, i, j] = 0.0
+                    dA_nh[t, i, j] = 0.0
+                    hin[t, i, j] = 0.0
+        mm_nn(dA_nh[t], W_nh, dhin)  # dL/d hin
+        if not reset_after:  # hin = r * h
+            for i in range(n):
+                if t < lengths[i]:
+                    for j in range(H):
+                        r = S[t + 1, i, R * H + j]
+                        dA_rz[t, i, j] = dhin[i, j] * HX[t, i, j] * r * (1.0 - r)
+                        dhin[i, j] *= r
+        mm_nn(dA_rz[t], W_rz, dHX)  # [dh_{t-1}; dx_t] through r and z
+        for i in range(n):
+            if t < lengths[i]:
+                for j in range(H):
+                    dh_next[i, j] += dHX[i, j] + dhin[i, j]
+                if want_dx:
+                    for j in range(K - H):
+                        dX[t, i, j] = dHX[i, H + j]
+            elif want_dx:
+                for j in range(K - H):
+                    dX[t, i, j] = 0.0
+    # tied weights: one product per block over all steps
+    mm_tn(dA_rz.reshape(T * n, 2 * H), HX[:T].reshape(T * n, K), dW[: 2 * H])
+    dW_nh = np.empty((H, H), dtype=HX.dtype)
+    mm_tn(dA_nh.reshape(T * n, H), hin.reshape(T * n, H), dW_nh)
+    X = _inputs(HX, H)
+    dW_nx = np.empty((H, K - H), dtype=HX.dtype)
+    mm_tn(dA_n.reshape(T * n, H), X.reshape(T * n, K - H), dW_nx)
+    for j in range(H):
+        for k in range(H):
+            dW[2 * H + j, k] = dW_nh[j, k]
+        for k in range(K - H):
+            dW[2 * H + j, H + k] = dW_nx[j, k]
+    if want_dx:  # the n rows' share of dx_t, one product over all steps
+        dXn = np.empty((T, n, K - H), dtype=HX.dtype)
+        mm_nn(dA_n.reshape(T * n, H), W_nx, dXn.reshape(T * n, K - H))
+        for t in range(T):
+            for i in range(n):
+                if t < lengths[i]:
+                    for j in range(K - H):
+                        dX[t, i, j] += dXn[t, i, j]
+    for j in range(3 * H):
+        db[j] = 0.0
+    for j in range(H):
+        dextra[j] = 0.0
+    for t in range(T):
+        for i in range(n):
+            for j in range(2 * H):
+                db[j] += dA_rz[t, i, j]
+            for j in range(H):
+                db[2 * H + j] += dA_n[t, i, j]
+            if reset_after:  # Cho's form leaves b_hn out: its gradient stays 0
+                for j in range(H):
+                    dextra[j] += dA_nh[t, i, j]
