@@ -19,7 +19,7 @@ from ._jit import jit
 SMALL = 32_768
 
 
-@jit(inline="always")
+@jit
 def _nt_loops(A, B, C):
     m, k = A.shape
     n = B.shape[0]
@@ -47,7 +47,7 @@ def _nt_loops(A, B, C):
             j += 1
 
 
-@jit(inline="always")
+@jit
 def mm_nt(A, B, C):
     """C = A @ B.T for C-contiguous A (m, k), B (n, k), C (m, n)."""
     if A.shape[0] * A.shape[1] * B.shape[0] > SMALL:
@@ -56,7 +56,7 @@ def mm_nt(A, B, C):
         _nt_loops(A, B, C)
 
 
-@jit(inline="always")
+@jit
 def mm_nn(A, B, C):
     """C = A @ B for C-contiguous A (m, k), B (k, n), C (m, n)."""
     if A.shape[0] * A.shape[1] * B.shape[1] > SMALL:
@@ -65,7 +65,7 @@ def mm_nn(A, B, C):
         _nt_loops(A, np.ascontiguousarray(B.T), C)
 
 
-@jit(inline="always")
+@jit
 def mm_tn(A, B, C):
     """C = A.T @ B for C-contiguous A (k, m), B (k, n), C (m, n)."""
     k, m = A.shape
