@@ -461,3 +461,29 @@ def test_available_in_simulator():
 
     ok, reason = available()
     assert ok and "simulator" in reason
+
+
+# --------------------------------------------------------------------------- the public switch
+@needs_sim
+@pytest.mark.parametrize("many", [False, True])
+def test_rnn_device_cuda_matches_cpu_and_models_move_between_devices(many):
+    import rnnumba
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(3, 4, 2))
+    lengths = np.array([4, 1, 3])
+    y = rng.normal(size=(3, 4, 2) if many else (3, 2))
+    cpu = rnnumba.RNN(2, 3, 2, cell="gru", bidirectional=True, random_state=0)
+    gpu = cpu.copy().to("cuda")
+    assert gpu.device == "cuda" and np.array_equal(gpu.theta, cpu.theta)
+    l_cpu, g_cpu = cpu.loss_and_grad(X, y, lengths=lengths)
+    l_gpu, g_gpu = gpu.loss_and_grad(X, y, lengths=lengths)
+    assert abs(l_gpu - l_cpu) <= 1e-12 * l_cpu
+    assert np.max(np.abs(g_gpu - g_cpu)) <= 1e-10 * np.max(np.abs(g_cpu))
+    p_cpu = cpu.predict(X, lengths=lengths, many_to_many=many)
+    p_gpu = gpu.predict(X, lengths=lengths, many_to_many=many)
+    assert np.allclose(p_gpu, p_cpu, rtol=1e-12, atol=1e-14, equal_nan=True)
+    # a network "trained" on the GPU predicts on the CPU from the same vector
+    gpu.theta -= 0.1 * g_gpu
+    back = gpu.copy().to("cpu")
+    assert np.allclose(back.predict(X, lengths=lengths), gpu.predict(X, lengths=lengths), rtol=1e-12)
