@@ -1,0 +1,124 @@
+"""Minibatch SGD (momentum, Nesterov) and Adam on a network's flat vector."""
+
+import numpy as np
+
+from .. import losses
+from .._blas import single_threaded
+from ..network import n_chunks
+from . import kernels
+
+FIRST_ORDER = ("sgd", "adam")
+
+
+class FirstOrder:
+    """A first-order optimiser bound to one network.
+
+    It keeps the optimiser state (momentum buffer or Adam moments and the step
+    count) between epochs; each :meth:`epoch` is one compiled call.
+
+    Parameters
+    ----------
+    net : RNN
+        The network whose ``theta`` is updated in place.
+    method : {"sgd", "adam"}
+    lr : float
+        Learning rate (constant).
+    batch_size : int
+        Rows per minibatch; the last block of an epoch may be shorter.
+    momentum : float, default 0
+        SGD only: heavy-ball momentum (PyTorch's convention
+        ``v = momentum * v + g``, ``theta -= lr * v``).
+    nesterov : bool, default False
+        SGD only: the Nesterov variant (``theta -= lr * (g + momentum * v)``).
+    beta1, beta2, epsilon : float
+        Adam's moment decay rates and denominator guard.
+    clip : float or None
+        Rescale each minibatch gradient to this global L2 norm when larger.
+    weight_decay : float, default 0
+        Add ``weight_decay * theta`` to the gradient (after clipping), i.e. an
+        L2 penalty ``weight_decay/2 * |theta|^2`` on every parameter.
+    """
+
+    def __init__(
+        self,
+        net,
+        method,
+        lr,
+        batch_size,
+        momentum=0.0,
+        nesterov=False,
+        beta1=0.9,
+        beta2=0.999,
+        epsilon=1e-8,
+        clip=None,
+        weight_decay=0.0,
+    ):
+        if method not in FIRST_ORDER:
+            raise ValueError(f"method must be one of {FIRST_ORDER}, got {method!r}")
+        self.net = net
+        self.method = method
+        self.batch_size = int(batch_size)
+        hp = np.zeros(kernels.N_HP)
+        hp[kernels.LR] = lr
+        hp[kernels.MOMENTUM] = momentum
+        hp[kernels.NESTEROV] = float(bool(nesterov))
+        hp[kernels.BETA1], hp[kernels.BETA2], hp[kernels.EPS] = beta1, beta2, epsilon
+        hp[kernels.CLIP] = 0.0 if clip is None else clip
+        hp[kernels.DECAY] = weight_decay
+        self.hp = hp
+        self.state = kernels.new_state(net.theta)
+        self.prev = net.theta.copy()
+        self.step = 0
+
+    def n_blocks(self, n_rows):
+        """Minibatches per epoch for ``n_rows`` training rows."""
+        return -(-n_rows // self.batch_size)
+
+    def epoch(self, X, lengths, Y, many, loss, order):
+        """One pass over the minibatches in ``order``.
+
+        Parameters
+        ----------
+        X, lengths, Y : ndarray
+            Validated padded arrays (``RNN._prepare``).
+        many : bool
+            Many-to-many head.
+        loss : {"mse", "xent"}
+        order : int64 ndarray
+            Block indices, e.g. a permutation of ``range(n_blocks)``.
+
+        Returns
+        -------
+        mean_loss : float
+            Mean minibatch loss weighted by rows (NaN if no step completed).
+        finite : bool
+            False when a step went non-finite; ``theta`` then holds the last
+            parameters whose loss was finite.
+        """
+        net = self.net
+        N, B = X.shape[0], self.batch_size
+        chunks = np.array(
+            [n_chunks(B, net.layout.hidden), n_chunks(N % B or B, net.layout.hidden)], dtype=np.int64
+        )
+        with single_threaded():  # the engine's chunks are the parallelism; BLAS threads would oversubscribe
+            loss_sum, rows, steps, status = kernels._epoch(
+                net.theta,
+                net.grad,
+                net.layout.spec(many),
+                net.layout.offsets(),
+                X,
+                lengths,
+                Y,
+                losses.LOSSES[loss],
+                np.ascontiguousarray(order, dtype=np.int64),
+                self.batch_size,
+                chunks,
+                kernels.SGD if self.method == "sgd" else kernels.ADAM,
+                self.hp,
+                self.state,
+                self.step,
+                self.prev,
+            )
+        self.step += steps
+        mean = loss_sum / rows if rows else float("nan")
+        return float(mean), status == kernels.OK

@@ -1,0 +1,129 @@
+"""Validation of the training hyper-parameters: one clear error per bad value."""
+
+import math
+import numbers
+
+import numpy as np
+
+from ..validation import check_int
+from .first_order import FIRST_ORDER
+from .scipy_bridge import GRADIENT_METHODS, scipy_method
+
+
+def _number(value, name, low=None, high=None, low_open=False, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return value
+
+
+def _flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_dtype(dtype):
+    """``dtype`` as numpy float32 or float64, else a ValueError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+def check_callbacks(callbacks):
+    """None, one callable or a sequence of callables -> a list."""
+    if callbacks is None:
+        return []
+    if callable(callbacks):
+        return [callbacks]
+    if isinstance(callbacks, (list, tuple)) and all(callable(c) for c in callbacks):
+        return list(callbacks)
+    raise ValueError(f"callbacks must be a callable or a list of callables, got {callbacks!r}")
+
+
+def check_options(est):
+    """Validate an estimator's hyper-parameters.
+
+    Returns
+    -------
+    dict
+        ``solver`` (canonical name), ``epochs``, ``options`` (keywords of
+        :class:`~rnnumba.solvers.FirstOrder`), ``tol``, ``n_iter_no_change``,
+        ``dtype``, ``callbacks``, ``solver_options``, ``subsample``.
+    """
+    check_int(est.hidden, "hidden")
+    check_int(est.num_layers, "num_layers")
+    for name in (
+        "bidirectional",
+        "nesterov",
+        "early_stopping",
+        "shuffle",
+        "standardize",
+        "peephole",
+        "reset_after",
+    ):
+        _flag(getattr(est, name), name)
+    solver = est.solver.lower() if isinstance(est.solver, str) else est.solver
+    if solver not in FIRST_ORDER:
+        solver = scipy_method(est.solver)
+        if solver is None:
+            raise ValueError(
+                f"solver must be 'sgd', 'adam' or a scipy.optimize gradient method "
+                f"{GRADIENT_METHODS}, got {est.solver!r}"
+            )
+    momentum = _number(est.momentum, "momentum", 0.0, 1.0, high_open=True)
+    if est.nesterov and momentum == 0.0:
+        raise ValueError("nesterov=True needs momentum > 0")
+    clip = None if est.clip is None else _number(est.clip, "clip", 0.0, low_open=True)
+    options = dict(
+        lr=_number(est.lr, "lr", 0.0, low_open=True),
+        batch_size=check_int(est.batch_size, "batch_size"),
+        momentum=momentum,
+        nesterov=bool(est.nesterov),
+        beta1=_number(est.beta1, "beta1", 0.0, 1.0, high_open=True),
+        beta2=_number(est.beta2, "beta2", 0.0, 1.0, high_open=True),
+        epsilon=_number(est.epsilon, "epsilon", 0.0, low_open=True),
+        clip=clip,
+        weight_decay=_number(est.weight_decay, "weight_decay", 0.0),
+    )
+    _number(est.validation_fraction, "validation_fraction", 0.0, 1.0, low_open=True, high_open=True)
+    if est.verbose is not None and not isinstance(est.verbose, (bool, numbers.Integral)):
+        raise ValueError(f"verbose must be a bool or an int, got {est.verbose!r}")
+    if est.solver_options is not None and not isinstance(est.solver_options, dict):
+        raise ValueError(f"solver_options must be a dict, got {est.solver_options!r}")
+    if est.solver_options and solver in FIRST_ORDER:
+        raise ValueError("solver_options are passed to scipy.optimize; use them with a scipy solver")
+    subsample = est.subsample
+    if subsample is not None:
+        if isinstance(subsample, numbers.Integral) and not isinstance(subsample, bool):
+            check_int(subsample, "subsample")
+        else:
+            _number(subsample, "subsample", 0.0, 1.0, low_open=True)
+        if solver in FIRST_ORDER:
+            raise ValueError("subsample applies to scipy solvers; minibatch solvers see every row")
+    rs = est.random_state
+    if not (
+        rs is None
+        or isinstance(rs, np.random.Generator)
+        or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and rs >= 0)
+    ):
+        raise ValueError(f"random_state must be None, an int >= 0 or a numpy Generator, got {rs!r}")
+    return dict(
+        solver=solver,
+        epochs=check_int(est.epochs, "epochs", low=0),
+        options=options,
+        tol=_number(est.tol, "tol", 0.0),
+        n_iter_no_change=check_int(est.n_iter_no_change, "n_iter_no_change"),
+        dtype=check_dtype(est.dtype),
+        callbacks=check_callbacks(est.callbacks),
+        solver_options=dict(est.solver_options or {}),
+        subsample=subsample,
+    )

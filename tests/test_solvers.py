@@ -1,0 +1,220 @@
+"""The compiled epoch loop and the scipy bridge (rnnumba.solvers)."""
+
+import numpy as np
+import pytest
+
+from rnnumba.network import RNN
+from rnnumba.solvers import FirstOrder, ScipyObjective, minimize, scipy_method
+from rnnumba.solvers.scipy_bridge import GRADIENT_METHODS
+
+
+def _data(N=50, T=3, I=1, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(N, T, I)), rng.normal(size=N)
+
+
+def _reference_epoch(
+    net,
+    X,
+    y,
+    order,
+    B,
+    method,
+    lr,
+    momentum=0.0,
+    nesterov=False,
+    clip=None,
+    decay=0.0,
+    state=None,
+    step=0,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+):
+    """The same epoch written plainly with the public ``RNN.loss_and_grad``."""
+    theta = net.theta
+    m = np.zeros_like(theta) if state is None else state[0]
+    v = np.zeros_like(theta) if state is None else state[1]
+    total = 0.0
+    for k, blk in enumerate(order):
+        s0, s1 = blk * B, min(len(y), (blk + 1) * B)
+        value, g = net.loss_and_grad(X[s0:s1], y[s0:s1])
+        g = g.copy()
+        norm = np.sqrt(np.sum(g * g))
+        if clip is not None and norm > clip:
+            g *= clip / norm
+        g = g + decay * theta
+        if method == "sgd":
+            if momentum:
+                m[:] = momentum * m + g
+                g = g + momentum * m if nesterov else m.copy()
+            theta -= lr * g
+        else:
+            t = step + k + 1
+            m[:] = b1 * m + (1 - b1) * g
+            v[:] = b2 * v + (1 - b2) * g * g
+            theta -= lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        total += value * (s1 - s0)
+    return total / len(y)
+
+
+def _epoch(net, X, y, order, **kw):
+    opt = FirstOrder(net, **kw)
+    Xp, lens, Y, many, _, loss = net._prepare(X, y)
+    return opt, opt.epoch(Xp, lens, Y, many, loss, order)
+
+
+CONFIGS = [
+    dict(method="sgd", lr=0.05),
+    dict(method="sgd", lr=0.05, momentum=0.9),
+    dict(method="sgd", lr=0.05, momentum=0.9, nesterov=True),
+    dict(method="sgd", lr=0.05, clip=0.1, weight_decay=0.01),
+    dict(method="adam", lr=0.01),
+    dict(method="adam", lr=0.01, clip=0.5, weight_decay=1e-3),
+]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_epoch_matches_plain_loop(cfg):
+    X, y = _data(N=47)  # a short last block
+    B = 10
+    order = np.array([3, 0, 4, 2, 1])
+    a, b = RNN(1, 5, random_state=1), RNN(1, 5, random_state=1)
+    _, (mean, finite) = _epoch(a, X, y, order, batch_size=B, **cfg)
+    kw = {k: v for k, v in cfg.items() if k not in ("method", "lr", "weight_decay")}
+    expected = _reference_epoch(
+        b, X, y, order, B, cfg["method"], cfg["lr"], decay=cfg.get("weight_decay", 0.0), **kw
+    )
+    assert finite
+    np.testing.assert_allclose(a.theta, b.theta, rtol=1e-10, atol=1e-12)
+    assert mean == pytest.approx(expected, rel=1e-12)
+
+
+def test_state_carries_across_epochs():
+    X, y = _data(N=40)
+    a, b = RNN(1, 4, random_state=2), RNN(1, 4, random_state=2)
+    opt = FirstOrder(a, "adam", lr=0.01, batch_size=8)
+    Xp, lens, Y, many, _, loss = a._prepare(X, y)
+    order = np.arange(5)
+    opt.epoch(Xp, lens, Y, many, loss, order)
+    opt.epoch(Xp, lens, Y, many, loss, order[::-1].copy())
+    assert opt.step == 10
+    state = np.zeros((2, b.n_params))
+    _reference_epoch(b, X, y, order, 8, "adam", 0.01, state=state)
+    _reference_epoch(b, X, y, order[::-1], 8, "adam", 0.01, state=state, step=5)
+    np.testing.assert_allclose(a.theta, b.theta, rtol=1e-10, atol=1e-12)
+
+
+def test_batch_larger_than_data():
+    X, y = _data(N=7)
+    a, b = RNN(1, 4, random_state=3), RNN(1, 4, random_state=3)
+    _, (mean, finite) = _epoch(a, X, y, np.array([0]), method="sgd", lr=0.1, batch_size=100)
+    expected = _reference_epoch(b, X, y, [0], 100, "sgd", 0.1)
+    np.testing.assert_allclose(a.theta, b.theta, rtol=1e-12)
+    assert mean == pytest.approx(expected)
+
+
+def test_classification_and_many_to_many_epochs_reduce_loss():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4, 2))
+    y_cls = (X[:, :, 0].sum(axis=1) > 0).astype(np.int64)
+    net = RNN(2, 6, output_size=2, random_state=0)
+    opt = FirstOrder(net, "adam", lr=0.05, batch_size=10)
+    Xp, lens, Y, many, _, loss = net._prepare(X, y_cls)
+    first = opt.epoch(Xp, lens, Y, many, loss, np.arange(6))[0]
+    for _ in range(10):
+        last = opt.epoch(Xp, lens, Y, many, loss, np.arange(6))[0]
+    assert loss == "xent" and last < first
+    Y3 = np.cumsum(X[:, :, :1], axis=1)
+    net = RNN(2, 6, random_state=0)
+    opt = FirstOrder(net, "sgd", lr=0.05, batch_size=10)
+    Xp, lens, Y, many, _, loss = net._prepare(X, Y3, lengths=rng.integers(1, 5, size=60))
+    first = opt.epoch(Xp, lens, Y, many, loss, np.arange(6))[0]
+    for _ in range(10):
+        last = opt.epoch(Xp, lens, Y, many, loss, np.arange(6))[0]
+    assert many and last < first
+
+
+def test_divergence_restores_last_finite_parameters():
+    X, y = _data(N=40)
+    net = RNN(1, 4, random_state=0)
+    start = net.theta.copy()
+    opt, (mean, finite) = _epoch(net, X, y, np.arange(4), method="sgd", lr=1e200, batch_size=10)
+    assert not finite
+    assert np.all(np.isfinite(net.theta))
+    # the first update is finite but its loss is not: back to the start
+    np.testing.assert_array_equal(net.theta, start)
+    assert opt.step == 1
+
+
+def test_first_order_rejects_unknown_method():
+    with pytest.raises(ValueError, match="method"):
+        FirstOrder(RNN(1, 3), "rmsprop", lr=0.1, batch_size=4)
+
+
+# -- scipy ------------------------------------------------------------------------
+
+
+def _objective(decay=0.0):
+    X, y = _data(N=30)
+    net = RNN(1, 4, random_state=0)
+    return net, ScipyObjective(net, *net._prepare(X, y), weight_decay=decay)
+
+
+def test_scipy_objective_gradient_with_weight_decay():
+    net, f = _objective(decay=0.3)
+    x = net.theta.astype(np.float64)
+    value, grad = f(x)
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=x.shape)
+    eps = 1e-6
+    numeric = (f(x + eps * d)[0] - f(x - eps * d)[0]) / (2 * eps)
+    assert np.dot(grad, d) == pytest.approx(numeric, rel=1e-6)
+    assert f.value_at(x) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", "BFGS", "CG"])
+def test_scipy_methods_reduce_the_loss(method):
+    net, f = _objective()
+    x0 = net.theta.astype(np.float64)
+    start = f(x0)[0]
+    result, interrupted = minimize(f, x0, method, maxiter=15)
+    assert not interrupted and result.fun < start
+    assert result.nit <= 15
+
+
+def test_scipy_callback_stops_and_interrupt_is_caught():
+    net, f = _objective()
+    x0 = net.theta.astype(np.float64)
+    seen = []
+    result, interrupted = minimize(
+        f, x0, "L-BFGS-B", 50, callback=lambda x, fx: seen.append(fx) or len(seen) == 3
+    )
+    assert result.message == "stopped by a callback" and not result.success and len(seen) == 3
+    assert result.fun == pytest.approx(seen[-1])
+
+    calls = {"n": 0}
+    real = f.__call__
+
+    class Interrupting(ScipyObjective):
+        def __call__(self, x):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise KeyboardInterrupt
+            return real(x)
+
+    g = Interrupting(net, *f.args)
+    result, interrupted = minimize(g, x0, "L-BFGS-B", 50)
+    assert interrupted and result.message == "interrupted" and np.all(np.isfinite(result.x))
+
+
+def test_scipy_options_pass_through():
+    net, f = _objective()
+    result, _ = minimize(f, net.theta.astype(np.float64), "L-BFGS-B", 100, options={"maxiter": 2})
+    assert result.nit <= 2
+
+
+def test_scipy_method_names():
+    assert scipy_method("l-bfgs-b") == "L-BFGS-B"
+    assert scipy_method("Nelder-Mead") is None and scipy_method(3) is None
+    assert set(GRADIENT_METHODS) >= {"L-BFGS-B", "BFGS", "CG"}
