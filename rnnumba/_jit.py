@@ -6,9 +6,9 @@ Every compiled function in rnnumba is decorated through :func:`jit`, so that
 * compiled code is cached on disk, and a read-only install still imports
   (numba's ``cache=True`` raises at decoration when no cache folder is
   writable; here such a function simply compiles per process);
-* a cached kernel is thrown away when ANY rnnumba source file changes: numba
-  only watches the function's own file, so a cached engine would otherwise
-  keep running an old version of a cell it inlined;
+* a cached kernel is thrown away when any rnnumba source file with compiled
+  code changes: numba only watches the function's own file, so a cached engine
+  would otherwise keep running an old version of a cell it calls;
 * fastmath never carries the ``nnan``/``ninf`` flags, so NaN and inf checks keep
   working inside kernels.
 """
@@ -28,13 +28,20 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 @functools.cache
 def _package_stamp():
-    """Size and mtime of every source file of the package, hashed."""
+    """Size and mtime of every source file of the package that holds compiled
+    code (uses ``@jit``), hashed: editing the estimators or the command line
+    does not throw the kernels away."""
     digest = hashlib.sha1()
     for folder, _, files in sorted(os.walk(_PACKAGE)):
         for name in sorted(files):
-            if name.endswith(".py"):
-                st = os.stat(os.path.join(folder, name))
-                digest.update(f"{folder}/{name}:{st.st_mtime_ns}:{st.st_size};".encode())
+            path = os.path.join(folder, name)
+            if not name.endswith(".py"):
+                continue
+            with open(path, encoding="utf-8") as source:
+                if "@jit" not in source.read() and path != __file__:
+                    continue
+            st = os.stat(path)
+            digest.update(f"{path}:{st.st_mtime_ns}:{st.st_size};".encode())
     return digest.hexdigest()
 
 
