@@ -14,10 +14,11 @@ import numpy as np
 def _as_float_array(a, what, dtype):
     """``a`` as an array of ``dtype``; a TypeError for non-numeric input."""
     arr = np.asarray(a)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.complexfloating):
+    kind = arr.dtype.kind  # dtype.kind, not np.issubdtype: this runs on every call
+    if kind == "c":
         raise TypeError(f"{what} must be real, got dtype {arr.dtype}")
+    if kind not in "fiub":
+        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
@@ -144,11 +145,11 @@ def check_targets(y, N, T, lengths, output_size, loss, dtype=np.float64):
     else:
         y = np.asarray(y)
         many = None
-    if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+    if y.dtype.kind not in "fiub":
         raise TypeError(f"y must be numeric, got dtype {y.dtype}")
     if y.shape[:1] != (N,):
         raise ValueError(f"y has {y.shape[0] if y.ndim else 0} samples but X has {N}")
-    valid = np.arange(T)[None, :] < lengths[:, None]
+    valid = np.arange(T)[None, :] < lengths[:, None] if (many or y.ndim > 1) else None
     if loss == "xent":
         if many is None:
             many = y.ndim == 2
@@ -156,7 +157,7 @@ def check_targets(y, N, T, lengths, output_size, loss, dtype=np.float64):
             raise ValueError(f"class targets must have shape (N,) or (N, T), got {y.shape}")
         if many and y.shape[1] != T:
             raise ValueError(f"y has {y.shape[1]} steps but X has T={T}")
-        if not np.issubdtype(y.dtype, np.integer):
+        if y.dtype.kind not in "iu":
             yv = y[valid] if many else y
             if not np.all(np.isfinite(yv)) or np.any(yv != np.round(yv)):
                 raise TypeError("class targets must be integers")
