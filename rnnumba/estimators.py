@@ -61,6 +61,7 @@ class _RNNEstimator:
         callbacks=None,
         solver_options=None,
         subsample=None,
+        device="cpu",
     ):
         # scikit-learn convention: store only; fit() validates
         for name, value in locals().items():
@@ -143,10 +144,18 @@ class _RNNEstimator:
         self
         """
         if is_dask_collection(X) or is_dask_collection(y):
+            if self.device != "cpu":
+                raise ValueError("device='cuda' does not apply to dask arrays: their fits run on the CPU")
             from .distributed import fit_estimator
 
             return fit_estimator(self, X, y, lengths, client)
         cfg = check_options(self)
+        if cfg["device"] == "cuda":  # fail before touching the fitted state
+            from . import gpu
+
+            ok, why = gpu.available()
+            if not ok:
+                raise RuntimeError(f"device='cuda' cannot run here: {why}")  # RNN.to's message
         dtype = cfg["dtype"]
         rng = np.random.default_rng(self.random_state)
         Xp, lens, _ = check_sequences(X, lengths, None, dtype)
@@ -186,6 +195,7 @@ class _RNNEstimator:
             )
             rows = np.sort(rng.choice(Xs.shape[0], size=k, replace=False))
             Xs, lens, Yp = Xs[rows], lens[rows], Yp[rows]
+        self.net_.to(cfg["device"])  # loss, gradients, steps and validation scores on that device
         problem = Problem(self.net_, *self.net_._prepare(Xs, Yp, lens, self._loss))
         score = None
         if val is not None:
@@ -195,20 +205,23 @@ class _RNNEstimator:
                 return self._score_encoded(self._raw(Xvs, Lv), Yv, Lv)
 
         callbacks = [lambda e, loss, cb=cb: cb(self, e, loss) for cb in cfg["callbacks"]]
-        h = train(
-            problem,
-            cfg["solver"],
-            cfg["epochs"],
-            rng,
-            options=cfg["options"],
-            tol=cfg["tol"],
-            n_iter_no_change=cfg["n_iter_no_change"],
-            validation_score=score,
-            callbacks=callbacks,
-            verbose=self.verbose,
-            shuffle=self.shuffle,
-            solver_options=cfg["solver_options"],
-        )
+        try:
+            h = train(
+                problem,
+                cfg["solver"],
+                cfg["epochs"],
+                rng,
+                options=cfg["options"],
+                tol=cfg["tol"],
+                n_iter_no_change=cfg["n_iter_no_change"],
+                validation_score=score,
+                callbacks=callbacks,
+                verbose=self.verbose,
+                shuffle=self.shuffle,
+                solver_options=cfg["solver_options"],
+            )
+        finally:
+            self.net_.to("cpu")  # predict runs on the CPU, whatever device trained
         self.loss_curve_, self.n_iter_, self.stop_reason_ = h.loss_curve, h.n_iter, h.stop_reason
         for name in ("validation_scores_", "best_validation_score_", "best_loss_", "optimize_result_"):
             self.__dict__.pop(name, None)
@@ -305,6 +318,15 @@ class RNNRegressor(_RNNEstimator):
         Passed to ``scipy.optimize.minimize(options=...)``.
     subsample : int or float, optional
         scipy methods: fit on this many (or this fraction of) random sequences.
+    device : {"cpu", "cuda"}, default "cpu"
+        Where ``fit`` trains. "cuda" (numba-cuda and an NVIDIA GPU, see
+        ``docs/gpu.md``) uploads the data once per fit; "sgd"/"adam" run every
+        step on the GPU (``rnnumba.gpu.DeviceTrainer``), scipy methods
+        evaluate the loss and gradient there. The parameters come back at the
+        end (and each epoch when early stopping or callbacks need them), and
+        ``predict``/``score`` always run on the CPU, so a GPU-trained model
+        (saved, too) predicts on a machine without a GPU. ``fit`` raises a
+        RuntimeError when CUDA cannot run here.
 
     Attributes
     ----------

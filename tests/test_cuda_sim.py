@@ -487,3 +487,86 @@ def test_rnn_device_cuda_matches_cpu_and_models_move_between_devices(many):
     gpu.theta -= 0.1 * g_gpu
     back = gpu.copy().to("cpu")
     assert np.allclose(back.predict(X, lengths=lengths), gpu.predict(X, lengths=lengths), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- estimators on device="cuda"
+def _est_data(seed=11, N=7, T=3):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, T, 2))
+    lengths = np.array([3, 1, 2, 3, 2, 3, 1][:N])
+    return X, lengths, rng.normal(size=N)
+
+
+@needs_sim
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(solver="sgd", lr=0.1, momentum=0.9, nesterov=True, clip=0.5),
+        dict(solver="adam", lr=0.05, weight_decay=1e-3),
+        dict(solver="sgd", lr=0.1, early_stopping=True, validation_fraction=0.3, n_iter_no_change=1),
+    ],
+)
+def test_estimator_device_cuda_matches_cpu_fit(kw, tmp_path):
+    import rnnumba
+
+    X, lengths, y = _est_data()
+    base = dict(hidden=3, cell="gru", batch_size=2, epochs=2, random_state=5, **kw)
+    cpu = rnnumba.RNNRegressor(**base).fit(X, y, lengths=lengths)
+    gpu = rnnumba.RNNRegressor(device="cuda", **base).fit(X, y, lengths=lengths)
+    assert rel(gpu.theta_, cpu.theta_) < 1e-10
+    np.testing.assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=1e-10)
+    assert gpu.n_iter_ == cpu.n_iter_ and gpu.stop_reason_ == cpu.stop_reason_
+    # predicts on the CPU after a GPU fit, and so does the saved model
+    assert gpu.net_.device == "cpu" and gpu.get_params()["device"] == "cuda"
+    np.testing.assert_allclose(gpu.predict(X, lengths), cpu.predict(X, lengths), rtol=1e-9)
+    gpu.save(tmp_path / "m.npz")
+    back = rnnumba.load(tmp_path / "m.npz")
+    assert back.device == "cuda" and back.net_.device == "cpu"
+    np.testing.assert_array_equal(back.predict(X, lengths), gpu.predict(X, lengths))
+    again = rnnumba.RNNRegressor(device="cuda", **base).fit(X, y, lengths=lengths)
+    assert np.array_equal(again.theta_, gpu.theta_)  # a seeded GPU fit repeats bitwise
+
+
+@needs_sim
+def test_fit_device_cuda_classifier_and_callbacks_see_device_theta():
+    import rnnumba
+
+    X, lengths, _ = _est_data(N=6)
+    y = np.array([0, 1, 0, 1, 1, 0])
+    seen = []
+    kw = dict(hidden=2, epochs=2, batch_size=3, lr=0.2, random_state=1)
+    cb = lambda est, e, loss: seen.append(est.theta_.copy())  # noqa: E731
+    gpu = rnnumba.fit(X, y, lengths=lengths, device="cuda", callbacks=cb, **kw)
+    cpu = rnnumba.fit(X, y, lengths=lengths, **kw)
+    assert isinstance(gpu, rnnumba.RNNClassifier) and len(seen) == 2
+    assert rel(seen[-1], gpu.theta_) == 0 and rel(gpu.theta_, cpu.theta_) < 1e-10
+    assert rel(seen[0], seen[1]) > 0  # theta was copied back after each epoch
+    np.testing.assert_array_equal(gpu.predict(X, lengths), cpu.predict(X, lengths))
+
+
+@needs_sim
+def test_estimator_device_cuda_lbfgs():
+    import rnnumba
+
+    X, lengths, y = _est_data()
+    base = dict(hidden=2, solver="L-BFGS-B", epochs=2, random_state=2)
+    cpu = rnnumba.RNNRegressor(**base).fit(X, y, lengths=lengths)
+    gpu = rnnumba.RNNRegressor(device="cuda", **base).fit(X, y, lengths=lengths)
+    assert gpu.n_iter_ == cpu.n_iter_ and gpu.net_.device == "cpu"
+    assert rel(gpu.theta_, cpu.theta_) < 1e-8
+    np.testing.assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=1e-9)
+
+
+def test_device_cuda_without_gpu_raises_at_fit():
+    import rnnumba
+    from rnnumba.gpu import available
+
+    if SIM or available()[0]:
+        pytest.skip("CUDA can run here")
+    X, lengths, y = _est_data()
+    est = rnnumba.RNNRegressor(hidden=2, epochs=1, device="cuda")
+    with pytest.raises(RuntimeError, match="device='cuda' cannot run here"):
+        est.fit(X, y, lengths=lengths)
+    assert "net_" not in est.__dict__  # nothing half-fitted
+    with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda'"):
+        rnnumba.fit(X, y, lengths=lengths, hidden=2, epochs=1, device="tpu")

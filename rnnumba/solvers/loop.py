@@ -149,26 +149,69 @@ def train(
     return h
 
 
-def _diverged(h, where):
+def _diverged(h, where, stacklevel=5):
     h.stop_reason = "diverged"
     warnings.warn(
         f"training diverged ({where}: non-finite loss or parameters); stopped and restored the last "
         "parameters with a finite loss. Try a smaller lr, clip=1.0, or standardised inputs.",
         RuntimeWarning,
-        stacklevel=5,
+        stacklevel=stacklevel,  # the caller of the estimator's fit
     )
 
 
 def _first_order(problem, solver, epochs, rng, options, shuffle, rules):
-    p, h = problem, rules.h
+    p = problem
+    if getattr(p.net, "_gpu", None) is not None:
+        return _first_order_device(problem, solver, epochs, rng, options, shuffle, rules)
     opt = FirstOrder(p.net, solver, **options)
     n_blocks = opt.n_blocks(p.X.shape[0])
+    _epochs(
+        lambda order: opt.epoch(p.X, p.lengths, p.Y, p.many, p.loss, order),
+        n_blocks,
+        epochs,
+        rng,
+        shuffle,
+        rules,
+        6,
+    )
+
+
+def _first_order_device(problem, solver, epochs, rng, options, shuffle, rules):
+    """The same loop with :class:`rnnumba.gpu.DeviceTrainer` (``net.device == "cuda"``):
+    the data go to the GPU once, every step runs there, and ``net.theta`` is
+    refreshed from the device only when the host needs it (validation scores,
+    callbacks) and once at the end."""
+    from ..gpu import DeviceTrainer
+
+    p, net = problem, problem.net
+    trainer = DeviceTrainer(
+        net.layout, net.theta, p.X, p.lengths, p.Y, p.loss, p.many, method=solver, engine=net._gpu, **options
+    )
+    n_blocks = -(-p.X.shape[0] // options["batch_size"])  # as FirstOrder.n_blocks: the same shuffles
+    sync_each = rules.validation_score is not None or bool(rules.callbacks)
+
+    def one(order):
+        out = trainer.epoch(order)
+        if sync_each:
+            net.theta[:] = trainer.theta()
+        return out
+
+    try:
+        _epochs(one, n_blocks, epochs, rng, shuffle, rules, 7)
+    finally:  # before rules.finish(), which may put back the best epoch's parameters
+        theta = trainer.theta()
+        if np.all(np.isfinite(theta)):  # a Ctrl-C between two kernels of one step could leave a NaN
+            net.theta[:] = theta
+
+
+def _epochs(run, n_blocks, epochs, rng, shuffle, rules, stacklevel):
+    h = rules.h
     for epoch in range(epochs):
         try:
             order = rng.permutation(n_blocks) if shuffle else np.arange(n_blocks)
-            mean, finite = opt.epoch(p.X, p.lengths, p.Y, p.many, p.loss, order)
+            mean, finite = run(order)
             if not finite:
-                _diverged(h, f"epoch {epoch + 1}")
+                _diverged(h, f"epoch {epoch + 1}", stacklevel)
                 return
             if rules(mean):
                 return

@@ -57,7 +57,7 @@ def check_options(est):
     dict
         ``solver`` (canonical name), ``epochs``, ``options`` (keywords of
         :class:`~rnnumba.solvers.FirstOrder`), ``tol``, ``n_iter_no_change``,
-        ``dtype``, ``callbacks``, ``solver_options``, ``subsample``.
+        ``dtype``, ``callbacks``, ``solver_options``, ``subsample``, ``device``.
     """
     check_int(est.hidden, "hidden")
     check_int(est.num_layers, "num_layers")
@@ -109,6 +109,9 @@ def check_options(est):
             _number(subsample, "subsample", 0.0, 1.0, low_open=True)
         if solver in FIRST_ORDER:
             raise ValueError("subsample applies to scipy solvers; minibatch solvers see every row")
+    device = getattr(est, "device", "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     rs = est.random_state
     if not (
         rs is None
@@ -126,4 +129,5 @@ def check_options(est):
         callbacks=check_callbacks(est.callbacks),
         solver_options=dict(est.solver_options or {}),
         subsample=subsample,
+        device=device,
     )

@@ -34,11 +34,34 @@ class ScipyObjective:
         self.last_x = None
         self.last_f = np.inf
         self.n_calls = 0
+        self._device = None
+        if getattr(net, "_gpu", None) is not None:  # net.device == "cuda": upload the data once
+            from ..gpu._device import cuda
+            from ..gpu.engine import Batch
+
+            c = cuda()
+            self._device = (
+                Batch.upload(X, lengths, Y, net.dtype),
+                c.device_array(net.n_params, dtype=net.dtype),
+            )
+
+    def _evaluate(self, theta):
+        net = self.net
+        if self._device is None:
+            return net._loss_and_grad(*self.args, theta=theta)
+        from ..gpu._device import cuda
+
+        batch, d_grad = self._device
+        _, _, _, many, count, loss = self.args
+        d_theta = cuda().to_device(theta)
+        d_loss = net._gpu.device_loss_and_grad(d_theta, d_grad, batch, loss, 1.0 / count, many)
+        d_grad.copy_to_host(net.grad)
+        return float(d_loss.copy_to_host()[0])
 
     def __call__(self, x):
         net = self.net
         theta = np.ascontiguousarray(x, dtype=net.dtype)
-        value = net._loss_and_grad(*self.args, theta=theta)
+        value = self._evaluate(theta)
         grad = net.grad.astype(np.float64, copy=True)
         if self.weight_decay:
             value += 0.5 * self.weight_decay * float(np.dot(x, x))
