@@ -186,6 +186,22 @@ def _eval_part(part, payload, net, loss, threads):
     return float(value), net.grad
 
 
+_LOADED = set()
+
+
+def _load_objective(net):
+    """Load (or compile) ``engine._loss_and_grad`` in this process before any
+    caller of it. A cached ``solvers.kernels._epoch`` that was compiled where
+    ``_loss_and_grad`` came from the disk cache segfaults when it is loaded
+    first (numba#8578: cached caller of a ``parallel=True`` function), and a
+    fresh or restarted worker may well run an epoch before an evaluation."""
+    if net.dtype.str not in _LOADED:
+        I, O = net.layout.input_size, net.layout.output_size
+        X, Y = np.zeros((2, 1, I), dtype=net.dtype), np.zeros((2, 1, O), dtype=net.dtype)
+        net.copy()._loss_and_grad(X, np.ones(2, dtype=np.int64), Y, False, 1, "mse")
+        _LOADED.add(net.dtype.str)
+
+
 def _local_round(part, order, payload, cfg):
     """One link of a replica's chain: the minibatches ``order`` of this part.
 
@@ -206,6 +222,7 @@ def _local_round(part, order, payload, cfg):
     X, lengths, Y = (_own(a) for a in part[:3])
     order = np.array(order, dtype=np.int64)  # writeable: see _own
     net = cfg["net"].copy()  # tasks on one worker may share one unpickled cfg
+    _load_objective(net)
     net.theta[:] = stack[0]
     opt = FirstOrder(net, cfg["method"], **cfg["options"])
     opt.state[:] = stack[1:]
@@ -229,11 +246,11 @@ def _warm_task(net, kernels, threads):
     Y = np.zeros((2, 1, O), dtype=net.dtype)
     lengths = np.ones(2, dtype=np.int64)
     out = {}
-    for name in kernels:
+    for name in sorted(kernels, key=lambda k: k != "objective"):  # see _load_objective
         t0 = time.perf_counter()
         if name == "objective":
             fn = engine._loss_and_grad
-            net._loss_and_grad(X, lengths, Y, False, 1, "mse")
+            _load_objective(net)
         else:  # "epoch": the compiled minibatch loop
             from .solvers import FirstOrder
             from .solvers import kernels as solver_kernels

@@ -227,8 +227,14 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, s0
 
 @jit(parallel=True)
 def _chunks_loss_and_grad(theta, partial, values, spec, offsets, X, lengths, Y, loss, scale):
-    """The parallel part, alone in its function: in a ``parallel=True`` function
-    numba turns every array expression into a parallel region of its own."""
+    """Every chunk on numba's threads, each into its own row of ``partial``.
+
+    Called from Python only (:func:`loss_and_grad`): a disk-cached njit function
+    that calls a ``parallel=True`` one can crash a later process that loads it
+    from the cache (numba issue 8578), and in a ``parallel=True`` function every
+    array expression becomes a parallel region of its own, so this one holds
+    nothing but the loop.
+    """
     N, n_chunks = X.shape[0], values.shape[0]
     for c in prange(n_chunks):
         s0, s1 = c * N // n_chunks, (c + 1) * N // n_chunks
@@ -237,16 +243,38 @@ def _chunks_loss_and_grad(theta, partial, values, spec, offsets, X, lengths, Y, 
 
 @jit
 def _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, n_chunks):
+    """Loss and gradient of a padded batch on one thread; fills ``grad``.
+
+    The same chunks, the same arithmetic and the same order of summation as
+    :func:`loss_and_grad`'s parallel path, so the results are bitwise equal;
+    for compiled callers (the solvers' epoch loop), which must not call a
+    parallel function.
+    """
+    N = X.shape[0]
+    grad[:] = 0.0
+    value = _chunk_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, 0, N // n_chunks)
+    if n_chunks > 1:
+        part = np.empty_like(grad)
+        for c in range(1, n_chunks):  # fixed order: thread-count independent
+            s0, s1 = c * N // n_chunks, (c + 1) * N // n_chunks
+            part[:] = 0.0
+            value += _chunk_loss_and_grad(theta, part, spec, offsets, X, lengths, Y, loss, scale, s0, s1)
+            grad += part
+    return value
+
+
+def loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, n_chunks):
     """Loss and gradient of a padded batch; fills ``grad``, returns the loss.
 
     ``spec`` and ``offsets`` come from :class:`~rnnumba.layout.Layout`
-    (``spec[8]`` is the many-to-many flag). ``Y`` is (N, 1 or T, O).
+    (``spec[8]`` is the many-to-many flag), ``Y`` is (N, 1 or T, O) and
+    ``scale`` is 1 / the number of loss terms. With several chunks they run on
+    numba's threads and their partial gradients are summed in chunk order.
     """
-    if n_chunks == 1:  # no parallel region: its start-up costs more than a tiny batch
-        grad[:] = 0.0
-        return _chunk_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, 0, X.shape[0])
+    if n_chunks == 1:  # no parallel region: its start-up costs more than a small batch
+        return _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, 1)
     partial = np.zeros((n_chunks, theta.shape[0]), dtype=theta.dtype)
-    values = np.zeros(n_chunks, dtype=np.float64)
+    values = np.empty(n_chunks, dtype=np.float64)
     _chunks_loss_and_grad(theta, partial, values, spec, offsets, X, lengths, Y, loss, scale)
     grad[:] = partial[0]
     total = values[0]

@@ -233,7 +233,7 @@ class RNN:
         chunks = n_chunks(X.shape[0], self.layout.hidden)
         with single_threaded():
             return float(
-                engine._loss_and_grad(
+                engine.loss_and_grad(
                     th,
                     self.grad,
                     self._specs[many],
