@@ -104,8 +104,8 @@ class FirstOrder:
             loss_sum, rows, steps, status = kernels._epoch(
                 net.theta,
                 net.grad,
-                net.layout.spec(many),
-                net.layout.offsets(),
+                net._specs[many],
+                net._offsets,
                 X,
                 lengths,
                 Y,
