@@ -1,6 +1,6 @@
-"""Turn a pytest-benchmark JSON file into the Markdown tables of RESULTS.md.
+"""Turn pytest-benchmark JSON files into the Markdown tables of RESULTS.md.
 
-python benchmarks/report.py bench.json
+python benchmarks/report.py bench-rnnumba.json bench-torch.json bench-numpy.json
 """
 
 import json
@@ -15,11 +15,12 @@ def fmt(seconds):
     return f"{seconds * 1e3:.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
 
 
-def main(path):
-    data = json.load(open(path))
+def main(*paths):
+    runs = [json.load(open(path)) for path in paths]
+    data = runs[0]
     rows = defaultdict(dict)
     compile_rows = []
-    for b in data["benchmarks"]:
+    for b in (b for run in runs for b in run["benchmarks"]):
         info = b["extra_info"]
         if info.get("what") == "compile":
             compile_rows.append(info)
@@ -55,4 +56,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

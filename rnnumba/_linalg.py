@@ -59,25 +59,32 @@ def mm_nt(A, B, C):
 @jit
 def mm_nn(A, B, C):
     """C = A @ B for C-contiguous A (m, k), B (k, n), C (m, n)."""
-    if A.shape[0] * A.shape[1] * B.shape[1] > SMALL:
+    m, k = A.shape
+    n = B.shape[1]
+    if m * k * n > SMALL:
         np.dot(A, B, C)
+    elif k < 8:  # a short inner dimension (a head's few outputs): row updates
+        for i in range(m):
+            for j in range(n):
+                C[i, j] = 0.0
+            for q in range(k):
+                a = A[i, q]
+                for j in range(n):
+                    C[i, j] += a * B[q, j]
     else:
         _nt_loops(A, np.ascontiguousarray(B.T), C)
 
 
 @jit
 def mm_tn(A, B, C):
-    """C = A.T @ B for C-contiguous A (k, m), B (k, n), C (m, n)."""
+    """C = A.T @ B for C-contiguous A (k, m), B (k, n), C (m, n).
+
+    Small sizes: both operands transposed once, then the dot-product loops
+    (the long dimension ``k`` becomes their inner loop).
+    """
     k, m = A.shape
     n = B.shape[1]
     if m * n * k > SMALL:
         np.dot(A.T, B, C)
-        return
-    for i in range(m):
-        for j in range(n):
-            C[i, j] = 0.0
-    for q in range(k):
-        for i in range(m):
-            a = A[q, i]
-            for j in range(n):
-                C[i, j] += a * B[q, j]
+    else:
+        _nt_loops(np.ascontiguousarray(A.T), np.ascontiguousarray(B.T), C)

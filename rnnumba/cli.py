@@ -51,6 +51,7 @@ def _model_flags(p, iters=20):
     g.add_argument("--cell", choices=("elman", "lstm", "gru"), default="elman")
     g.add_argument("--layers", type=_positive(int), default=1)
     g.add_argument("--bidirectional", action="store_true")
+    g.add_argument("--dropout", type=float, default=0.0, help="dropout between layers (default 0)")
     g.add_argument("--solver", default="sgd", help="sgd, adam, or a scipy method such as L-BFGS-B")
     g.add_argument("--momentum", type=float, default=0.0)
     g.add_argument("--nesterov", action="store_true")
@@ -88,6 +89,7 @@ def _options(a):
         cell=a.cell,
         num_layers=a.layers,
         bidirectional=a.bidirectional,
+        dropout=a.dropout,
         solver=a.solver,
         lr=a.rate,
         batch_size=a.batch,

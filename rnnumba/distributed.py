@@ -1058,8 +1058,11 @@ def fit_estimator(est, X, y, lengths=None, client=None):
         reset_after=est.reset_after,
         dtype=cfg["dtype"],
         random_state=rng,
+        dropout=cfg["dropout"],
     )
     first_order = cfg["solver"] in FIRST_ORDER
+    if cfg["dropout"]:  # the masks' seed; replicas at the same update number share masks
+        cfg["options"]["seed"] = int(rng.integers(2**63))
     data = DaskData(
         net,
         X,

@@ -24,6 +24,21 @@ def _tensor(theta, offset, shape0, shape1):
     return theta[offset : offset + shape0 * shape1].reshape(shape0, shape1)
 
 
+@jit(inline="always")
+def _copy(dst, src):
+    """``dst[:] = src`` for 1-D rows: a plain loop, ~10x cheaper than numba's
+    slice assignment, which costs ~17 ns a call (hundreds of calls per batch)."""
+    for k in range(dst.shape[0]):
+        dst[k] = src[k]
+
+
+@jit(inline="always")
+def _add(dst, src):
+    """``dst += src`` for 1-D rows, as :func:`_copy`."""
+    for k in range(dst.shape[0]):
+        dst[k] += src[k]
+
+
 @jit
 def _state_width(cell, H):
     if cell == LSTM:
@@ -80,13 +95,61 @@ def _src(t, length, d):
     return t if d == 0 else length - 1 - t
 
 
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def dropout_plan(p, seed=None):
+    """The ``drop`` argument of the kernels: int64 ``(key, threshold)``.
+
+    ``p`` is the probability of dropping a layer's output; ``seed`` (any
+    ``numpy.random.SeedSequence`` entropy) picks the masks. ``p == 0`` or
+    ``seed=None``: no dropout, ``(0, 0)``.
+    """
+    if not p or seed is None:
+        return np.zeros(2, dtype=np.int64)
+    key = np.random.SeedSequence(seed).generate_state(1, np.uint64).view(np.int64)[0]
+    return np.array([key, int(round(p * 2.0**53))], dtype=np.int64)
+
+
+@jit(inline="always")
+def _mix(x):
+    """splitmix64's finaliser: a bijection of uint64 that scrambles every bit."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
 @jit
-def _chunk_forward(theta, spec, offsets, X, lengths, s0, s1):
+def _dropout(A, drop, layer, s0, lens):
+    """Inverted dropout, in place, of a layer's outputs ``A`` (T, n, H*D) at
+    every valid step: each entry is zeroed or scaled by 1 / (keep probability).
+
+    ``drop`` is ``(key, threshold)``: entry ``(sample s0+i, step t, unit j)`` is
+    dropped when 53 bits of a hash of (key, layer, s0+i, t, j) fall below
+    ``threshold`` (``p * 2**53``). A counter-based mask: the same on any
+    chunking or thread count, and the backward pass recomputes it instead of
+    storing it. ``threshold == 0``: no dropout.
+    """
+    key, threshold = drop[0], drop[1]
+    if threshold == 0:
+        return
+    scale = 9007199254740992.0 / (9007199254740992.0 - threshold)  # 2**53 / (2**53 - threshold)
+    for i in range(A.shape[1]):
+        for t in range(lens[i]):
+            row = _mix(_mix(_mix(np.uint64(key) ^ np.uint64(layer)) ^ np.uint64(s0 + i)) ^ np.uint64(t))
+            for j in range(A.shape[2]):
+                u = np.int64(_mix(row + np.uint64(j) * GOLDEN) >> np.uint64(11))
+                A[t, i, j] = A[t, i, j] * scale if u >= threshold else 0.0
+
+
+@jit
+def _chunk_forward(theta, spec, offsets, X, lengths, drop, s0, s1):
     """Forward through all layers for samples ``s0:s1``.
 
     Returns the per-(layer, direction) ``HX`` and ``S`` buffers (kept for BPTT)
     and the top layer's outputs (T, n, H*D) in original time order, zero in
-    the padding.
+    the padding. ``drop``: see :func:`_dropout`, applied to the outputs of
+    every layer but the last.
     """
     cell, H, L, D = spec[0], spec[1], spec[2], spec[3]
     T, n = X.shape[1], s1 - s0
@@ -97,7 +160,7 @@ def _chunk_forward(theta, spec, offsets, X, lengths, s0, s1):
     inp = np.zeros((T, n, X.shape[2]), dtype=dtype)
     for i in range(n):
         for t in range(lens[i]):
-            inp[t, i, :] = X[s0 + i, t, :]
+            _copy(inp[t, i], X[s0 + i, t])
     HXs, Ss = [], []
     for layer in range(L):
         I_l = inp.shape[2]
@@ -111,13 +174,15 @@ def _chunk_forward(theta, spec, offsets, X, lengths, s0, s1):
             S = np.zeros((T + 1, n, width), dtype=dtype)
             for i in range(n):
                 for t in range(lens[i]):
-                    HX[t, i, H:] = inp[_src(t, lens[i], d), i, :]
+                    _copy(HX[t, i, H:], inp[_src(t, lens[i], d), i])
             _cell_forward(spec, W, b, extra, HX, S, lens)
             for i in range(n):
                 for t in range(lens[i]):
-                    out[_src(t, lens[i], d), i, d * H : (d + 1) * H] = HX[t + 1, i, :H]
+                    _copy(out[_src(t, lens[i], d), i, d * H : (d + 1) * H], HX[t + 1, i, :H])
             HXs.append(HX)
             Ss.append(S)
+        if layer < L - 1:
+            _dropout(out, drop, layer, s0, lens)
         inp = out
     return HXs, Ss, inp
 
@@ -135,7 +200,7 @@ def _features(spec, HXs, top, lengths, s0, s1, many):
         m = 0
         for i in range(n):
             for t in range(lengths[s0 + i]):
-                F[m, :] = top[t, i, :]
+                _copy(F[m], top[t, i])
                 m += 1
         return F
     F = np.empty((n, H * D), dtype=top.dtype)
@@ -143,18 +208,18 @@ def _features(spec, HXs, top, lengths, s0, s1, many):
     for d in range(D):
         HX = HXs[(L - 1) * D + d]
         for i in range(n):
-            F[i, d * H : (d + 1) * H] = HX[T, i, :H]  # states freeze: row T is final
+            _copy(F[i, d * H : (d + 1) * H], HX[T, i, :H])  # states freeze: row T is final
     return F
 
 
 @jit
-def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, s0, s1):
+def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, drop, s0, s1):
     cell, H, L, D = spec[0], spec[1], spec[2], spec[3]
     O, many = spec[5], spec[8]
     T, n = X.shape[1], s1 - s0
     lens = lengths[s0:s1]
     G = _gates(cell)
-    HXs, Ss, top = _chunk_forward(theta, spec, offsets, X, lengths, s0, s1)
+    HXs, Ss, top = _chunk_forward(theta, spec, offsets, X, lengths, drop, s0, s1)
     F = _features(spec, HXs, top, lengths, s0, s1, many)
 
     # the head
@@ -163,7 +228,7 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, s0
     for i in range(n):
         steps = lens[i] if many else 1
         for t in range(steps):
-            Yc[m, :] = Y[s0 + i, t, :]
+            _copy(Yc[m], Y[s0 + i, t])
             m += 1
     head = offsets[L * D]
     dF = np.empty_like(F)
@@ -185,7 +250,7 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, s0
         m = 0
         for i in range(n):
             for t in range(lens[i]):
-                dOut[t, i, :] = dF[m, :]
+                _copy(dOut[t, i], dF[m])
                 m += 1
 
     # BPTT, top layer first
@@ -198,9 +263,9 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, s0
             dHs = np.zeros((T, n, H), dtype=theta.dtype)
             for i in range(n):
                 for t in range(lens[i]):
-                    dHs[t, i, :] = dOut[_src(t, lens[i], d), i, d * H : (d + 1) * H]
+                    _copy(dHs[t, i], dOut[_src(t, lens[i], d), i, d * H : (d + 1) * H])
                 if layer == L - 1 and not many:  # the final state feeds the head
-                    dHs[lens[i] - 1, i, :] += dF[i, d * H : (d + 1) * H]
+                    _add(dHs[lens[i] - 1, i], dF[i, d * H : (d + 1) * H])
             dX = np.zeros((T if layer > 0 else 0, n, I_l), dtype=theta.dtype)
             n_extra = _extra_size(spec)
             _cell_backward(
@@ -220,75 +285,88 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, s0
             if layer > 0:
                 for i in range(n):
                     for t in range(lens[i]):
-                        dInp[_src(t, lens[i], d), i, :] += dX[t, i, :]
+                        _add(dInp[_src(t, lens[i], d), i], dX[t, i])
+        if layer > 0:  # through the dropout on the layer below's outputs
+            _dropout(dInp, drop, layer - 1, s0, lens)
         dOut = dInp
     return value
 
 
 @jit(parallel=True)
-def _chunks_loss_and_grad(theta, partial, values, spec, offsets, X, lengths, Y, loss, scale):
-    """Every chunk on numba's threads, each into its own row of ``partial``.
+def _chunks_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, n_chunks):
+    """Every chunk on numba's threads, each into its own partial gradient, then
+    the partials summed in chunk order into ``grad``.
 
     Called from Python only (:func:`loss_and_grad`): a disk-cached njit function
     that calls a ``parallel=True`` one can crash a later process that loads it
-    from the cache (numba issue 8578), and in a ``parallel=True`` function every
-    array expression becomes a parallel region of its own, so this one holds
-    nothing but the loop.
+    from the cache (numba issue 8578). In a ``parallel=True`` function every
+    array expression becomes a parallel region of its own, so the sums below
+    are plain loops.
     """
-    N, n_chunks = X.shape[0], values.shape[0]
+    N, P = X.shape[0], theta.shape[0]
+    partial = np.empty((n_chunks, P), dtype=theta.dtype)  # every entry gets written
+    values = np.empty(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
         s0, s1 = c * N // n_chunks, (c + 1) * N // n_chunks
-        values[c] = _chunk_loss_and_grad(theta, partial[c], spec, offsets, X, lengths, Y, loss, scale, s0, s1)
+        values[c] = _chunk_loss_and_grad(
+            theta, partial[c], spec, offsets, X, lengths, Y, loss, scale, drop, s0, s1
+        )
+    total = values[0]
+    for k in range(P):
+        grad[k] = partial[0, k]
+    for c in range(1, n_chunks):  # fixed order: thread-count independent
+        total += values[c]
+        for k in range(P):
+            grad[k] += partial[c, k]
+    return total
 
 
 @jit
-def _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, n_chunks):
+def _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, n_chunks):
     """Loss and gradient of a padded batch on one thread; fills ``grad``.
 
     The same chunks, the same arithmetic and the same order of summation as
-    :func:`loss_and_grad`'s parallel path, so the results are bitwise equal;
-    for compiled callers (the solvers' epoch loop), which must not call a
-    parallel function.
+    :func:`_chunks_loss_and_grad`, so the results are bitwise equal; for
+    compiled callers (the solvers' epoch loop), which must not call a parallel
+    function, and for batches of one chunk.
     """
     N = X.shape[0]
-    grad[:] = 0.0
-    value = _chunk_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, 0, N // n_chunks)
+    value = _chunk_loss_and_grad(
+        theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, 0, N // n_chunks
+    )
     if n_chunks > 1:
-        part = np.empty_like(grad)
+        part = np.empty_like(grad)  # every entry gets written
         for c in range(1, n_chunks):  # fixed order: thread-count independent
             s0, s1 = c * N // n_chunks, (c + 1) * N // n_chunks
-            part[:] = 0.0
-            value += _chunk_loss_and_grad(theta, part, spec, offsets, X, lengths, Y, loss, scale, s0, s1)
-            grad += part
+            value += _chunk_loss_and_grad(
+                theta, part, spec, offsets, X, lengths, Y, loss, scale, drop, s0, s1
+            )
+            for k in range(grad.shape[0]):
+                grad[k] += part[k]
     return value
 
 
-def loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, n_chunks):
+def loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, n_chunks):
     """Loss and gradient of a padded batch; fills ``grad``, returns the loss.
 
     ``spec`` and ``offsets`` come from :class:`~rnnumba.layout.Layout`
     (``spec[8]`` is the many-to-many flag), ``Y`` is (N, 1 or T, O) and
-    ``scale`` is 1 / the number of loss terms. With several chunks they run on
-    numba's threads and their partial gradients are summed in chunk order.
+    ``scale`` is 1 / the number of loss terms and ``drop`` (int64 (2,)) the
+    dropout key and threshold (:func:`_dropout`; ``NO_DROPOUT`` for none). With
+    several chunks they run on numba's threads and their partial gradients are
+    summed in chunk order.
     """
-    if n_chunks == 1:  # no parallel region: its start-up costs more than a small batch
-        return _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, 1)
-    partial = np.zeros((n_chunks, theta.shape[0]), dtype=theta.dtype)
-    values = np.empty(n_chunks, dtype=np.float64)
-    _chunks_loss_and_grad(theta, partial, values, spec, offsets, X, lengths, Y, loss, scale)
-    grad[:] = partial[0]
-    total = values[0]
-    for c in range(1, n_chunks):  # fixed order: thread-count independent
-        grad += partial[c]
-        total += values[c]
-    return total
+    if n_chunks == 1:  # no parallel region for one chunk
+        return _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, 1)
+    return _chunks_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, n_chunks)
 
 
 @jit
 def _chunk_predict(theta, spec, offsets, X, lengths, s0, s1, out):
     H, L, D, O, many = spec[1], spec[2], spec[3], spec[5], spec[8]
     head = offsets[L * D]
-    HXs, Ss, top = _chunk_forward(theta, spec, offsets, X, lengths, s0, s1)
+    no_dropout = np.zeros(2, dtype=np.int64)  # predictions never drop
+    HXs, Ss, top = _chunk_forward(theta, spec, offsets, X, lengths, no_dropout, s0, s1)
     F = _features(spec, HXs, top, lengths, s0, s1, many)
     Yhat = np.empty((F.shape[0], O), dtype=theta.dtype)
     _readout(_tensor(theta, head[0], O, H * D), theta[head[1] : head[1] + O], F, Yhat)
@@ -296,10 +374,10 @@ def _chunk_predict(theta, spec, offsets, X, lengths, s0, s1, out):
     for i in range(s1 - s0):
         if many:
             for t in range(lengths[s0 + i]):
-                out[s0 + i, t, :] = Yhat[m, :]
+                _copy(out[s0 + i, t], Yhat[m])
                 m += 1
         else:
-            out[s0 + i, 0, :] = Yhat[i, :]
+            _copy(out[s0 + i, 0], Yhat[i])
 
 
 @jit(parallel=True)

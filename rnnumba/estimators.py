@@ -36,6 +36,7 @@ class _RNNEstimator:
         cell="elman",
         num_layers=1,
         bidirectional=False,
+        dropout=0.0,
         peephole=False,
         reset_after=True,
         solver="sgd",
@@ -186,6 +187,7 @@ class _RNNEstimator:
             reset_after=self.reset_after,
             dtype=dtype,
             random_state=rng,
+            dropout=cfg["dropout"],
         )
         if cfg["subsample"] is not None and cfg["solver"] not in ("sgd", "adam"):
             sub = cfg["subsample"]
@@ -268,6 +270,10 @@ class RNNRegressor(_RNNEstimator):
     cell : {"elman", "lstm", "gru"}, default "elman"
     num_layers : int, default 1
     bidirectional : bool, default False
+    dropout : float, default 0
+        Dropout on the outputs of every layer but the last while training
+        (minibatch solvers only; seeded by ``random_state``, see
+        :class:`~rnnumba.network.RNN`).
     peephole, reset_after : bool
         LSTM peepholes; GRU formulation (see :class:`~rnnumba.network.RNN`).
     solver : str, default "sgd"

@@ -21,7 +21,6 @@ a gradient maps the gradient of ``b`` to both ``bias_ih`` and ``bias_hh``
 PyTorch is optional: it is imported inside the functions only.
 """
 
-import warnings
 
 import numpy as np
 
@@ -109,8 +108,10 @@ def from_torch(rnn_module, head=None, dtype=np.float64, *, output_size=1, random
 
     Notes
     -----
-    Inter-layer ``dropout`` acts only while the module trains; the network
-    equals the module in ``eval()`` mode (a warning says so).
+    The module's inter-layer ``dropout`` becomes the network's
+    :attr:`~rnnumba.RNN.dropout` (the same training-time operation; the masks
+    come from rnnumba's own counter-based generator, not torch's). Outputs
+    and gradients without dropout equal the module's in ``eval()`` mode.
     """
     cell = _cell_of(rnn_module)
     if not rnn_module.batch_first:
@@ -119,12 +120,6 @@ def from_torch(rnn_module, head=None, dtype=np.float64, *, output_size=1, random
             "module reading (T, N, I) would be fed transposed data by code written for it. The "
             "weights do not depend on this flag: rebuild it with batch_first=True and "
             "load_state_dict(module.state_dict())."
-        )
-    if rnn_module.dropout:
-        warnings.warn(
-            f"the module's dropout={rnn_module.dropout} is not modelled: the network matches the "
-            "module in eval() mode",
-            stacklevel=2,
         )
     H, L = rnn_module.hidden_size, rnn_module.num_layers
     D = 2 if rnn_module.bidirectional else 1
@@ -147,6 +142,7 @@ def from_torch(rnn_module, head=None, dtype=np.float64, *, output_size=1, random
         bidirectional=D == 2,
         dtype=dtype,
         random_state=random_state,
+        dropout=float(rnn_module.dropout),
     )
     dtype = net.dtype
     params = dict(rnn_module.named_parameters())

@@ -92,6 +92,7 @@ def save(obj, path):
         "kind": kind,
         "layout": net.layout.to_dict(),
         "dtype": net.dtype.name,
+        "dropout": net.dropout,
         "params": params,
         "fitted": fitted,
     }
@@ -195,7 +196,13 @@ def load(path):
     if not np.all(np.isfinite(theta)):
         raise _bad(path, "theta holds non-finite values")
     net = RNN.__new__(RNN)
-    net.__setstate__({"layout": layout.to_dict(), "dtype": dtype.str, "theta": theta})
+    try:
+        dropout = float(meta.get("dropout", 0.0))  # older files have none: no dropout
+    except (TypeError, ValueError) as exc:
+        raise _bad(path, f"bad dropout ({exc})") from exc
+    if not 0.0 <= dropout < 1.0:
+        raise _bad(path, f"dropout {dropout} is not a probability in [0, 1)")
+    net.__setstate__({"layout": layout.to_dict(), "dtype": dtype.str, "theta": theta, "dropout": dropout})
     if kind == "RNN":
         return net
     classes_by_kind = {"RNNRegressor": RNNRegressor, "RNNClassifier": RNNClassifier}

@@ -11,7 +11,10 @@ that chunks of it add up exactly.
 
 import math
 
+import numpy as np
+
 from ._jit import jit
+from ._linalg import mm_nn, mm_nt, mm_tn
 
 MSE, XENT = 0, 1
 LOSSES = {"mse": MSE, "xent": XENT}
@@ -26,7 +29,8 @@ def _head(W_out, b_out, F, Y, loss, scale, dF, dW_out, db_out):
     loss summed over rows, times ``scale``.
     """
     M, O = F.shape[0], W_out.shape[0]
-    Yhat = F @ W_out.T
+    Yhat = np.empty((M, O), dtype=F.dtype)
+    mm_nt(F, W_out, Yhat)
     total = 0.0
     for m in range(M):
         for o in range(O):
@@ -48,8 +52,8 @@ def _head(W_out, b_out, F, Y, loss, scale, dF, dW_out, db_out):
             for o in range(O):
                 Yhat[m, o] = math.exp(Yhat[m, o] - top) / z * scale
             Yhat[m, c] -= scale
-    dF[:, :] = Yhat @ W_out
-    dW_out[:, :] = Yhat.T @ F
+    mm_nn(Yhat, W_out, dF)
+    mm_tn(Yhat, F, dW_out)
     for o in range(O):
         s = 0.0
         for m in range(M):
@@ -61,7 +65,7 @@ def _head(W_out, b_out, F, Y, loss, scale, dF, dW_out, db_out):
 @jit
 def _readout(W_out, b_out, F, out):
     """``out = F W_out^T + b_out`` (raw scores; no softmax)."""
-    out[:, :] = F @ W_out.T
+    mm_nt(F, W_out, out)
     for m in range(F.shape[0]):
         for o in range(W_out.shape[0]):
             out[m, o] += b_out[o]

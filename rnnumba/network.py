@@ -5,15 +5,46 @@ them (``net.views["W"]``), so the weights tied across time steps are one set of
 numbers and any optimiser that moves a vector trains any architecture.
 """
 
+import numbers
+import warnings
+
 import numpy as np
 
 from . import engine
 from ._blas import single_threaded
+from ._linalg import SMALL
 from .layout import Layout
 from .losses import LOSSES
 from .validation import check_sequences, check_targets
 
 MAX_CHUNKS = 64
+_NO_DROPOUT = np.zeros(2, dtype=np.int64)  # writeable: a read-only array would compile a second engine
+
+
+def check_dropout(p, num_layers):
+    """``p`` as a float in [0, 1), with a warning when there is no layer to drop after."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) < 1.0:
+        raise ValueError(f"dropout must be a probability in [0, 1), got {p!r}")
+    if p and num_layers == 1:
+        warnings.warn(
+            "dropout acts between stacked layers (on the outputs of all but the last); with "
+            "num_layers=1 it changes nothing",
+            UserWarning,
+            stacklevel=3,
+        )
+    return float(p)
+
+
+def _blas_may_run(layout, N, T, chunks):
+    """Whether any product of a pass over (N, T) batches in ``chunks`` blocks is
+    big enough for the kernels to hand it to BLAS (see :mod:`rnnumba._linalg`).
+    If none is, pinning BLAS to one thread (~1 us of ctypes calls) is skipped."""
+    L = layout
+    HD = L.hidden * L.directions
+    G = {"elman": 1, "lstm": 4, "gru": 3}[L.cell]
+    rows = -(-N // chunks) * T  # every step of one block, as in the weight gradients
+    widest = max(G * L.hidden * (L.hidden + max(L.input_size, HD)), HD * L.output_size)
+    return rows * widest > SMALL
 
 
 def n_chunks(N, hidden):
@@ -23,10 +54,11 @@ def n_chunks(N, hidden):
     are bitwise the same on any number of threads. Blocks hold at least 16
     samples (a parallel region costs more than a smaller block's work) and
     more for wide layers, so that the per-step products stay big enough for
-    BLAS to run near its peak.
+    BLAS to run near its peak; except that a batch of 16 to 31 is halved (the
+    seed's batch of 20: 11 us on two threads against 16 us on one).
     """
     rows = min(64, max(16, hidden // 4))
-    return int(min(MAX_CHUNKS, max(1, N // rows)))
+    return int(min(MAX_CHUNKS, max(N // rows, min(2, N // 8), 1)))
 
 
 class RNN:
@@ -57,6 +89,12 @@ class RNN:
         network trained on one device predicts on the other.
     forget_bias : float, default 1.0
         LSTM only: initial bias of every forget gate (see :meth:`init`).
+    dropout : float, default 0
+        Probability of dropping each output of every layer but the last while
+        training (inverted dropout, as ``torch.nn.RNN(dropout=...)``). It acts
+        only in :meth:`loss_and_grad` calls given a ``dropout_seed`` (the
+        minibatch solvers give one per step); :meth:`predict` and
+        :meth:`objective` never drop.
 
     Attributes
     ----------
@@ -92,6 +130,7 @@ class RNN:
         random_state=None,
         forget_bias=1.0,
         device="cpu",
+        dropout=0.0,
     ):
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -107,6 +146,7 @@ class RNN:
             bool(reset_after),
         )
         self.dtype = dtype
+        self.dropout = check_dropout(dropout, num_layers)
         self._bind(np.zeros(self.layout.n_params, dtype=dtype))
         self.init(random_state, forget_bias)
         self.to(device)
@@ -120,6 +160,10 @@ class RNN:
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         self._gpu = None
         if device == "cuda":
+            if self.dropout:
+                raise ValueError(
+                    "dropout between layers is not implemented on the GPU backend (device='cuda')"
+                )
             from . import gpu
 
             ok, why = gpu.available()
@@ -137,6 +181,18 @@ class RNN:
         self.grad_views = self.layout.views(self.grad)
         self._offsets = self.layout.offsets()
         self._specs = (self.layout.spec(False), self.layout.spec(True))
+        self._plans = {}
+
+    def _plan(self, N, T):
+        """(chunks, whether BLAS may run) for an (N, T) batch, remembered:
+        at the seed's size every microsecond of a call counts."""
+        plan = self._plans.get((N, T))
+        if plan is None:
+            if len(self._plans) > 1024:
+                self._plans.clear()
+            chunks = n_chunks(N, self.layout.hidden)
+            plan = self._plans[N, T] = (chunks, _blas_may_run(self.layout, N, T, chunks))
+        return plan
 
     # -- the parameter vector -------------------------------------------------
     @property
@@ -190,7 +246,7 @@ class RNN:
             return X, lengths, from_list
         if loss is None:
             y_arr = y[0] if isinstance(y, (list, tuple)) and len(y) else y
-            loss = "xent" if np.issubdtype(np.asarray(y_arr).dtype, np.integer) else "mse"
+            loss = "xent" if np.asarray(y_arr).dtype.kind in "iu" else "mse"
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
         Y, many, count = check_targets(
@@ -198,7 +254,7 @@ class RNN:
         )
         return X, lengths, Y, many, count, loss
 
-    def loss_and_grad(self, X, y, lengths=None, loss=None, theta=None):
+    def loss_and_grad(self, X, y, lengths=None, loss=None, theta=None, dropout_seed=None):
         """Loss and gradient on a batch.
 
         Parameters
@@ -214,6 +270,10 @@ class RNN:
             Default: "xent" for integer ``y``, else "mse".
         theta : ndarray, optional
             Evaluate at these parameters instead of ``self.theta``.
+        dropout_seed : int or sequence of int, optional
+            Apply the network's :attr:`dropout` with the masks this seed picks
+            (a training step); the same seed gives the same masks, whatever
+            the thread count. Default: no dropout.
 
         Returns
         -------
@@ -222,30 +282,26 @@ class RNN:
             ``self.grad`` (overwritten by the next call; copy to keep it).
         """
         X, lengths, Y, many, count, loss = self._prepare(X, y, lengths, loss)
-        value = self._loss_and_grad(X, lengths, Y, many, count, loss, theta)
+        value = self._loss_and_grad(X, lengths, Y, many, count, loss, theta, dropout_seed)
         return value, self.grad
 
-    def _loss_and_grad(self, X, lengths, Y, many, count, loss, theta=None):
+    def _loss_and_grad(self, X, lengths, Y, many, count, loss, theta=None, dropout_seed=None):
         """Validated arrays in, loss out, ``self.grad`` filled."""
         th = self.theta if theta is None else theta
+        drop = _NO_DROPOUT if dropout_seed is None else engine.dropout_plan(self.dropout, dropout_seed)
         if self._gpu is not None:
-            return float(self._gpu.loss_and_grad(th, self.grad, X, lengths, Y, loss, 1.0 / count, many))
-        chunks = n_chunks(X.shape[0], self.layout.hidden)
-        with single_threaded():
-            return float(
-                engine.loss_and_grad(
-                    th,
-                    self.grad,
-                    self._specs[many],
-                    self._offsets,
-                    X,
-                    lengths,
-                    Y,
-                    LOSSES[loss],
-                    1.0 / count,
-                    chunks,
+            if drop[1]:
+                raise ValueError(
+                    "dropout between layers is not implemented on the GPU backend (device='cuda')"
                 )
-            )
+            return float(self._gpu.loss_and_grad(th, self.grad, X, lengths, Y, loss, 1.0 / count, many))
+        chunks, blas = self._plan(X.shape[0], X.shape[1])
+        spec, code = self._specs[many], LOSSES[loss]
+        args = (th, self.grad, spec, self._offsets, X, lengths, Y, code, 1.0 / count, drop, chunks)
+        if not blas:
+            return float(engine.loss_and_grad(*args))
+        with single_threaded():
+            return float(engine.loss_and_grad(*args))
 
     def predict(self, X, lengths=None, many_to_many=False):
         """Head outputs: (N, O) from each final state, or with
@@ -267,9 +323,9 @@ class RNN:
 
     def _cpu_predict(self, X, lengths, many_to_many, out):
         N = X.shape[0]
-        chunks = n_chunks(N, self.layout.hidden)
+        chunks, blas = self._plan(N, X.shape[1])
         args = (self.theta, self._specs[many_to_many], self._offsets, X, lengths)
-        with single_threaded():
+        with single_threaded(blas):
             if chunks == 1:  # no parallel region for a small batch
                 engine._chunk_predict(*args, 0, N, out)
             else:
@@ -296,7 +352,7 @@ class RNN:
     def copy(self):
         """An independent network with the same parameters."""
         new = RNN.__new__(RNN)
-        new.layout, new.dtype = self.layout, self.dtype
+        new.layout, new.dtype, new.dropout = self.layout, self.dtype, self.dropout
         new._bind(self.theta.copy())
         return new.to(self.device)
 
@@ -304,8 +360,12 @@ class RNN:
         L = self.layout
         extra = "".join(
             f", {k}={v}"
-            for k, v in (("num_layers", L.num_layers), ("bidirectional", L.bidirectional))
-            if v not in (1, False)
+            for k, v, default in (
+                ("num_layers", L.num_layers, 1),
+                ("bidirectional", L.bidirectional, False),
+                ("dropout", self.dropout, 0.0),
+            )
+            if v != default
         )
         return (
             f"RNN(input_size={L.input_size}, hidden={L.hidden}, output_size={L.output_size}, "
@@ -313,10 +373,12 @@ class RNN:
         )
 
     def __getstate__(self):
-        return {"layout": self.layout.to_dict(), "dtype": self.dtype.str, "theta": self.theta}
+        state = {"layout": self.layout.to_dict(), "dtype": self.dtype.str, "theta": self.theta}
+        return dict(state, dropout=self.dropout) if self.dropout else state
 
     def __setstate__(self, state):
         self.layout = Layout(**state["layout"])
         self.dtype = np.dtype(state["dtype"])
+        self.dropout = float(state.get("dropout", 0.0))
         self._bind(np.array(state["theta"], dtype=self.dtype))
         self.to("cpu")  # a pickled network comes back on the CPU, wherever it was made

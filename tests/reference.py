@@ -246,11 +246,13 @@ def _back_direction(step_back, P, G, caches, dhs, H, reverse):
     return dxs
 
 
-def _forward_sample(layout, views, xs, gru):
+def _forward_sample(layout, views, xs, gru, masks=None):
     """Run the recurrent stack over one sample's valid steps ``xs``.
 
-    Returns the top layer's outputs (list of L vectors of size H*D) and the
-    tape: per layer ``(inputs, [(hs, caches) for each direction])``."""
+    ``masks`` (num_layers - 1, T, H*D), optional: dropout, multiplied into the
+    outputs of every layer but the last. Returns the top layer's outputs (list
+    of L vectors of size H*D) and the tape: per layer ``(inputs, [(hs,
+    caches) for each direction])``."""
     step, _ = _step_functions(layout.cell, gru)
     H, D = layout.hidden, layout.directions
     L = len(xs)
@@ -262,12 +264,14 @@ def _forward_sample(layout, views, xs, gru):
             P = _cell_params(layout, views, layer, d)
             runs.append(_run_direction(step, P, inputs, H, reverse=(d == 1)))
         outputs = [np.concatenate([runs[d][0][t] for d in range(D)]) for t in range(L)]
+        if masks is not None and layer < layout.num_layers - 1:
+            outputs = [outputs[t] * masks[layer][t] for t in range(L)]
         tape.append((inputs, runs))
         inputs = outputs
     return inputs, tape
 
 
-def _backward_sample(layout, views, grads, tape, d_outputs, gru):
+def _backward_sample(layout, views, grads, tape, d_outputs, gru, masks=None):
     """Backprop ``d_outputs`` (dLoss/d top-layer output, list of L vectors)
     through the stack, adding parameter gradients into ``grads``."""
     _, step_back = _step_functions(layout.cell, gru)
@@ -283,6 +287,8 @@ def _backward_sample(layout, views, grads, tape, d_outputs, gru):
             dxs = _back_direction(step_back, P, G, runs[d][1], dhs, H, reverse=(d == 1))
             for t in range(L):
                 d_inputs[t] += dxs[t]
+        if masks is not None and layer > 0:
+            d_inputs = [d_inputs[t] * masks[layer - 1][t] for t in range(L)]
         d_outputs = d_inputs
 
 
@@ -404,11 +410,13 @@ def loss_value(layout, theta, X, lengths, y, loss="mse", many_to_many=False, gru
     return loss_from_outputs(yhat, y, [int(L) for L in lengths], loss, many_to_many)
 
 
-def loss_and_grad(layout, theta, X, lengths, y, loss="mse", many_to_many=False, gru="pytorch"):
+def loss_and_grad(layout, theta, X, lengths, y, loss="mse", many_to_many=False, gru="pytorch", masks=None):
     """Loss and its gradient (flat, in the layout of ``theta``) by hand-written BPTT.
 
     ``y``: "mse" targets (N, O) or (N, T, O); "xent" integer classes (N,) or
-    (N, T). Padded targets are never read."""
+    (N, T). Padded targets are never read. ``masks`` (num_layers - 1, N, T,
+    H*D), optional: dropout multipliers on the outputs of all layers but the
+    last."""
     theta, X, lengths = _check(layout, theta, X, lengths, gru, loss)
     views = layout.views(theta)
     grad = np.zeros_like(theta)
@@ -419,7 +427,8 @@ def loss_and_grad(layout, theta, X, lengths, y, loss="mse", many_to_many=False, 
     total = 0.0
     for n in range(N):
         L = lengths[n]
-        outputs, tape = _forward_sample(layout, views, [X[n, t] for t in range(L)], gru)
+        m = None if masks is None else masks[:, n]
+        outputs, tape = _forward_sample(layout, views, [X[n, t] for t in range(L)], gru, m)
         feats = _features(layout, outputs, many_to_many)
         d_feats = []
         for feat, target in zip(feats, _targets(y, n, L, many_to_many), strict=True):
@@ -431,7 +440,7 @@ def loss_and_grad(layout, theta, X, lengths, y, loss="mse", many_to_many=False, 
             grads["b_out"] += d_yhat
             d_feats.append(W_out.T @ d_yhat)
         d_outputs = _d_outputs_from_features(layout, d_feats, L, many_to_many)
-        _backward_sample(layout, views, grads, tape, d_outputs, gru)
+        _backward_sample(layout, views, grads, tape, d_outputs, gru, m)
     return total * scale, grad
 
 

@@ -242,10 +242,11 @@ def test_no_head_gives_a_fresh_one(torch):
     assert np.array_equal(a.theta, from_torch(rnn, random_state=0).theta)
 
 
-def test_dropout_warns(torch):
+def test_dropout_carries_over(torch):
     rnn, head = make_torch(torch, "gru", 2, False, dropout=0.5)
-    with pytest.warns(UserWarning, match="eval"):
-        from_torch(rnn, head)
+    net = from_torch(rnn, head)
+    assert net.dropout == 0.5
+    assert np.array_equal(net.theta, from_torch(make_torch(torch, "gru", 2, False)[0], head).theta)
 
 
 # -- refusals ---------------------------------------------------------------------

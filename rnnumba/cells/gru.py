@@ -74,33 +74,78 @@ def _forward(W, b, extra, HX, S, lengths, reset_after=True):
     for t in range(T):
         mm_nt(HX[t], W_rz, A_rz)  # r, z pre-activations
         for i in range(n):
-            for j in range(H):
-                h = HX[t, i, j]
-                if reset_after:
-                    hin[i, j] = h
-                else:
-                    hin[i, j] = sigmoid(A_rz[i, j] + b[j]) * h
+            if reset_after:
+                for j in range(H):
+                    hin[i, j] = HX[t, i, j]
+            else:
+                for j in range(H):
+                    hin[i, j] = sigmoid(A_rz[i, j] + b[j]) * HX[t, i, j]
         mm_nt(hin, W_nh, A_nh)
         for i in range(n):
             if t < lengths[i]:
-                for j in range(H):
-                    h = HX[t, i, j]
-                    r = sigmoid(A_rz[i, j] + b[j])
-                    z = sigmoid(A_rz[i, H + j] + b[H + j])
-                    if reset_after:
-                        hn = A_nh[i, j] + extra[j]
-                        nn = tanh(AX[t, i, j] + b[2 * H + j] + r * hn)
-                        S[t + 1, i, HN * H + j] = hn
-                    else:
-                        nn = tanh(AX[t, i, j] + b[2 * H + j] + A_nh[i, j])
-                        S[t + 1, i, HN * H + j] = hin[i, j]
-                    HX[t + 1, i, j] = (1.0 - z) * nn + z * h
-                    S[t + 1, i, R * H + j] = r
-                    S[t + 1, i, Z * H + j] = z
-                    S[t + 1, i, N * H + j] = nn
+                _step(
+                    A_rz[i],
+                    A_nh[i],
+                    AX[t, i],
+                    b,
+                    extra,
+                    hin[i],
+                    HX[t, i],
+                    S[t + 1, i],
+                    HX[t + 1, i],
+                    H,
+                    reset_after,
+                )
             else:  # past the end: keep the final state
                 for j in range(H):
                     HX[t + 1, i, j] = HX[t, i, j]
+
+
+@jit(inline="always")
+def _step(a_rz, a_nh, ax, b, b_hn, hin, h0, s1, h1, H, reset_after):
+    """One sample's step: fills the state row ``s1`` (r, z, n, hn) and ``h1``
+    from the products ``a_rz`` (2H), ``a_nh`` and ``ax`` (H each). One short
+    loop per quantity (see ``lstm._step``: wider loops stayed scalar)."""
+    for j in range(2 * H):  # r, z: adjacent in a_rz and in s1
+        s1[R * H + j] = sigmoid(a_rz[j] + b[j])
+    if reset_after:  # n = tanh(W_nx x + b_n + r * (W_nh h + b_hn))
+        for j in range(H):
+            s1[HN * H + j] = a_nh[j] + b_hn[j]
+        for j in range(H):
+            s1[N * H + j] = tanh(ax[j] + b[2 * H + j] + s1[R * H + j] * s1[HN * H + j])
+    else:  # n = tanh(W_nx x + b_n + W_nh (r * h))
+        for j in range(H):
+            s1[HN * H + j] = hin[j]
+        for j in range(H):
+            s1[N * H + j] = tanh(ax[j] + b[2 * H + j] + a_nh[j])
+    for j in range(H):
+        h1[j] = (1.0 - s1[Z * H + j]) * s1[N * H + j] + s1[Z * H + j] * h0[j]
+
+
+@jit(inline="always")
+def _step_back(dh, h0, s1, da_rz, da_n, da_nh, hin, H, reset_after):
+    """One sample's step of BPTT: from ``dh`` = dL/dh_t (overwritten with its
+    part of dL/dh_{t-1}, ``dh * z``) to the pre-activation gradients; ``hin``
+    gets what ``W_nh`` multiplied. One short loop per quantity, as in
+    :func:`_step`."""
+    for j in range(H):  # h' = (1 - z) * n + z * h
+        da_n[j] = dh[j] * (1.0 - s1[Z * H + j]) * (1.0 - s1[N * H + j] * s1[N * H + j])
+    for j in range(H):
+        da_rz[H + j] = dh[j] * (h0[j] - s1[N * H + j]) * s1[Z * H + j] * (1.0 - s1[Z * H + j])
+    for j in range(H):
+        dh[j] *= s1[Z * H + j]
+    if reset_after:  # a_n = ... + r * (W_nh h + b_hn)
+        for j in range(H):
+            da_rz[j] = da_n[j] * s1[HN * H + j] * s1[R * H + j] * (1.0 - s1[R * H + j])
+        for j in range(H):
+            da_nh[j] = da_n[j] * s1[R * H + j]
+        for j in range(H):
+            hin[j] = h0[j]
+    else:  # a_n = ... + W_nh (r * h): dr needs W_nh^T da_n first
+        for j in range(H):
+            da_nh[j] = da_n[j]
+        for j in range(H):
+            hin[j] = s1[HN * H + j]
 
 
 @jit
@@ -121,28 +166,17 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, reset_after=
     dHX = np.empty((n, K), dtype=HX.dtype)
     dhin = np.empty((n, H), dtype=HX.dtype)
     want_dx = dX.shape[0] > 0
+    W_nhT = np.ascontiguousarray(W_nh.T)  # transposed once, for the per-step products
+    W_rzT = np.ascontiguousarray(W_rz.T)
     for t in range(T - 1, -1, -1):
         for i in range(n):
             if t < lengths[i]:
+                dh = dh_next[i]
                 for j in range(H):
-                    dh = dh_next[i, j] + dHs[t, i, j]
-                    h = HX[t, i, j]
-                    r = S[t + 1, i, R * H + j]
-                    z = S[t + 1, i, Z * H + j]
-                    nn = S[t + 1, i, N * H + j]
-                    # h' = (1 - z) * n + z * h
-                    da_n = dh * (1.0 - z) * (1.0 - nn * nn)
-                    dA_rz[t, i, H + j] = dh * (h - nn) * z * (1.0 - z)
-                    dA_n[t, i, j] = da_n
-                    dh_next[i, j] = dh * z
-                    if reset_after:  # a_n = ... + r * (W_nh h + b_hn)
-                        hn = S[t + 1, i, HN * H + j]
-                        dA_rz[t, i, j] = da_n * hn * r * (1.0 - r)
-                        dA_nh[t, i, j] = da_n * r
-                        hin[t, i, j] = h
-                    else:  # a_n = ... + W_nh (r * h): dr needs W_nh^T da_n first
-                        dA_nh[t, i, j] = da_n
-                        hin[t, i, j] = S[t + 1, i, HN * H + j]
+                    dh[j] += dHs[t, i, j]
+                _step_back(
+                    dh, HX[t, i], S[t + 1, i], dA_rz[t, i], dA_n[t, i], dA_nh[t, i], hin[t, i], H, reset_after
+                )
             else:  # a frozen step passes dh through
                 for j in range(H):
                     dh_next[i, j] += dHs[t, i, j]
@@ -151,7 +185,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, reset_after=
                     dA_n[t, i, j] = 0.0
                     dA_nh[t, i, j] = 0.0
                     hin[t, i, j] = 0.0
-        mm_nn(dA_nh[t], W_nh, dhin)  # dL/d hin
+        mm_nt(dA_nh[t], W_nhT, dhin)  # dL/d hin
         if not reset_after:  # hin = r * h
             for i in range(n):
                 if t < lengths[i]:
@@ -159,7 +193,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, reset_after=
                         r = S[t + 1, i, R * H + j]
                         dA_rz[t, i, j] = dhin[i, j] * HX[t, i, j] * r * (1.0 - r)
                         dhin[i, j] *= r
-        mm_nn(dA_rz[t], W_rz, dHX)  # [dh_{t-1}; dx_t] through r and z
+        mm_nt(dA_rz[t], W_rzT, dHX)  # [dh_{t-1}; dx_t] through r and z
         for i in range(n):
             if t < lengths[i]:
                 for j in range(H):

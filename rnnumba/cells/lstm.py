@@ -19,7 +19,7 @@ call shape and :mod:`rnnumba.cells.elman` for the model they follow.
 import numpy as np
 
 from .._jit import jit
-from .._linalg import mm_nn, mm_nt, mm_tn
+from .._linalg import mm_nt, mm_tn
 from .._math import sigmoid, tanh
 
 # floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
@@ -41,34 +41,66 @@ def _forward(W, b, extra, HX, S, lengths):
         mm_nt(HX[t], W, Z)  # Z = [h_{t-1}; x_t] W^T, all four gates at once
         for i in range(n):
             if t < lengths[i]:
-                for j in range(H):
-                    c_prev = S[t, i, j]
-                    a_i = Z[i, j] + b[j]
-                    a_f = Z[i, H + j] + b[H + j]
-                    a_g = Z[i, 2 * H + j] + b[2 * H + j]
-                    a_o = Z[i, 3 * H + j] + b[3 * H + j]
-                    if peep:
-                        a_i += extra[j] * c_prev
-                        a_f += extra[H + j] * c_prev
-                    ig = sigmoid(a_i)
-                    fg = sigmoid(a_f)
-                    gg = tanh(a_g)
-                    c = fg * c_prev + ig * gg
-                    if peep:
-                        a_o += extra[2 * H + j] * c
-                    og = sigmoid(a_o)
-                    tc = tanh(c)
-                    HX[t + 1, i, j] = og * tc
-                    S[t + 1, i, C * H + j] = c
-                    S[t + 1, i, I * H + j] = ig
-                    S[t + 1, i, F * H + j] = fg
-                    S[t + 1, i, G * H + j] = gg
-                    S[t + 1, i, O * H + j] = og
-                    S[t + 1, i, TC * H + j] = tc
+                _step(Z[i], b, extra, S[t, i], S[t + 1, i], HX[t + 1, i], H, peep)
             else:  # past the end: keep both h and c
                 for j in range(H):
                     HX[t + 1, i, j] = HX[t, i, j]
                     S[t + 1, i, j] = S[t, i, j]
+
+
+@jit(inline="always")
+def _step(z, b, p, s0, s1, h, H, peep):
+    """One sample's step from its gate pre-activations ``z`` (4H): fills the
+    state row ``s1`` (c, i, f, g, o, tanh c) and ``h``; ``s0[:H]`` is c_{t-1}.
+
+    One short loop per quantity, each writing one array: a loop that wrote all
+    six rows at once needed more run-time aliasing checks than LLVM makes, and
+    stayed scalar (4x slower).
+    """
+    if peep:  # i, f see c_{t-1}
+        for j in range(H):
+            z[j] += p[j] * s0[j]
+            z[H + j] += p[H + j] * s0[j]
+    for j in range(2 * H):  # i, f: adjacent in z and in s1
+        s1[I * H + j] = sigmoid(z[j] + b[j])
+    for j in range(H):
+        s1[G * H + j] = tanh(z[2 * H + j] + b[2 * H + j])
+    for j in range(H):
+        s1[C * H + j] = s1[F * H + j] * s0[j] + s1[I * H + j] * s1[G * H + j]
+    if peep:  # o sees c_t
+        for j in range(H):
+            z[3 * H + j] += p[2 * H + j] * s1[j]
+    for j in range(H):
+        s1[O * H + j] = sigmoid(z[3 * H + j] + b[3 * H + j])
+    for j in range(H):
+        s1[TC * H + j] = tanh(s1[C * H + j])
+    for j in range(H):
+        h[j] = s1[O * H + j] * s1[TC * H + j]
+
+
+@jit(inline="always")
+def _step_back(dh, dc, s0, s1, p, dz, H, peep):
+    """One sample's step of BPTT: ``dh`` = dL/dh_t, ``dc`` = dL/dc_t from step
+    t+1 (overwritten with dL/dc_{t-1}); writes the gate gradients ``dz`` (4H).
+    One short loop per quantity, as in :func:`_step`."""
+    for j in range(H):  # h = o * tanh(c)
+        dz[3 * H + j] = dh[j] * s1[TC * H + j] * s1[O * H + j] * (1.0 - s1[O * H + j])
+    for j in range(H):
+        dc[j] += dh[j] * s1[O * H + j] * (1.0 - s1[TC * H + j] * s1[TC * H + j])
+    if peep:  # o = sigmoid(a_o + p_o * c)
+        for j in range(H):
+            dc[j] += dz[3 * H + j] * p[2 * H + j]
+    for j in range(H):  # c = f * c_prev + i * g
+        dz[j] = dc[j] * s1[G * H + j] * s1[I * H + j] * (1.0 - s1[I * H + j])
+    for j in range(H):
+        dz[H + j] = dc[j] * s0[j] * s1[F * H + j] * (1.0 - s1[F * H + j])
+    for j in range(H):
+        dz[2 * H + j] = dc[j] * s1[I * H + j] * (1.0 - s1[G * H + j] * s1[G * H + j])
+    for j in range(H):
+        dc[j] *= s1[F * H + j]
+    if peep:  # i, f read c_prev
+        for j in range(H):
+            dc[j] += dz[j] * p[j] + dz[H + j] * p[H + j]
 
 
 @jit
@@ -85,40 +117,20 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
     dc_next = np.zeros((n, H), dtype=HX.dtype)
     dHX = np.empty((n, K), dtype=HX.dtype)
     want_dx = dX.shape[0] > 0
+    WT = np.ascontiguousarray(W.T)  # (K, 4H): transposed once, for the per-step product
     for t in range(T - 1, -1, -1):
         for i in range(n):
             if t < lengths[i]:
+                dh = dh_next[i]
                 for j in range(H):
-                    dh = dh_next[i, j] + dHs[t, i, j]
-                    c_prev = S[t, i, j]
-                    ig = S[t + 1, i, I * H + j]
-                    fg = S[t + 1, i, F * H + j]
-                    gg = S[t + 1, i, G * H + j]
-                    og = S[t + 1, i, O * H + j]
-                    tc = S[t + 1, i, TC * H + j]
-                    # h = o * tanh(c)
-                    da_o = dh * tc * og * (1.0 - og)
-                    dc = dc_next[i, j] + dh * og * (1.0 - tc * tc)
-                    if peep:  # o = sigmoid(a_o + p_o * c)
-                        dc += da_o * extra[2 * H + j]
-                    # c = f * c_prev + i * g
-                    da_i = dc * gg * ig * (1.0 - ig)
-                    da_f = dc * c_prev * fg * (1.0 - fg)
-                    da_g = dc * ig * (1.0 - gg * gg)
-                    dc_prev = dc * fg
-                    if peep:  # i, f read c_prev
-                        dc_prev += da_i * extra[j] + da_f * extra[H + j]
-                    dc_next[i, j] = dc_prev
-                    dZ[t, i, j] = da_i
-                    dZ[t, i, H + j] = da_f
-                    dZ[t, i, 2 * H + j] = da_g
-                    dZ[t, i, 3 * H + j] = da_o
+                    dh[j] += dHs[t, i, j]
+                _step_back(dh, dc_next[i], S[t, i], S[t + 1, i], extra, dZ[t, i], H, peep)
             else:  # a frozen step passes dh and dc through
                 for j in range(H):
                     dh_next[i, j] += dHs[t, i, j]
                 for j in range(4 * H):
                     dZ[t, i, j] = 0.0
-        mm_nn(dZ[t], W, dHX)  # [dh_{t-1}; dx_t] = da_t W
+        mm_nt(dZ[t], WT, dHX)  # [dh_{t-1}; dx_t] = da_t W
         for i in range(n):
             if t < lengths[i]:
                 for j in range(H):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .. import losses
+from .. import engine, losses
 from .._blas import single_threaded
 from ..network import n_chunks
 from . import kernels
@@ -37,6 +37,9 @@ class FirstOrder:
     weight_decay : float, default 0
         Add ``weight_decay * theta`` to the gradient (after clipping), i.e. an
         L2 penalty ``weight_decay/2 * |theta|^2`` on every parameter.
+    seed : int or sequence of int, optional
+        Picks the dropout masks when ``net.dropout > 0`` (each update draws new
+        ones from this seed and its number); default 0.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class FirstOrder:
         epsilon=1e-8,
         clip=None,
         weight_decay=0.0,
+        seed=None,
     ):
         if method not in FIRST_ORDER:
             raise ValueError(f"method must be one of {FIRST_ORDER}, got {method!r}")
@@ -69,6 +73,7 @@ class FirstOrder:
         self.state = kernels.new_state(net.theta)
         self.prev = net.theta.copy()
         self.step = 0
+        self.drop = engine.dropout_plan(net.dropout, 0 if seed is None else seed)
 
     def n_blocks(self, n_rows):
         """Minibatches per epoch for ``n_rows`` training rows."""
@@ -97,9 +102,8 @@ class FirstOrder:
         """
         net = self.net
         N, B = X.shape[0], self.batch_size
-        chunks = np.array(
-            [n_chunks(B, net.layout.hidden), n_chunks(N % B or B, net.layout.hidden)], dtype=np.int64
-        )
+        chunks = (n_chunks(B, net.layout.hidden), n_chunks(N % B or B, net.layout.hidden))
+        plan = np.array([*chunks, *self.drop], dtype=np.int64)
         with single_threaded():  # the engine's chunks are the parallelism; BLAS threads would oversubscribe
             loss_sum, rows, steps, status = kernels._epoch(
                 net.theta,
@@ -112,7 +116,7 @@ class FirstOrder:
                 losses.LOSSES[loss],
                 np.ascontiguousarray(order, dtype=np.int64),
                 self.batch_size,
-                chunks,
+                plan,
                 kernels.SGD if self.method == "sgd" else kernels.ADAM,
                 self.hp,
                 self.state,

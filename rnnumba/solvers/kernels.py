@@ -23,7 +23,7 @@ OK, NONFINITE = 0, 1
 
 @jit
 def _epoch(
-    theta, grad, spec, offsets, X, lengths, Y, loss, order, batch_size, chunks, method, hp, state, step, prev
+    theta, grad, spec, offsets, X, lengths, Y, loss, order, batch_size, plan, method, hp, state, step, prev
 ):
     """Run the minibatches ``order`` (block indices) once.
 
@@ -37,8 +37,11 @@ def _epoch(
         Loss code (:data:`rnnumba.losses.LOSSES`).
     order : int64 (n_blocks,)
         Block ``k`` holds rows ``k*batch_size`` up to ``(k+1)*batch_size``.
-    chunks : int64 (2,)
-        ``rnnumba.network.n_chunks`` of a full block and of the last block.
+    plan : int64 (4,)
+        ``rnnumba.network.n_chunks`` of a full block and of the last block,
+        then dropout between layers: a base key and the threshold
+        (:func:`rnnumba.engine._dropout`); update number ``u`` (counted over
+        all epochs) draws its masks with the key ``mix(base + u)``.
     method : int
         :data:`SGD` or :data:`ADAM`.
     hp : float64 (N_HP,)
@@ -72,6 +75,7 @@ def _epoch(
     b1, b2, eps, clip, decay = hp[BETA1], hp[BETA2], hp[EPS], hp[CLIP], hp[DECAY]
     loss_sum = 0.0
     rows = 0
+    drop = plan[2:].copy()
     for k in range(order.shape[0]):
         s0 = order[k] * batch_size
         s1 = min(N, s0 + batch_size)
@@ -80,9 +84,11 @@ def _epoch(
             count = 0
             for i in range(s0, s1):
                 count += lengths[i]
-        nc = chunks[0] if s1 - s0 == batch_size else chunks[1]
+        nc = plan[0] if s1 - s0 == batch_size else plan[1]
+        drop[0] = np.int64(engine._mix(np.uint64(plan[2]) + np.uint64(step + k)))
+        scale = 1.0 / (count * per)
         value = engine._loss_and_grad(
-            theta, grad, spec, offsets, X[s0:s1], lengths[s0:s1], Y[s0:s1], loss, 1.0 / (count * per), nc
+            theta, grad, spec, offsets, X[s0:s1], lengths[s0:s1], Y[s0:s1], loss, scale, drop, nc
         )
         norm2 = 0.0
         for p in range(P):

@@ -163,7 +163,8 @@ def _first_order(problem, solver, epochs, rng, options, shuffle, rules):
     p = problem
     if getattr(p.net, "_gpu", None) is not None:
         return _first_order_device(problem, solver, epochs, rng, options, shuffle, rules)
-    opt = FirstOrder(p.net, solver, **options)
+    seed = int(rng.integers(2**63)) if p.net.dropout else None  # no draw without dropout: same shuffles
+    opt = FirstOrder(p.net, solver, seed=seed, **options)
     n_blocks = opt.n_blocks(p.X.shape[0])
     _epochs(
         lambda order: opt.epoch(p.X, p.lengths, p.Y, p.many, p.loss, order),

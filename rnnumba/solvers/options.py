@@ -57,7 +57,8 @@ def check_options(est):
     dict
         ``solver`` (canonical name), ``epochs``, ``options`` (keywords of
         :class:`~rnnumba.solvers.FirstOrder`), ``tol``, ``n_iter_no_change``,
-        ``dtype``, ``callbacks``, ``solver_options``, ``subsample``, ``device``.
+        ``dtype``, ``callbacks``, ``solver_options``, ``subsample``, ``device``,
+        ``dropout``.
     """
     check_int(est.hidden, "hidden")
     check_int(est.num_layers, "num_layers")
@@ -112,6 +113,14 @@ def check_options(est):
     device = getattr(est, "device", "cpu")
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    dropout = _number(getattr(est, "dropout", 0.0), "dropout", 0.0, 1.0, high_open=True)
+    if dropout and solver not in FIRST_ORDER:
+        raise ValueError(
+            f"dropout={dropout} needs a minibatch solver ('sgd' or 'adam'); {solver!r} minimises "
+            "a deterministic objective"
+        )
+    if dropout and device == "cuda":
+        raise ValueError("dropout between layers is not implemented on the GPU backend (device='cuda')")
     rs = est.random_state
     if not (
         rs is None
@@ -130,4 +139,5 @@ def check_options(est):
         solver_options=dict(est.solver_options or {}),
         subsample=subsample,
         device=device,
+        dropout=dropout,
     )
