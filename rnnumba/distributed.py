@@ -190,11 +190,11 @@ _LOADED = set()
 
 
 def _load_objective(net):
-    """Load (or compile) ``engine._loss_and_grad`` in this process before any
-    caller of it. A cached ``solvers.kernels._epoch`` that was compiled where
-    ``_loss_and_grad`` came from the disk cache segfaults when it is loaded
-    first (numba#8578: cached caller of a ``parallel=True`` function), and a
-    fresh or restarted worker may well run an epoch before an evaluation."""
+    """Load (or compile) the engine's objective in this process before the
+    solvers' epoch. Written when the epoch called ``engine._loss_and_grad``: a
+    cached caller loaded before its callee segfaulted (numba#8578), and a fresh
+    or restarted worker may well run an epoch before an evaluation. The epoch
+    now runs its own chunk loop; the order is kept as a cheap precaution."""
     if net.dtype.str not in _LOADED:
         I, O = net.layout.input_size, net.layout.output_size
         X, Y = np.zeros((2, 1, I), dtype=net.dtype), np.zeros((2, 1, O), dtype=net.dtype)

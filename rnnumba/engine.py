@@ -311,12 +311,19 @@ def _chunks_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale
         values[c] = _chunk_loss_and_grad(
             theta, partial[c], spec, offsets, X, lengths, Y, loss, scale, drop, s0, s1
         )
+    return _sum_chunks(grad, partial, values, n_chunks)
+
+
+@jit
+def _sum_chunks(grad, partial, values, n_chunks):
+    """``grad`` = the partial gradients of the first ``n_chunks`` rows summed in
+    row order; returns the losses summed the same way (thread-count independent)."""
     total = values[0]
-    for k in range(P):
+    for k in range(grad.shape[0]):
         grad[k] = partial[0, k]
-    for c in range(1, n_chunks):  # fixed order: thread-count independent
+    for c in range(1, n_chunks):
         total += values[c]
-        for k in range(P):
+        for k in range(grad.shape[0]):
             grad[k] += partial[c, k]
     return total
 
@@ -327,8 +334,8 @@ def _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop,
 
     The same chunks, the same arithmetic and the same order of summation as
     :func:`_chunks_loss_and_grad`, so the results are bitwise equal; for
-    compiled callers (the solvers' epoch loop), which must not call a parallel
-    function, and for batches of one chunk.
+    batches of one chunk and for compiled callers, which must not call a
+    parallel function (numba issue 8578).
     """
     N = X.shape[0]
     value = _chunk_loss_and_grad(

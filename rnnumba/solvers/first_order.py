@@ -101,10 +101,9 @@ class FirstOrder:
             parameters whose loss was finite.
         """
         net = self.net
-        N, B = X.shape[0], self.batch_size
-        chunks = (n_chunks(B, net.layout.hidden), n_chunks(N % B or B, net.layout.hidden))
-        plan = np.array([*chunks, *self.drop], dtype=np.int64)
-        with single_threaded():  # the engine's chunks are the parallelism; BLAS threads would oversubscribe
+        N, B, H = X.shape[0], self.batch_size, net.layout.hidden
+        plan = np.array([n_chunks(B, H), n_chunks(N % B or B, H), *self.drop], dtype=np.int64)
+        with single_threaded():  # the chunks are the parallelism; BLAS threads would oversubscribe
             loss_sum, rows, steps, status = kernels._epoch(
                 net.theta,
                 net.grad,

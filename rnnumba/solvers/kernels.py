@@ -4,11 +4,21 @@ The whole epoch (slicing the minibatches, forward, BPTT, clipping, weight
 decay, the update and the divergence check) is one call: the seed run is
 140,000 steps of a 755-parameter model, where any per-step Python dispatch
 would cost more than the arithmetic.
+
+The epoch is itself a ``parallel=True`` function called from Python: each
+minibatch's chunks run on numba's threads (``prange``) and are summed in chunk
+order, exactly as :func:`rnnumba.engine.loss_and_grad` does, so a step's
+gradient is bitwise the public one. (It cannot call the engine's parallel
+function instead: a cached njit function calling a parallel one crashes a
+later process, numba issue 8578.) Everything else here is written as plain
+loops, because every array expression in a parallel function becomes a
+parallel region of its own.
 """
 
 import math
 
 import numpy as np
+from numba import prange
 
 from .. import engine
 from .._jit import jit
@@ -21,7 +31,7 @@ N_HP = 8
 OK, NONFINITE = 0, 1
 
 
-@jit
+@jit(parallel=True)
 def _epoch(
     theta, grad, spec, offsets, X, lengths, Y, loss, order, batch_size, plan, method, hp, state, step, prev
 ):
@@ -75,7 +85,11 @@ def _epoch(
     b1, b2, eps, clip, decay = hp[BETA1], hp[BETA2], hp[EPS], hp[CLIP], hp[DECAY]
     loss_sum = 0.0
     rows = 0
-    drop = plan[2:].copy()
+    drop = np.empty(2, dtype=np.int64)
+    drop[1] = plan[3]
+    most = max(plan[0], plan[1])
+    partial = np.empty((most, P), dtype=theta.dtype)  # every entry gets written
+    values = np.empty(most, dtype=np.float64)
     for k in range(order.shape[0]):
         s0 = order[k] * batch_size
         s1 = min(N, s0 + batch_size)
@@ -87,20 +101,29 @@ def _epoch(
         nc = plan[0] if s1 - s0 == batch_size else plan[1]
         drop[0] = np.int64(engine._mix(np.uint64(plan[2]) + np.uint64(step + k)))
         scale = 1.0 / (count * per)
-        value = engine._loss_and_grad(
-            theta, grad, spec, offsets, X[s0:s1], lengths[s0:s1], Y[s0:s1], loss, scale, drop, nc
-        )
+        Xb, Lb, Yb, nb = X[s0:s1], lengths[s0:s1], Y[s0:s1], s1 - s0
+        if nc == 1:  # no parallel region: its start-up costs more than a small batch
+            value = engine._chunk_loss_and_grad(
+                theta, grad, spec, offsets, Xb, Lb, Yb, loss, scale, drop, 0, nb
+            )
+        else:
+            for c in prange(nc):  # the engine's chunks, as engine._chunks_loss_and_grad
+                c0, c1 = c * nb // nc, (c + 1) * nb // nc
+                values[c] = engine._chunk_loss_and_grad(
+                    theta, partial[c], spec, offsets, Xb, Lb, Yb, loss, scale, drop, c0, c1
+                )
+            value = engine._sum_chunks(grad, partial, values, nc)
         norm2 = 0.0
         for p in range(P):
             norm2 += grad[p] * grad[p]
         if not (math.isfinite(value) and math.isfinite(norm2)):
-            theta[:] = prev
+            _copy(theta, prev)
             return loss_sum, rows, k, NONFINITE
         if clip > 0.0 and norm2 > clip * clip:  # global-norm clipping
             c = clip / math.sqrt(norm2)
             for p in range(P):
                 grad[p] *= c
-        prev[:] = theta
+        _copy(prev, theta)
         finite = True
         if method == SGD:
             for p in range(P):
@@ -121,11 +144,17 @@ def _epoch(
                 theta[p] -= lr * (state[0, p] / c1) / (math.sqrt(state[1, p] / c2) + eps)
                 finite &= math.isfinite(theta[p])
         if not finite:
-            theta[:] = prev
+            _copy(theta, prev)
             return loss_sum, rows, k, NONFINITE
         loss_sum += value * (s1 - s0)
         rows += s1 - s0
     return loss_sum, rows, order.shape[0], OK
+
+
+@jit
+def _copy(dst, src):
+    for p in range(dst.shape[0]):
+        dst[p] = src[p]
 
 
 def new_state(theta):
