@@ -90,6 +90,21 @@ def test_epoch_matches_plain_loop(cfg):
     assert mean == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("N", [20, 70, 300])  # 2, 4 and 18 chunks of the engine
+def test_epoch_step_uses_the_public_gradient_bitwise(N):
+    """The epoch's own parallel chunk loop sums exactly as net.loss_and_grad."""
+    from rnnumba.network import n_chunks
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(N, 4, 2)), rng.normal(size=N)
+    assert n_chunks(N, 8) > 1
+    a, b = RNN(2, 8, num_layers=2, random_state=0), RNN(2, 8, num_layers=2, random_state=0)
+    _, g = b.loss_and_grad(X, y)
+    _epoch(a, X, y, np.array([0]), method="sgd", lr=0.1, batch_size=N)
+    assert np.array_equal(a.grad, g)  # the step's gradient, left in the buffer
+    np.testing.assert_allclose(a.theta, b.theta - 0.1 * g, rtol=1e-15)  # fused multiply-add
+
+
 def test_state_carries_across_epochs():
     X, y = _data(N=40)
     a, b = RNN(1, 4, random_state=2), RNN(1, 4, random_state=2)
