@@ -100,8 +100,9 @@ class DeviceEngine:
                 if plan[0] == "stepwise":
                     break
                 lay, wsrc = self.layout, _wsrc(plan[0])
-                ok, most = persistent.prepare(dtkey(self.dtype), self.kind, lay.peephole, lay.hidden, plan[1],
-                                              self.dtype.itemsize, wsrc)
+                ok, most = persistent.prepare(
+                    dtkey(self.dtype), self.kind, lay.peephole, lay.hidden, plan[1], self.dtype.itemsize, wsrc
+                )
                 limit = limit if ok else DEFAULT_SMEM
                 again = self._plan(N, sms, limit, most)
                 same, plan = again[0] == plan[0], again
@@ -128,8 +129,10 @@ class DeviceEngine:
             return "stepwise", 0, 0
         wsrc = _wsrc(strategy)
         if need(1, wsrc) > limit:
-            raise ValueError(f"strategy={strategy!r} needs {need(1, wsrc)} bytes of shared memory per block; "
-                             f"this device allows {limit}")
+            raise ValueError(
+                f"strategy={strategy!r} needs {need(1, wsrc)} bytes of shared memory per block; "
+                f"this device allows {limit}"
+            )
         nb = max(1, min(-(-N // sms), max(1, 1024 // H)))
         while nb > 1 and need(nb, wsrc) > limit:
             nb -= 1
@@ -148,9 +151,12 @@ class DeviceEngine:
         need = persistent.smem_bytes(self.kind, self.layout.hidden, nb, isz, True, _wsrc(name))
         small = self._plan(N, sms, DEFAULT_SMEM, 256) if need > DEFAULT_SMEM else ("stepwise", 0, 0)
         self._plans[N] = small
-        warnings.warn(f"rnnumba.gpu: a persistent kernel launch failed ({type(exc).__name__}: {exc}); "
-                      f"using {small[0]} kernels with {small[1]} samples a block instead",
-                      RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            f"rnnumba.gpu: a persistent kernel launch failed ({type(exc).__name__}: {exc}); "
+            f"using {small[0]} kernels with {small[1]} samples a block instead",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def workspace(self, N, T):
         key = (N, T)
@@ -202,8 +208,20 @@ class DeviceEngine:
         F, M = self._features(batch, ws, many)
         self._readout(theta, F, M, ws)
         out = ws.loss if loss_out is None else loss_out
-        head.loss_rows(ws.yhat, O, batch.Y, batch.yw, M, batch.T, batch.lengths, many, LOSS_CODES[loss],
-                       scale, ws.dY, ws.rowloss)
+        head.loss_rows(
+            ws.yhat,
+            O,
+            batch.Y,
+            batch.yw,
+            M,
+            batch.T,
+            batch.lengths,
+            many,
+            LOSS_CODES[loss],
+            scale,
+            ws.dY,
+            ws.rowloss,
+        )
         linalg.sum_all(ws.rowloss, 0, M, out, loss_idx, scale)
         w_out, b_out = int(self.offsets[-1, 0]), int(self.offsets[-1, 1])
         dY = (ws.dY, 0, O, 1)
@@ -249,8 +267,15 @@ class DeviceEngine:
             for d in range(self.layout.directions):
                 x_in, ld_in, w_off, b_off, x_off, w_ld = self._layer(batch, ws, layer, d)
                 # Xp = x W_x^T + b for every step
-                gemm((x_in, 0, ld_in, 1), (theta, w_off + H, 1, w_ld), (ws.xp, 0, GH, 1), NT, GH, ld_in,
-                     bias=(theta, b_off))
+                gemm(
+                    (x_in, 0, ld_in, 1),
+                    (theta, w_off + H, 1, w_ld),
+                    (ws.xp, 0, GH, 1),
+                    NT,
+                    GH,
+                    ld_in,
+                    bias=(theta, b_off),
+                )
                 self._recurrence(theta, batch, ws, layer, d, w_off, w_ld, x_off)
 
     def _recurrence(self, theta, batch, ws, layer, d, w_off, w_ld, x_off):
@@ -309,8 +334,15 @@ class DeviceEngine:
                 colsum(ws.dA, 0, GH, NT, GH, grad, b_off, scratch=sc)
                 self._extras_grad(grad, ws, gst, NT, x_off, sc)
                 if d_in is not None:  # dx = dA W_x, summed over the directions in order
-                    gemm((ws.dA, 0, GH, 1), (theta, w_off + H, w_ld, 1), (d_in, 0, HD, 1), NT, HD, GH,
-                         accumulate=d > 0)
+                    gemm(
+                        (ws.dA, 0, GH, 1),
+                        (theta, w_off + H, w_ld, 1),
+                        (d_in, 0, HD, 1),
+                        NT,
+                        HD,
+                        GH,
+                        accumulate=d > 0,
+                    )
             cur = 1 - cur
 
     def _extras_grad(self, grad, ws, gst, NT, x_off, sc):
@@ -322,8 +354,9 @@ class DeviceEngine:
             fill(grad, x_off, H)
         elif self.kind == LSTM and self.layout.peephole:  # dp = sum da_{i,f} c_prev, sum da_o c
             for gate, col, p in ((0, 5, 0), (1, 5, 1), (3, 4, 2)):
-                colsum(ws.dA, gate * H, GH, NT, H, grad, x_off + p * H, B=gst, b_off=col * H, b_ld=gs,
-                       scratch=sc)
+                colsum(
+                    ws.dA, gate * H, GH, NT, H, grad, x_off + p * H, B=gst, b_off=col * H, b_ld=gs, scratch=sc
+                )
 
     def _recurrence_back(self, theta, batch, ws, layer, d, w_off, w_ld, x_off, d_out):
         H, D, G = self.layout.hidden, self.layout.directions, GATES[self.kind]

@@ -73,8 +73,28 @@ def build_gemm(dt, TM, TN, TK, R):
     SHAPE_A = (TK, TM + 1)  # +1: no bank conflicts on transposing stores
     SHAPE_B = (TK, TN + 1)
 
-    def gemm(A, a_off, a_si, a_sk, B, b_off, b_sk, b_sj, C, c_off, c_si, c_sj, c_sz,
-             M, N, K, k_chunk, accumulate, bias, bias_off):
+    def gemm(
+        A,
+        a_off,
+        a_si,
+        a_sk,
+        B,
+        b_off,
+        b_sk,
+        b_sj,
+        C,
+        c_off,
+        c_si,
+        c_sj,
+        c_sz,
+        M,
+        N,
+        K,
+        k_chunk,
+        accumulate,
+        bias,
+        bias_off,
+    ):
         sA = cu.shared.array(SHAPE_A, T)
         sB = cu.shared.array(SHAPE_B, T)
         acc = cu.local.array((R, R), T)

@@ -92,7 +92,23 @@ def build_forward(dt, kind, peephole, wsrc):
     one = np.dtype(dt).type(1.0)
 
     def persistent_forward(
-        theta, WT, w_off, w_ld, x_off, Xp, Out, out_ld, out_col, Hprev, Gst, gs_ld, lengths, N, T, H, reverse,
+        theta,
+        WT,
+        w_off,
+        w_ld,
+        x_off,
+        Xp,
+        Out,
+        out_ld,
+        out_col,
+        Hprev,
+        Gst,
+        gs_ld,
+        lengths,
+        N,
+        T,
+        H,
+        reverse,
         nb,
     ):
         sm = cu.shared.array(0, T_)
