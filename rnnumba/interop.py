@@ -21,7 +21,6 @@ a gradient maps the gradient of ``b`` to both ``bias_ih`` and ``bias_hh``
 PyTorch is optional: it is imported inside the functions only.
 """
 
-
 import numpy as np
 
 from .layout import Layout

@@ -293,8 +293,9 @@ def test_gemm_strided_split_k(accumulate):
         assert n <= buf.shape[0]
         return buf
 
-    linalg.gemm((dA, 1, 1, M + 2), (dB, 0, N, 1), (dC, 0, N + 1, 1), M, N, K, accumulate=accumulate,
-                scratch=scratch)
+    linalg.gemm(
+        (dA, 1, 1, M + 2), (dB, 0, N, 1), (dC, 0, N + 1, 1), M, N, K, accumulate=accumulate, scratch=scratch
+    )
     want = C0.copy()
     want[:, :N] = (C0[:, :N] if accumulate else 0) + A[:, 1 : M + 1].T @ B
     np.testing.assert_allclose(dC.copy_to_host().reshape(M, N + 1), want, rtol=1e-13)

@@ -27,14 +27,7 @@ from rnnumba.datasets import (
 def test_f_formula():
     x = np.linspace(-5, 15, 101)
     expected = np.array(
-        [
-            2
-            + 0.5 * math.sin(v / 2 - 1)
-            + math.sin(v)
-            + math.sin(2 * v + 2)
-            + math.sin(v / 4 + 1)
-            for v in x
-        ]
+        [2 + 0.5 * math.sin(v / 2 - 1) + math.sin(v) + math.sin(2 * v + 2) + math.sin(v / 4 + 1) for v in x]
     )
     np.testing.assert_allclose(f(x), expected, rtol=0, atol=1e-14)
     assert f(0.0) == pytest.approx(2 + 0.5 * math.sin(-1) + math.sin(2) + math.sin(1))
@@ -76,9 +69,7 @@ def test_make_toy_deterministic_by_seed():
         assert u.tobytes() == v.tobytes()  # bitwise
     assert not np.array_equal(a[0], c[0])
     g1, g2 = np.random.default_rng(7), np.random.default_rng(7)
-    np.testing.assert_array_equal(
-        make_toy(50, random_state=g1)[0], make_toy(50, random_state=g2)[0]
-    )
+    np.testing.assert_array_equal(make_toy(50, random_state=g1)[0], make_toy(50, random_state=g2)[0])
 
 
 def test_make_toy_columns_are_lagged_f_plus_noise():
@@ -111,9 +102,7 @@ def test_make_toy_noise_scales():
 
 def test_make_toy_varlen_shapes_padding_and_valid_cells():
     X, lengths, z = make_toy_varlen(20_000, random_state=0)
-    assert (
-        X.shape == (20_000, 4) and lengths.shape == (20_000,) and z.shape == (20_000,)
-    )
+    assert X.shape == (20_000, 4) and lengths.shape == (20_000,) and z.shape == (20_000,)
     assert lengths.dtype == np.int64
     assert set(np.unique(lengths)) == {3, 4}
     # uniform over the set
@@ -211,9 +200,7 @@ def test_standardizer_three_dimensional_input():
     s2 = Standardizer().fit(X, lengths)
     s3 = Standardizer().fit(X[:, :, None], lengths)
     assert (s2.mean_, s2.std_) == (s3.mean_, s3.std_)
-    np.testing.assert_array_equal(
-        s3.transform(X[:, :, None], lengths)[:, :, 0], s2.transform(X, lengths)
-    )
+    np.testing.assert_array_equal(s3.transform(X[:, :, None], lengths)[:, :, 0], s2.transform(X, lengths))
 
 
 def test_standardizer_keeps_float32_and_does_not_mutate():
@@ -394,9 +381,7 @@ def test_import_is_light():
         "importlib.util.module_from_spec(spec))\n"
         "print('numba' in sys.modules, time.perf_counter() - t)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     has_numba, seconds = out.stdout.split()
     assert has_numba == "False"
     assert float(seconds) < 0.05

@@ -95,7 +95,14 @@ def test_initialisation_is_seeded_and_dtypes():
 
 @pytest.mark.parametrize(
     "N,T,I,H,O",
-    [(1, 1, 1, 1, 1), (20, 3, 1, 26, 1), (7, 5, 3, 1, 2), (3, 1, 2, 4, 1), (40, 6, 2, 5, 2), (2, 300, 2, 3, 1)],  # noqa: E501
+    [
+        (1, 1, 1, 1, 1),
+        (20, 3, 1, 26, 1),
+        (7, 5, 3, 1, 2),
+        (3, 1, 2, 4, 1),
+        (40, 6, 2, 5, 2),
+        (2, 300, 2, 3, 1),
+    ],  # noqa: E501
 )
 @pytest.mark.parametrize("many", [False, True])
 def test_elman_matches_reference(N, T, I, H, O, many):
