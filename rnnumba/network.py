@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from . import engine
+from . import _heap, engine
 from ._blas import single_threaded
 from ._linalg import SMALL
 from .layout import Layout
@@ -295,6 +295,7 @@ class RNN:
                     "dropout between layers is not implemented on the GPU backend (device='cuda')"
                 )
             return float(self._gpu.loss_and_grad(th, self.grad, X, lengths, Y, loss, 1.0 / count, many))
+        _heap.tune()
         chunks, blas = self._plan(X.shape[0], X.shape[1])
         spec, code = self._specs[many], LOSSES[loss]
         args = (th, self.grad, spec, self._offsets, X, lengths, Y, code, 1.0 / count, drop, chunks)
@@ -322,6 +323,7 @@ class RNN:
         return out
 
     def _cpu_predict(self, X, lengths, many_to_many, out):
+        _heap.tune()
         N = X.shape[0]
         chunks, blas = self._plan(N, X.shape[1])
         args = (self.theta, self._specs[many_to_many], self._offsets, X, lengths)

@@ -401,3 +401,25 @@ def test_read_only_install_still_imports_and_runs():
     run = subprocess.run([sys.executable, "-c", NO_CACHE], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "(2, 1)"
+
+
+# -- malloc thresholds (rnnumba._heap) ---------------------------------------------
+
+
+def test_heap_tuning_runs_once_and_can_be_turned_off():
+    from rnnumba import _heap
+
+    code = (
+        "import rnnumba, numpy as np; n = rnnumba.RNN(1, 3); n.predict(np.zeros((2, 4))); "
+        "print(rnnumba._heap.tune())"
+    )
+    outs = {}
+    for value in ("", "default"):
+        env = dict(os.environ, PYTHONPATH=ROOT, RNNUMBA_MALLOC=value)
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        outs[value] = run.stdout.strip()
+    assert outs["default"] == "False"  # the opt-out leaves malloc alone
+    if sys.platform.startswith("linux") and hasattr(__import__("ctypes").CDLL(None), "gnu_get_libc_version"):
+        assert outs[""] == "True"  # glibc: thresholds raised
+    assert _heap.tune() is _heap.tune()  # cached: once per process

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .. import engine, losses
+from .. import _heap, engine, losses
 from .._blas import single_threaded
 from ..network import n_chunks
 from . import kernels
@@ -100,6 +100,7 @@ class FirstOrder:
             False when a step went non-finite; ``theta`` then holds the last
             parameters whose loss was finite.
         """
+        _heap.tune()
         net = self.net
         N, B, H = X.shape[0], self.batch_size, net.layout.hidden
         plan = np.array([n_chunks(B, H), n_chunks(N % B or B, H), *self.drop], dtype=np.int64)
