@@ -9,6 +9,7 @@ import numpy as np
 from .._jit import jit
 from .._linalg import mm_nt, mm_tn
 from .._math import tanh  # noqa: F401  (re-exported for the other cells)
+from ._bptt import _split_dhx
 
 STATE_WIDTH = 0  # nothing beyond h is needed for BPTT: tanh' = 1 - h^2
 
@@ -39,7 +40,6 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
     dZ = np.empty((T, n, H), dtype=HX.dtype)
     dh_next = np.zeros((n, H), dtype=HX.dtype)
     dHX = np.empty((n, K), dtype=HX.dtype)
-    want_dx = dX.shape[0] > 0
     WT = np.ascontiguousarray(W.T)  # (K, H), for the row-by-row product below
     for t in range(T - 1, -1, -1):
         for i in range(n):
@@ -50,16 +50,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
                 dh_next[i, j] = dh  # a frozen step passes dh through
                 dZ[t, i, j] = dh * (1.0 - h * h) if valid else 0.0
         mm_nt(dZ[t], WT, dHX)  # [dh_{t-1}; dx_t] = dz_t W
-        for i in range(n):
-            if t < lengths[i]:
-                for j in range(H):
-                    dh_next[i, j] = dHX[i, j]
-                if want_dx:
-                    for j in range(K - H):
-                        dX[t, i, j] = dHX[i, H + j]
-            elif want_dx:
-                for j in range(K - H):
-                    dX[t, i, j] = 0.0
+        _split_dhx(dHX, dh_next, dX, t, lengths)
     # tied weights: one product over all steps, dW = sum_t dz_t^T [h_{t-1}; x_t]
     mm_tn(dZ.reshape(T * n, H), HX[:T].reshape(T * n, K), dW)
     for j in range(H):

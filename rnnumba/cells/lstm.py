@@ -21,6 +21,7 @@ import numpy as np
 from .._jit import jit
 from .._linalg import mm_nt, mm_tn
 from .._math import sigmoid, tanh
+from ._bptt import _split_dhx
 
 # floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
 # k = 0: c_t, 1: i, 2: f, 3: g, 4: o, 5: tanh(c_t) of step t; S[0, n, :H] = c_{-1} = 0
@@ -116,7 +117,6 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
     dh_next = np.zeros((n, H), dtype=HX.dtype)
     dc_next = np.zeros((n, H), dtype=HX.dtype)
     dHX = np.empty((n, K), dtype=HX.dtype)
-    want_dx = dX.shape[0] > 0
     WT = np.ascontiguousarray(W.T)  # (K, 4H): transposed once, for the per-step product
     for t in range(T - 1, -1, -1):
         for i in range(n):
@@ -131,16 +131,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
                 for j in range(4 * H):
                     dZ[t, i, j] = 0.0
         mm_nt(dZ[t], WT, dHX)  # [dh_{t-1}; dx_t] = da_t W
-        for i in range(n):
-            if t < lengths[i]:
-                for j in range(H):
-                    dh_next[i, j] = dHX[i, j]
-                if want_dx:
-                    for j in range(K - H):
-                        dX[t, i, j] = dHX[i, H + j]
-            elif want_dx:
-                for j in range(K - H):
-                    dX[t, i, j] = 0.0
+        _split_dhx(dHX, dh_next, dX, t, lengths)
     # tied weights: one product over all steps, dW = sum_t da_t^T [h_{t-1}; x_t]
     mm_tn(dZ.reshape(T * n, 4 * H), HX[:T].reshape(T * n, K), dW)
     for j in range(4 * H):
