@@ -13,7 +13,7 @@ import numpy as np
 from . import _heap, engine
 from ._blas import single_threaded
 from ._linalg import SMALL
-from .layout import Layout
+from .layout import GATES, Layout
 from .losses import LOSSES
 from .validation import check_sequences, check_targets
 
@@ -41,7 +41,7 @@ def _blas_may_run(layout, N, T, chunks):
     If none is, pinning BLAS to one thread (~1 us of ctypes calls) is skipped."""
     L = layout
     HD = L.hidden * L.directions
-    G = {"elman": 1, "lstm": 4, "gru": 3}[L.cell]
+    G = GATES[L.cell]
     rows = -(-N // chunks) * T  # every step of one block, as in the weight gradients
     widest = max(G * L.hidden * (L.hidden + max(L.input_size, HD)), HD * L.output_size)
     return rows * widest > SMALL
