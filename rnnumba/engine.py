@@ -61,14 +61,21 @@ def _cell_forward(spec, W, b, extra, HX, S, lengths):
 
 
 @jit
-def _cell_backward(spec, W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
+def _cell_backward(spec, W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
     cell = spec[0]
     if cell == ELMAN:
-        elman._backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX)
+        elman._backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0)
     elif cell == LSTM:
-        lstm._backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX)
+        lstm._backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0)
     elif cell == GRU:
-        gru._backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, spec[7] != 0)
+        gru._backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0, spec[7] != 0)
+
+
+@jit(inline="always")
+def _carried(cell, H):
+    """Width of the state a layer carries from step to step: ``h``, or ``[h; c]``
+    for the LSTM (the layout of an initial or final state array)."""
+    return 2 * H if cell == LSTM else H
 
 
 @jit(inline="always")
@@ -143,13 +150,14 @@ def _dropout(A, drop, layer, s0, lens):
 
 
 @jit
-def _chunk_forward(theta, spec, offsets, X, lengths, drop, s0, s1):
+def _chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1):
     """Forward through all layers for samples ``s0:s1``.
 
     Returns the per-(layer, direction) ``HX`` and ``S`` buffers (kept for BPTT)
     and the top layer's outputs (T, n, H*D) in original time order, zero in
     the padding. ``drop``: see :func:`_dropout`, applied to the outputs of
-    every layer but the last.
+    every layer but the last. ``h0`` (L*D, N, carried width; see
+    :func:`_carried`) holds the initial states, or is empty for zero states.
     """
     cell, H, L, D = spec[0], spec[1], spec[2], spec[3]
     T, n = X.shape[1], s1 - s0
@@ -175,6 +183,11 @@ def _chunk_forward(theta, spec, offsets, X, lengths, drop, s0, s1):
             for i in range(n):
                 for t in range(lens[i]):
                     _copy(HX[t, i, H:], inp[_src(t, lens[i], d), i])
+            if h0.shape[0] > 0:  # h_{-1} in row 0 of HX; the LSTM's c_{-1} in row 0 of S
+                for i in range(n):
+                    _copy(HX[0, i, :H], h0[layer * D + d, s0 + i, :H])
+                    if cell == LSTM:
+                        _copy(S[0, i, :H], h0[layer * D + d, s0 + i, H:])
             _cell_forward(spec, W, b, extra, HX, S, lens)
             for i in range(n):
                 for t in range(lens[i]):
@@ -213,13 +226,13 @@ def _features(spec, HXs, top, lengths, s0, s1, many):
 
 
 @jit
-def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, drop, s0, s1):
+def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, s0, s1):
     cell, H, L, D = spec[0], spec[1], spec[2], spec[3]
     O, many = spec[5], spec[8]
     T, n = X.shape[1], s1 - s0
     lens = lengths[s0:s1]
     G = _gates(cell)
-    HXs, Ss, top = _chunk_forward(theta, spec, offsets, X, lengths, drop, s0, s1)
+    HXs, Ss, top = _chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1)
     F = _features(spec, HXs, top, lengths, s0, s1, many)
 
     # the head
@@ -267,6 +280,7 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, dr
                 if layer == L - 1 and not many:  # the final state feeds the head
                     _add(dHs[lens[i] - 1, i], dF[i, d * H : (d + 1) * H])
             dX = np.zeros((T if layer > 0 else 0, n, I_l), dtype=theta.dtype)
+            dS0 = np.empty((n if dh0.shape[0] > 0 else 0, _carried(cell, H)), dtype=theta.dtype)
             n_extra = _extra_size(spec)
             _cell_backward(
                 spec,
@@ -281,7 +295,10 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, dr
                 g[row[1] : row[1] + G * H],
                 g[row[2] : row[2] + n_extra],
                 dX,
+                dS0,
             )
+            for i in range(dS0.shape[0]):  # this chunk's rows of dL/dh0: no sum needed
+                _copy(dh0[layer * D + d, s0 + i], dS0[i])
             if layer > 0:
                 for i in range(n):
                     for t in range(lens[i]):
@@ -293,7 +310,7 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, dr
 
 
 @jit(parallel=True)
-def _chunks_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, n_chunks):
+def _chunks_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, n_chunks):
     """Every chunk on numba's threads, each into its own partial gradient, then
     the partials summed in chunk order into ``grad``.
 
@@ -309,7 +326,7 @@ def _chunks_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale
     for c in prange(n_chunks):
         s0, s1 = c * N // n_chunks, (c + 1) * N // n_chunks
         values[c] = _chunk_loss_and_grad(
-            theta, partial[c], spec, offsets, X, lengths, Y, loss, scale, drop, s0, s1
+            theta, partial[c], spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, s0, s1
         )
     return _sum_chunks(grad, partial, values, n_chunks)
 
@@ -329,7 +346,7 @@ def _sum_chunks(grad, partial, values, n_chunks):
 
 
 @jit
-def _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, n_chunks):
+def _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, n_chunks):
     """Loss and gradient of a padded batch on one thread; fills ``grad``.
 
     The same chunks, the same arithmetic and the same order of summation as
@@ -339,41 +356,50 @@ def _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop,
     """
     N = X.shape[0]
     value = _chunk_loss_and_grad(
-        theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, 0, N // n_chunks
+        theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, 0, N // n_chunks
     )
     if n_chunks > 1:
         part = np.empty_like(grad)  # every entry gets written
         for c in range(1, n_chunks):  # fixed order: thread-count independent
             s0, s1 = c * N // n_chunks, (c + 1) * N // n_chunks
             value += _chunk_loss_and_grad(
-                theta, part, spec, offsets, X, lengths, Y, loss, scale, drop, s0, s1
+                theta, part, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, s0, s1
             )
             for k in range(grad.shape[0]):
                 grad[k] += part[k]
     return value
 
 
-def loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, n_chunks):
+def loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, n_chunks):
     """Loss and gradient of a padded batch; fills ``grad``, returns the loss.
 
     ``spec`` and ``offsets`` come from :class:`~rnnumba.layout.Layout`
     (``spec[8]`` is the many-to-many flag), ``Y`` is (N, 1 or T, O) and
     ``scale`` is 1 / the number of loss terms and ``drop`` (int64 (2,)) the
-    dropout key and threshold (:func:`_dropout`; ``NO_DROPOUT`` for none). With
-    several chunks they run on numba's threads and their partial gradients are
-    summed in chunk order.
+    dropout key and threshold (:func:`_dropout`; zeros for none). ``h0``
+    (L*D, N, carried width) holds initial states, ``dh0`` of the same shape
+    receives dL/dh0; either may be empty (zero states; no state gradient).
+    With several chunks they run on numba's threads and their partial
+    gradients are summed in chunk order.
     """
+    args = (theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0)
     if n_chunks == 1:  # no parallel region for one chunk
-        return _loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, 1)
-    return _chunks_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, n_chunks)
+        return _loss_and_grad(*args, 1)
+    return _chunks_loss_and_grad(*args, n_chunks)
 
 
 @jit
-def _chunk_predict(theta, spec, offsets, X, lengths, s0, s1, out):
-    H, L, D, O, many = spec[1], spec[2], spec[3], spec[5], spec[8]
+def _chunk_predict(theta, spec, offsets, X, lengths, h0, s0, s1, out, hn):
+    cell, H, L, D, O, many = spec[0], spec[1], spec[2], spec[3], spec[5], spec[8]
     head = offsets[L * D]
     no_dropout = np.zeros(2, dtype=np.int64)  # predictions never drop
-    HXs, Ss, top = _chunk_forward(theta, spec, offsets, X, lengths, no_dropout, s0, s1)
+    HXs, Ss, top = _chunk_forward(theta, spec, offsets, X, lengths, no_dropout, h0, s0, s1)
+    T = X.shape[1]
+    for k in range(hn.shape[0]):  # final states: row T (states freeze past a length)
+        for i in range(s1 - s0):
+            _copy(hn[k, s0 + i, :H], HXs[k][T, i, :H])
+            if cell == LSTM:
+                _copy(hn[k, s0 + i, H:], Ss[k][T, i, :H])
     F = _features(spec, HXs, top, lengths, s0, s1, many)
     Yhat = np.empty((F.shape[0], O), dtype=theta.dtype)
     _readout(_tensor(theta, head[0], O, H * D), theta[head[1] : head[1] + O], F, Yhat)
@@ -388,8 +414,10 @@ def _chunk_predict(theta, spec, offsets, X, lengths, s0, s1, out):
 
 
 @jit(parallel=True)
-def _predict(theta, spec, offsets, X, lengths, n_chunks, out):
-    """Raw head outputs into ``out``: (N, O), or (N, T, O) with NaN in padding."""
+def _predict(theta, spec, offsets, X, lengths, h0, n_chunks, out, hn):
+    """Raw head outputs into ``out``: (N, O), or (N, T, O) with NaN in padding;
+    if ``hn`` (L*D, N, carried width) is not empty, the final states into it."""
     N = X.shape[0]
     for c in prange(n_chunks):
-        _chunk_predict(theta, spec, offsets, X, lengths, c * N // n_chunks, (c + 1) * N // n_chunks, out)
+        s0, s1 = c * N // n_chunks, (c + 1) * N // n_chunks
+        _chunk_predict(theta, spec, offsets, X, lengths, h0, s0, s1, out, hn)

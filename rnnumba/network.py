@@ -15,7 +15,7 @@ from ._blas import single_threaded
 from ._linalg import SMALL
 from .layout import GATES, Layout
 from .losses import LOSSES
-from .validation import check_sequences, check_targets
+from .validation import check_sequences, check_state, check_targets, split_state
 
 MAX_CHUNKS = 64
 _NO_DROPOUT = np.zeros(2, dtype=np.int64)  # writeable: a read-only array would compile a second engine
@@ -102,6 +102,9 @@ class RNN:
         Every parameter, in the order documented in :mod:`rnnumba.layout`.
     grad : ndarray (n_params,)
         The gradient of the last :meth:`loss_and_grad`, same layout.
+    grad_h0 : ndarray or (ndarray, ndarray)
+        dL/d``h0`` (an LSTM: ``(dL/dh0, dL/dc0)``) of the last
+        :meth:`loss_and_grad` given an initial state ``h0``.
     views, grad_views : dict of str -> ndarray
         Named views into ``theta`` and ``grad``.
     layout : Layout
@@ -182,6 +185,7 @@ class RNN:
         self._offsets = self.layout.offsets()
         self._specs = (self.layout.spec(False), self.layout.spec(True))
         self._plans = {}
+        self._no_state = np.empty((0, 0, 0), dtype=theta.dtype)  # zero initial states
 
     def _plan(self, N, T):
         """(chunks, whether BLAS may run) for an (N, T) batch, remembered:
@@ -254,7 +258,18 @@ class RNN:
         )
         return X, lengths, Y, many, count, loss
 
-    def loss_and_grad(self, X, y, lengths=None, loss=None, theta=None, dropout_seed=None):
+    def _initial_state(self, h0, N):
+        """``h0`` (array, or (h0, c0) for an LSTM) packed for the kernels."""
+        if h0 is None:
+            return self._no_state
+        if self._gpu is not None:
+            raise ValueError(
+                "initial and final states are not implemented on the GPU backend (device='cuda')"
+            )
+        L = self.layout
+        return check_state(h0, L.cell, L.num_layers * L.directions, N, L.hidden, self.dtype)
+
+    def loss_and_grad(self, X, y, lengths=None, loss=None, theta=None, dropout_seed=None, h0=None):
         """Loss and gradient on a batch.
 
         Parameters
@@ -274,6 +289,10 @@ class RNN:
             Apply the network's :attr:`dropout` with the masks this seed picks
             (a training step); the same seed gives the same masks, whatever
             the thread count. Default: no dropout.
+        h0 : array_like (num_layers * directions, N, hidden), optional
+            Initial states, in the order of ``torch.nn.RNN``'s ``h_0``; for an
+            LSTM a pair ``(h0, c0)``. Default: zero. When given, dL/d``h0`` is
+            left in :attr:`grad_h0` (same shape, a fresh array each call).
 
         Returns
         -------
@@ -282,11 +301,18 @@ class RNN:
             ``self.grad`` (overwritten by the next call; copy to keep it).
         """
         X, lengths, Y, many, count, loss = self._prepare(X, y, lengths, loss)
-        value = self._loss_and_grad(X, lengths, Y, many, count, loss, theta, dropout_seed)
+        H0 = self._initial_state(h0, X.shape[0])
+        dH0 = self._no_state if h0 is None else np.empty_like(H0)
+        value = self._loss_and_grad(X, lengths, Y, many, count, loss, theta, dropout_seed, H0, dH0)
+        if h0 is not None:
+            self.grad_h0 = split_state(dH0, self.layout.cell)
         return value, self.grad
 
-    def _loss_and_grad(self, X, lengths, Y, many, count, loss, theta=None, dropout_seed=None):
-        """Validated arrays in, loss out, ``self.grad`` filled."""
+    def _loss_and_grad(
+        self, X, lengths, Y, many, count, loss, theta=None, dropout_seed=None, h0=None, dh0=None
+    ):
+        """Validated arrays in, loss out, ``self.grad`` filled (and ``dh0``, if
+        given; ``h0``, ``dh0``: packed states as :func:`engine.loss_and_grad` takes)."""
         th = self.theta if theta is None else theta
         drop = _NO_DROPOUT if dropout_seed is None else engine.dropout_plan(self.dropout, dropout_seed)
         if self._gpu is not None:
@@ -298,55 +324,78 @@ class RNN:
         _heap.tune()
         chunks, blas = self._plan(X.shape[0], X.shape[1])
         spec, code = self._specs[many], LOSSES[loss]
-        args = (th, self.grad, spec, self._offsets, X, lengths, Y, code, 1.0 / count, drop, chunks)
+        h0 = self._no_state if h0 is None else h0
+        dh0 = self._no_state if dh0 is None else dh0
+        args = (th, self.grad, spec, self._offsets, X, lengths, Y, code, 1.0 / count, drop, h0, dh0, chunks)
         if not blas:
             return float(engine.loss_and_grad(*args))
         with single_threaded():
             return float(engine.loss_and_grad(*args))
 
-    def predict(self, X, lengths=None, many_to_many=False):
+    def predict(self, X, lengths=None, many_to_many=False, h0=None, return_state=False):
         """Head outputs: (N, O) from each final state, or with
         ``many_to_many=True`` (N, T, O) with NaN in the padding (a list of
-        (T_i, O) arrays when ``X`` is a list). Raw scores for classifiers."""
+        (T_i, O) arrays when ``X`` is a list). Raw scores for classifiers.
+
+        ``h0``: initial states as in :meth:`loss_and_grad`. ``return_state=True``
+        also returns the final states (as PyTorch's ``h_n``: every layer's state
+        at each sample's length; the reverse direction's after reading back to
+        the first step), shaped like ``h0``; feeding them back as ``h0`` of the
+        next piece of a sequence continues it.
+        """
         X, lengths, from_list = self._prepare(X, lengths=lengths)
         N, T = X.shape[:2]
-        O = self.layout.output_size
+        L, O = self.layout, self.layout.output_size
+        H0 = self._initial_state(h0, N)
+        if return_state and self._gpu is not None:
+            raise ValueError(
+                "initial and final states are not implemented on the GPU backend (device='cuda')"
+            )
+        width = (2 if L.cell == "lstm" else 1) * L.hidden
+        Hn = (
+            np.empty((L.num_layers * L.directions, N, width), dtype=self.dtype)
+            if return_state
+            else self._no_state
+        )
         if self._gpu is not None:
             out = self._gpu.predict(self.theta, X, lengths, many_to_many).reshape(N, -1, O)
         else:
             out = np.full((N, T if many_to_many else 1, O), np.nan, dtype=self.dtype)
-            self._cpu_predict(X, lengths, many_to_many, out)
+            self._cpu_predict(X, lengths, many_to_many, out, H0, Hn)
         if not many_to_many:
-            return out[:, 0, :]
-        if from_list:
-            return [out[k, : lengths[k]] for k in range(N)]
-        return out
+            out = out[:, 0, :]
+        elif from_list:
+            out = [out[k, : lengths[k]] for k in range(N)]
+        return (out, split_state(Hn, L.cell)) if return_state else out
 
-    def _cpu_predict(self, X, lengths, many_to_many, out):
+    def _cpu_predict(self, X, lengths, many_to_many, out, h0=None, hn=None):
         _heap.tune()
         N = X.shape[0]
         chunks, blas = self._plan(N, X.shape[1])
-        args = (self.theta, self._specs[many_to_many], self._offsets, X, lengths)
+        h0 = self._no_state if h0 is None else h0
+        hn = self._no_state if hn is None else hn
+        args = (self.theta, self._specs[many_to_many], self._offsets, X, lengths, h0)
         with single_threaded(blas):
             if chunks == 1:  # no parallel region for a small batch
-                engine._chunk_predict(*args, 0, N, out)
+                engine._chunk_predict(*args, 0, N, out, hn)
             else:
-                engine._predict(*args, chunks, out)
+                engine._predict(*args, chunks, out, hn)
 
-    def objective(self, X, y, lengths=None, loss=None):
+    def objective(self, X, y, lengths=None, loss=None, h0=None):
         """``f(theta) -> (loss, grad)`` for ``scipy.optimize.minimize(jac=True)``.
 
-        The data are validated once; each call returns a fresh gradient array
-        (never a buffer a later call overwrites) and leaves ``self.theta`` as
-        it is.
+        The data (and the initial states ``h0``, fixed; see :meth:`loss_and_grad`)
+        are validated once; each call returns a fresh gradient array (never a
+        buffer a later call overwrites) and leaves ``self.theta`` as it is.
         """
         X, lengths, Y, many, count, loss = self._prepare(X, y, lengths, loss)
+        H0 = self._initial_state(h0, X.shape[0])
 
         def f(theta):
             theta = np.ascontiguousarray(theta, dtype=self.dtype)
             if theta.shape != self.theta.shape:
                 raise ValueError(f"theta must have shape {self.theta.shape}, got {theta.shape}")
-            value = self._loss_and_grad(X, lengths, Y, many, count, loss, theta)
+            value = self._loss_and_grad(X, lengths, Y, many, count, loss, theta, h0=H0)
             return value, self.grad.astype(np.float64, copy=True)
 
         return f

@@ -206,6 +206,43 @@ def check_targets(y, N, T, lengths, output_size, loss, dtype=np.float64):
     return Y, bool(many), count
 
 
+def check_state(h0, cell, n_states, N, hidden, dtype=np.float64):
+    """Initial states as the kernels take them: (n_states, N, H), or for the
+    LSTM a pair ``(h0, c0)`` packed as (n_states, N, 2H) ``[h; c]``.
+
+    ``n_states`` is num_layers * directions, in PyTorch's order (layer-major,
+    the reverse direction second), as ``torch.nn.RNN``'s ``h_0``.
+    """
+    if cell == "lstm":
+        if not isinstance(h0, (tuple, list)) or len(h0) != 2:
+            raise TypeError("an LSTM's initial state is a pair (h0, c0) of arrays")
+        parts = (("h0", h0[0]), ("c0", h0[1]))
+    else:
+        parts = (("h0", h0),)
+    want = (n_states, N, hidden)
+    arrays = []
+    for name, a in parts:
+        a = _as_float_array(a, name, dtype)
+        if a.shape != want:
+            raise ValueError(
+                f"{name} must have shape (num_layers * directions, N, hidden) = {want}, got {a.shape}"
+            )
+        bad = _first_nonfinite(a, np.full(n_states, N, dtype=np.int64))
+        if bad >= 0:
+            where = tuple(int(k) for k in np.unravel_index(bad, want))
+            raise ValueError(f"{name} holds a non-finite value at index {where}")
+        arrays.append(a)
+    return arrays[0] if len(arrays) == 1 else np.ascontiguousarray(np.concatenate(arrays, axis=2))
+
+
+def split_state(S, cell):
+    """Inverse of :func:`check_state`'s packing: ``S``, or ``(h, c)`` views for the LSTM."""
+    if cell != "lstm":
+        return S
+    H = S.shape[2] // 2
+    return S[:, :, :H], S[:, :, H:]
+
+
 def check_int(value, name, low=1):
     """A whole number >= ``low`` (bools refused), or a ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:

@@ -9,8 +9,9 @@ Conventions (see ``rnnumba/layout.py`` for where the parameters live):
 * ``X`` (N, T, I) is right-padded; sample ``n`` has ``lengths[n]`` valid steps
   (1 <= lengths[n] <= T). Padded entries of ``X`` and of the targets are never
   read, so any garbage (even NaN) there has no effect.
-* Every layer and direction starts from a zero state (h0 = c0 = 0) and reads
-  the sample's valid steps only: forward t = 0..L-1, reverse t = L-1..0.
+* Every layer and direction starts from a zero state (h0 = c0 = 0), or from
+  the given ``h0`` ((num_layers * D, N, H), PyTorch's order; ``(h0, c0)`` for
+  the LSTM), and reads the sample's valid steps only: forward t = 0..L-1, reverse t = L-1..0.
   The layer's output at step t is ``[h_fwd_t, h_rev_t]``, where ``h_rev_t`` is
   the reverse state after reading steps t..L-1. Layer l > 0 reads the output
   sequence of layer l-1.
@@ -219,40 +220,44 @@ def _cell_params(layout, views, layer, direction):
 # --------------------------------------------------------------------------
 
 
-def _run_direction(step, P, xs, H, reverse):
-    """Run one cell over the sequence ``xs`` (a list of L vectors).
+def _run_direction(step, P, xs, H, reverse, start=None):
+    """Run one cell over the sequence ``xs`` (a list of L vectors) from the
+    state ``start`` = (h, c) (default zeros).
 
-    Returns the states ``hs[t]`` (after reading step t) and the caches."""
+    Returns the states ``hs[t]`` (after reading step t), the caches and the
+    final (h, c)."""
     L = len(xs)
-    h, c = np.zeros(H), np.zeros(H)
+    h, c = (np.zeros(H), np.zeros(H)) if start is None else start
     hs, caches = [None] * L, [None] * L
     order = range(L - 1, -1, -1) if reverse else range(L)
     for t in order:
         h, c, caches[t] = step(P, h, c, xs[t])
         hs[t] = h
-    return hs, caches
+    return hs, caches, (h, c)
 
 
 def _back_direction(step_back, P, G, caches, dhs, H, reverse):
     """BPTT through one direction: ``dhs[t]`` is dLoss/dhs[t] from above.
 
-    Returns dLoss/dxs[t] for every t; parameter gradients go into ``G``."""
+    Returns dLoss/dxs[t] for every t and dLoss/d(initial h, c); parameter
+    gradients go into ``G``."""
     L = len(caches)
     dh, dc = np.zeros(H), np.zeros(H)
     dxs = [None] * L
     order = range(L) if reverse else range(L - 1, -1, -1)  # reverse of forward order
     for t in order:
         dh, dc, dxs[t] = step_back(P, G, caches[t], dh + dhs[t], dc)
-    return dxs
+    return dxs, (dh, dc)
 
 
-def _forward_sample(layout, views, xs, gru, masks=None):
+def _forward_sample(layout, views, xs, gru, masks=None, starts=None):
     """Run the recurrent stack over one sample's valid steps ``xs``.
 
     ``masks`` (num_layers - 1, T, H*D), optional: dropout, multiplied into the
-    outputs of every layer but the last. Returns the top layer's outputs (list
-    of L vectors of size H*D) and the tape: per layer ``(inputs, [(hs,
-    caches) for each direction])``."""
+    outputs of every layer but the last. ``starts``, optional: the initial
+    (h, c) of each layer and direction, ``starts[layer * D + d]``. Returns
+    the top layer's outputs (list of L vectors of size H*D) and the tape: per
+    layer ``(inputs, [(hs, caches, final (h, c)) for each direction])``."""
     step, _ = _step_functions(layout.cell, gru)
     H, D = layout.hidden, layout.directions
     L = len(xs)
@@ -262,7 +267,8 @@ def _forward_sample(layout, views, xs, gru, masks=None):
         runs = []
         for d in range(D):
             P = _cell_params(layout, views, layer, d)
-            runs.append(_run_direction(step, P, inputs, H, reverse=(d == 1)))
+            start = None if starts is None else starts[layer * D + d]
+            runs.append(_run_direction(step, P, inputs, H, reverse=(d == 1), start=start))
         outputs = [np.concatenate([runs[d][0][t] for d in range(D)]) for t in range(L)]
         if masks is not None and layer < layout.num_layers - 1:
             outputs = [outputs[t] * masks[layer][t] for t in range(L)]
@@ -273,9 +279,11 @@ def _forward_sample(layout, views, xs, gru, masks=None):
 
 def _backward_sample(layout, views, grads, tape, d_outputs, gru, masks=None):
     """Backprop ``d_outputs`` (dLoss/d top-layer output, list of L vectors)
-    through the stack, adding parameter gradients into ``grads``."""
+    through the stack, adding parameter gradients into ``grads``. Returns
+    dLoss/d(initial h, c) of each layer and direction."""
     _, step_back = _step_functions(layout.cell, gru)
     H, D = layout.hidden, layout.directions
+    d_starts = [None] * (layout.num_layers * D)
     for layer in range(layout.num_layers - 1, -1, -1):
         inputs, runs = tape[layer]
         L = len(inputs)
@@ -284,12 +292,15 @@ def _backward_sample(layout, views, grads, tape, d_outputs, gru, masks=None):
             P = _cell_params(layout, views, layer, d)
             G = _cell_params(layout, grads, layer, d)
             dhs = [d_outputs[t][d * H : (d + 1) * H] for t in range(L)]
-            dxs = _back_direction(step_back, P, G, runs[d][1], dhs, H, reverse=(d == 1))
+            dxs, d_starts[layer * D + d] = _back_direction(
+                step_back, P, G, runs[d][1], dhs, H, reverse=(d == 1)
+            )
             for t in range(L):
                 d_inputs[t] += dxs[t]
         if masks is not None and layer > 0:
             d_inputs = [d_inputs[t] * masks[layer - 1][t] for t in range(L)]
         d_outputs = d_inputs
+    return d_starts
 
 
 def _features(layout, outputs, many_to_many):
@@ -369,23 +380,50 @@ def _check(layout, theta, X, lengths, gru, loss="mse"):
 # --------------------------------------------------------------------------
 
 
-def forward(layout, theta, X, lengths, many_to_many=False, gru="pytorch"):
-    """Network outputs: (N, O), or (N, T, O) with NaN at padded steps."""
+def _starts(layout, h0, n):
+    """Sample n's initial (h, c) per layer and direction, or None for zeros."""
+    if h0 is None:
+        return None
+    h, c = h0 if layout.cell == "lstm" else (h0, None)
+    H = layout.hidden
+    return [
+        (
+            np.array(h[k, n], dtype=np.float64),
+            np.zeros(H) if c is None else np.array(c[k, n], dtype=np.float64),
+        )
+        for k in range(layout.num_layers * layout.directions)
+    ]
+
+
+def _state_array(layout, per_sample):
+    """(num_layers * D, N, H) array(s) from per-sample lists of (h, c) pairs."""
+    h = np.stack([[hc[0] for hc in s] for s in per_sample], axis=1)
+    if layout.cell != "lstm":
+        return h
+    return h, np.stack([[hc[1] for hc in s] for s in per_sample], axis=1)
+
+
+def forward(layout, theta, X, lengths, many_to_many=False, gru="pytorch", h0=None, return_state=False):
+    """Network outputs: (N, O), or (N, T, O) with NaN at padded steps; with
+    ``return_state`` also every layer and direction's final state (as ``h0``)."""
     theta, X, lengths = _check(layout, theta, X, lengths, gru)
     views = layout.views(theta)
     N, T, _ = X.shape
     O = layout.output_size
     yhat = np.full((N, T, O) if many_to_many else (N, O), np.nan)
+    finals = []
     for n in range(N):
         L = lengths[n]
-        outputs, _ = _forward_sample(layout, views, [X[n, t] for t in range(L)], gru)
+        starts = _starts(layout, h0, n)
+        outputs, tape = _forward_sample(layout, views, [X[n, t] for t in range(L)], gru, starts=starts)
+        finals.append([run[2] for _, runs in tape for run in runs])
         for k, feat in enumerate(_features(layout, outputs, many_to_many)):
             out = views["W_out"] @ feat + views["b_out"]
             if many_to_many:
                 yhat[n, k] = out
             else:
                 yhat[n] = out
-    return yhat
+    return (yhat, _state_array(layout, finals)) if return_state else yhat
 
 
 def loss_from_outputs(yhat, y, lengths, loss="mse", many_to_many=False):
@@ -404,19 +442,22 @@ def loss_from_outputs(yhat, y, lengths, loss="mse", many_to_many=False):
     return total / _count(lengths, O, loss, many_to_many)
 
 
-def loss_value(layout, theta, X, lengths, y, loss="mse", many_to_many=False, gru="pytorch"):
+def loss_value(layout, theta, X, lengths, y, loss="mse", many_to_many=False, gru="pytorch", h0=None):
     """The loss alone: :func:`forward` then :func:`loss_from_outputs`."""
-    yhat = forward(layout, theta, X, lengths, many_to_many, gru)
+    yhat = forward(layout, theta, X, lengths, many_to_many, gru, h0=h0)
     return loss_from_outputs(yhat, y, [int(L) for L in lengths], loss, many_to_many)
 
 
-def loss_and_grad(layout, theta, X, lengths, y, loss="mse", many_to_many=False, gru="pytorch", masks=None):
+def loss_and_grad(
+    layout, theta, X, lengths, y, loss="mse", many_to_many=False, gru="pytorch", masks=None, h0=None
+):
     """Loss and its gradient (flat, in the layout of ``theta``) by hand-written BPTT.
 
     ``y``: "mse" targets (N, O) or (N, T, O); "xent" integer classes (N,) or
     (N, T). Padded targets are never read. ``masks`` (num_layers - 1, N, T,
     H*D), optional: dropout multipliers on the outputs of all layers but the
-    last."""
+    last. With initial states ``h0`` the result is ``(loss, grad, dh0)``, with
+    ``dh0`` shaped like ``h0``."""
     theta, X, lengths = _check(layout, theta, X, lengths, gru, loss)
     views = layout.views(theta)
     grad = np.zeros_like(theta)
@@ -425,10 +466,12 @@ def loss_and_grad(layout, theta, X, lengths, y, loss="mse", many_to_many=False, 
     N = X.shape[0]
     scale = 1.0 / _count(lengths, layout.output_size, loss, many_to_many)
     total = 0.0
+    d_starts = []
     for n in range(N):
         L = lengths[n]
         m = None if masks is None else masks[:, n]
-        outputs, tape = _forward_sample(layout, views, [X[n, t] for t in range(L)], gru, m)
+        starts = _starts(layout, h0, n)
+        outputs, tape = _forward_sample(layout, views, [X[n, t] for t in range(L)], gru, m, starts)
         feats = _features(layout, outputs, many_to_many)
         d_feats = []
         for feat, target in zip(feats, _targets(y, n, L, many_to_many), strict=True):
@@ -440,7 +483,9 @@ def loss_and_grad(layout, theta, X, lengths, y, loss="mse", many_to_many=False, 
             grads["b_out"] += d_yhat
             d_feats.append(W_out.T @ d_yhat)
         d_outputs = _d_outputs_from_features(layout, d_feats, L, many_to_many)
-        _backward_sample(layout, views, grads, tape, d_outputs, gru, m)
+        d_starts.append(_backward_sample(layout, views, grads, tape, d_outputs, gru, m))
+    if h0 is not None:
+        return total * scale, grad, _state_array(layout, d_starts)
     return total * scale, grad
 
 

@@ -259,6 +259,12 @@ DETERMINISM = textwrap.dedent(
         net = rnnumba.RNN(3, 20, 2, cell="gru", num_layers=3, dropout=0.4, dtype=dtype, random_state=0)
         loss, grad = net.loss_and_grad(X, y, lengths=lengths, dropout_seed=7)
         print(repr(loss), hashlib.sha256(grad.tobytes()).hexdigest())
+        net = rnnumba.RNN(3, 20, 2, cell="lstm", num_layers=2, dtype=dtype, random_state=0)
+        h0 = rng.normal(size=(2, 2, 300, 20)).astype(dtype)
+        loss, grad = net.loss_and_grad(X, y, lengths=lengths, h0=(h0[0], h0[1]))
+        p, (hn, cn) = net.predict(X, lengths=lengths, h0=(h0[0], h0[1]), return_state=True)
+        digest = b"".join(a.tobytes() for a in (grad, *net.grad_h0, p, hn, cn))
+        print(repr(loss), hashlib.sha256(digest).hexdigest())
     """
 )
 
@@ -270,7 +276,7 @@ def test_results_do_not_depend_on_the_thread_count():
         run = subprocess.run([sys.executable, "-c", DETERMINISM], env=env, capture_output=True, text=True)
         assert run.returncode == 0, run.stderr
         outs.append(run.stdout)
-    assert outs[0] == outs[1] and len(outs[0].splitlines()) == 4
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) == 6
 
 
 def test_repeated_calls_are_bitwise_identical():

@@ -74,31 +74,33 @@ def build_torch(layout, theta, gru="pytorch"):
     return rnn, head
 
 
-def torch_forward(layout, rnn, head, X, lengths, many_to_many=False):
+def torch_forward(layout, rnn, head, X, lengths, many_to_many=False, h0=None, return_state=False):
     """Head outputs as a torch tensor: (N, O), or (N, T, O) (padded steps
-    hold the head applied to zeros; mask them)."""
+    hold the head applied to zeros; mask them); ``h0``: initial state tensor(s)
+    given to the module; ``return_state``: also its ``h_n``."""
     torch = _torch()
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     X = torch.as_tensor(np.asarray(X, dtype=np.float64))
     lengths_t = torch.as_tensor(np.asarray(lengths, dtype=np.int64))
     packed = pack_padded_sequence(X, lengths_t, batch_first=True, enforce_sorted=False)
-    out, h_n = rnn(packed)
-    if layout.cell == "lstm":
-        h_n = h_n[0]
+    out, state = rnn(packed) if h0 is None else rnn(packed, h0)
+    h_n = state[0] if layout.cell == "lstm" else state
     if many_to_many:
         padded, _ = pad_packed_sequence(out, batch_first=True, total_length=X.shape[1])
-        return head(padded)
+        return (head(padded), state) if return_state else head(padded)
     # h_n: (num_layers * D, N, H), the top layer's directions last
     if layout.bidirectional:
         feat = torch.cat([h_n[-2], h_n[-1]], dim=1)
     else:
         feat = h_n[-1]
-    return head(feat)
+    return (head(feat), state) if return_state else head(feat)
 
 
-def _torch_backward(layout, theta, X, lengths, y, loss, many_to_many, gru):
-    """Build the modules, run forward and backward; ``(rnn, head, loss, yhat, mask)``."""
+def _torch_backward(layout, theta, X, lengths, y, loss, many_to_many, gru, h0=None):
+    """Build the modules, run forward and backward; ``(rnn, head, loss, yhat,
+    mask)``; ``h0`` (NumPy, pairs for the LSTM) becomes leaf tensors that
+    require gradients, returned as a sixth element."""
     torch = _torch()
     import torch.nn.functional as F
 
@@ -106,7 +108,19 @@ def _torch_backward(layout, theta, X, lengths, y, loss, many_to_many, gru):
     X = np.asarray(X, dtype=np.float64)
     lengths = np.asarray(lengths, dtype=np.int64)
     T = X.shape[1]
-    yhat = torch_forward(layout, rnn, head, X, lengths, many_to_many)
+    h0_t = None
+    if h0 is not None:
+        parts = h0 if layout.cell == "lstm" else (h0,)
+        h0_t = tuple(torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=True) for a in parts)
+    yhat = torch_forward(
+        layout,
+        rnn,
+        head,
+        X,
+        lengths,
+        many_to_many,
+        None if h0_t is None else (h0_t if layout.cell == "lstm" else h0_t[0]),
+    )
     # Select valid steps by indexing (never multiply by a mask: padded
     # targets may be NaN, and NaN * 0 is NaN in the backward pass too).
     mask = None
@@ -122,14 +136,19 @@ def _torch_backward(layout, theta, X, lengths, y, loss, many_to_many, gru):
     else:
         raise ValueError(f"unknown loss {loss!r}")
     value.backward()
+    if h0 is not None:
+        return rnn, head, value, yhat, mask, h0_t
     return rnn, head, value, yhat, mask
 
 
-def torch_loss_and_grad(layout, theta, X, lengths, y, loss="mse", many_to_many=False, gru="pytorch"):
+def torch_loss_and_grad(layout, theta, X, lengths, y, loss="mse", many_to_many=False, gru="pytorch", h0=None):
     """``(loss, yhat, grad)`` computed by PyTorch autograd; ``yhat`` as
     :func:`reference.forward` returns it (NaN at padded steps) and ``grad`` a
-    flat vector in rnnumba's layout."""
-    rnn, head, value, yhat, mask = _torch_backward(layout, theta, X, lengths, y, loss, many_to_many, gru)
+    flat vector in rnnumba's layout. Given initial states ``h0``, a fourth
+    element: the gradient with respect to them, shaped like ``h0``."""
+    rnn, head, value, yhat, mask, *h0_t = _torch_backward(
+        layout, theta, X, lengths, y, loss, many_to_many, gru, h0
+    )
     H = layout.hidden
     grad = np.zeros(layout.n_params)
     grads = layout.views(grad)
@@ -148,7 +167,10 @@ def torch_loss_and_grad(layout, theta, X, lengths, y, loss="mse", many_to_many=F
     yhat_np = yhat.detach().numpy().copy()
     if many_to_many:
         yhat_np[~mask.numpy()] = np.nan
-    return float(value.item()), yhat_np, grad
+    if h0 is None:
+        return float(value.item()), yhat_np, grad
+    d_state = [t.grad.numpy() for t in h0_t[0]]
+    return float(value.item()), yhat_np, grad, (tuple(d_state) if layout.cell == "lstm" else d_state[0])
 
 
 def torch_bias_twins(layout, theta, X, lengths, y, loss="mse", many_to_many=False):

@@ -21,3 +21,12 @@ def _split_dhx(dHX, dh_next, dX, t, lengths):
         elif want_dx:
             for j in range(dHX.shape[1] - H):
                 dX[t, i, j] = 0.0
+
+
+@jit(inline="always")
+def _copy_rows(dst, src):
+    """``dst[:, :src.shape[1]] = src`` for the rows of ``dst`` (none if empty):
+    dL/dh_{-1} out of a backward pass, when it was asked for."""
+    for i in range(dst.shape[0]):
+        for j in range(src.shape[1]):
+            dst[i, j] = src[i, j]

@@ -9,7 +9,7 @@ import numpy as np
 from .._jit import jit
 from .._linalg import mm_nt, mm_tn
 from .._math import tanh  # noqa: F401  (re-exported for the other cells)
-from ._bptt import _split_dhx
+from ._bptt import _copy_rows, _split_dhx
 
 STATE_WIDTH = 0  # nothing beyond h is needed for BPTT: tanh' = 1 - h^2
 
@@ -31,9 +31,10 @@ def _forward(W, b, extra, HX, S, lengths):
 
 
 @jit
-def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
+def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
     """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` are written
-    (not accumulated); ``dX`` (T, n, I), if not empty, receives dL/dx_t."""
+    (not accumulated); ``dX`` (T, n, I) and ``dh0`` (n, H), if not empty,
+    receive dL/dx_t and dL/dh_{-1}."""
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0]
     K = HX.shape[2]
@@ -49,8 +50,10 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
                 h = HX[t + 1, i, j]
                 dh_next[i, j] = dh  # a frozen step passes dh through
                 dZ[t, i, j] = dh * (1.0 - h * h) if valid else 0.0
-        mm_nt(dZ[t], WT, dHX)  # [dh_{t-1}; dx_t] = dz_t W
-        _split_dhx(dHX, dh_next, dX, t, lengths)
+        if t > 0 or dX.shape[0] > 0 or dh0.shape[0] > 0:  # nothing reads step 0's otherwise
+            mm_nt(dZ[t], WT, dHX)  # [dh_{t-1}; dx_t] = dz_t W
+            _split_dhx(dHX, dh_next, dX, t, lengths)
+    _copy_rows(dh0, dh_next)
     # tied weights: one product over all steps, dW = sum_t dz_t^T [h_{t-1}; x_t]
     mm_tn(dZ.reshape(T * n, H), HX[:T].reshape(T * n, K), dW)
     for j in range(H):

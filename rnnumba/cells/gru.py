@@ -24,6 +24,7 @@ import numpy as np
 from .._jit import jit
 from .._linalg import mm_nn, mm_nt, mm_tn
 from .._math import sigmoid, tanh
+from ._bptt import _copy_rows
 
 # floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
 # k = 0: r, 1: z, 2: n of step t and 3: W_nh h_{t-1} + b_hn (reset_after) or
@@ -149,10 +150,10 @@ def _step_back(dh, h0, s1, da_rz, da_n, da_nh, hin, H, reset_after):
 
 
 @jit
-def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, reset_after=True):
+def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0, reset_after=True):
     """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` and
     ``dextra`` (the gradient of ``b_hn``) are written (not accumulated); ``dX``
-    (T, n, I), if not empty, receives dL/dx_t."""
+    (T, n, I) and ``dh0`` (n, H), if not empty, receive dL/dx_t and dL/dh_{-1}."""
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0] // 3
     K = HX.shape[2]
@@ -193,6 +194,8 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, reset_after=
                         r = S[t + 1, i, R * H + j]
                         dA_rz[t, i, j] = dhin[i, j] * HX[t, i, j] * r * (1.0 - r)
                         dhin[i, j] *= r
+        if t == 0 and not (want_dx or dh0.shape[0] > 0):
+            break  # nothing reads step 0's dh_{-1} or dx_0
         mm_nt(dA_rz[t], W_rzT, dHX)  # [dh_{t-1}; dx_t] through r and z
         for i in range(n):
             if t < lengths[i]:
@@ -204,6 +207,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, reset_after=
             elif want_dx:
                 for j in range(K - H):
                     dX[t, i, j] = 0.0
+    _copy_rows(dh0, dh_next)
     # tied weights: one product per block over all steps
     mm_tn(dA_rz.reshape(T * n, 2 * H), HX[:T].reshape(T * n, K), dW[: 2 * H])
     dW_nh = np.empty((H, H), dtype=HX.dtype)

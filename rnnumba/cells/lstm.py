@@ -21,10 +21,11 @@ import numpy as np
 from .._jit import jit
 from .._linalg import mm_nt, mm_tn
 from .._math import sigmoid, tanh
-from ._bptt import _split_dhx
+from ._bptt import _copy_rows, _split_dhx
 
 # floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
-# k = 0: c_t, 1: i, 2: f, 3: g, 4: o, 5: tanh(c_t) of step t; S[0, n, :H] = c_{-1} = 0
+# k = 0: c_t, 1: i, 2: f, 3: g, 4: o, 5: tanh(c_t) of step t;
+# S[0, n, :H] = c_{-1}, the initial cell state (written by the engine)
 STATE_WIDTH = 6
 C, I, F, G, O, TC = 0, 1, 2, 3, 4, 5
 
@@ -35,9 +36,6 @@ def _forward(W, b, extra, HX, S, lengths):
     H = b.shape[0] // 4
     peep = extra.shape[0] > 0
     Z = np.empty((n, 4 * H), dtype=HX.dtype)
-    for i in range(n):
-        for j in range(H):
-            S[0, i, j] = 0.0  # c_{-1}
     for t in range(T):
         mm_nt(HX[t], W, Z)  # Z = [h_{t-1}; x_t] W^T, all four gates at once
         for i in range(n):
@@ -105,10 +103,10 @@ def _step_back(dh, dc, s0, s1, p, dz, H, peep):
 
 
 @jit
-def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
+def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
     """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` and the
-    peephole gradient ``dextra`` are written (not accumulated); ``dX`` (T, n, I),
-    if not empty, receives dL/dx_t."""
+    peephole gradient ``dextra`` are written (not accumulated); ``dX`` (T, n, I)
+    and ``dh0`` (n, 2H), if not empty, receive dL/dx_t and [dL/dh_{-1}; dL/dc_{-1}]."""
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0] // 4
     K = HX.shape[2]
@@ -130,8 +128,11 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX):
                     dh_next[i, j] += dHs[t, i, j]
                 for j in range(4 * H):
                     dZ[t, i, j] = 0.0
-        mm_nt(dZ[t], WT, dHX)  # [dh_{t-1}; dx_t] = da_t W
-        _split_dhx(dHX, dh_next, dX, t, lengths)
+        if t > 0 or dX.shape[0] > 0 or dh0.shape[0] > 0:  # nothing reads step 0's otherwise
+            mm_nt(dZ[t], WT, dHX)  # [dh_{t-1}; dx_t] = da_t W
+            _split_dhx(dHX, dh_next, dX, t, lengths)
+    _copy_rows(dh0, dh_next)
+    _copy_rows(dh0[:, H:], dc_next)
     # tied weights: one product over all steps, dW = sum_t da_t^T [h_{t-1}; x_t]
     mm_tn(dZ.reshape(T * n, 4 * H), HX[:T].reshape(T * n, K), dW)
     for j in range(4 * H):

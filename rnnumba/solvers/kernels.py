@@ -90,6 +90,7 @@ def _epoch(
     most = max(plan[0], plan[1])
     partial = np.empty((most, P), dtype=theta.dtype)  # every entry gets written
     values = np.empty(most, dtype=np.float64)
+    no_state = np.empty((0, 0, 0), dtype=theta.dtype)  # zero initial states, no dL/dh0
     for k in range(order.shape[0]):
         s0 = order[k] * batch_size
         s1 = min(N, s0 + batch_size)
@@ -104,13 +105,26 @@ def _epoch(
         Xb, Lb, Yb, nb = X[s0:s1], lengths[s0:s1], Y[s0:s1], s1 - s0
         if nc == 1:  # no parallel region: its start-up costs more than a small batch
             value = engine._chunk_loss_and_grad(
-                theta, grad, spec, offsets, Xb, Lb, Yb, loss, scale, drop, 0, nb
+                theta, grad, spec, offsets, Xb, Lb, Yb, loss, scale, drop, no_state, no_state, 0, nb
             )
         else:
             for c in prange(nc):  # the engine's chunks, as engine._chunks_loss_and_grad
                 c0, c1 = c * nb // nc, (c + 1) * nb // nc
                 values[c] = engine._chunk_loss_and_grad(
-                    theta, partial[c], spec, offsets, Xb, Lb, Yb, loss, scale, drop, c0, c1
+                    theta,
+                    partial[c],
+                    spec,
+                    offsets,
+                    Xb,
+                    Lb,
+                    Yb,
+                    loss,
+                    scale,
+                    drop,
+                    no_state,
+                    no_state,
+                    c0,
+                    c1,
                 )
             value = engine._sum_chunks(grad, partial, values, nc)
         norm2 = 0.0
