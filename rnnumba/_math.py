@@ -3,9 +3,15 @@
 numba turns ``np.tanh`` and ``math.exp`` into scalar libm calls (the PyPI
 llvmlite has no vector math library), so a fused cell loop would spend most of
 its time there. ``expm1`` below is straight-line arithmetic that LLVM
-vectorises: about 1 ns per element instead of 4-8, and accurate to a few ulp
-(7.8e-16 relative worst case for tanh over [-25, 25], tested).
+vectorises: about 1 ns per element in float64 instead of 4-8, accurate to a few
+ulp (tested against NumPy). ``tanh`` and ``sigmoid`` have a float32 form too,
+chosen at compile time by the argument's type: float32 arithmetic throughout
+(twice the SIMD lanes) and a Taylor series of 9 terms instead of 17.
 """
+
+import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from ._jit import jit
 
@@ -31,14 +37,70 @@ def expm1(y):
     return a * (2.0 + a)
 
 
+# float32 constants (numba keeps a global NumPy scalar's type)
+_ONE, _TWO, _SIXTY_FOURTH = np.float32(1.0), np.float32(2.0), np.float32(1.0 / 64.0)
+_C2, _C3, _C4, _C5 = np.float32(1 / 2), np.float32(1 / 6), np.float32(1 / 24), np.float32(1 / 120)
+_C6, _C7, _C8, _C9 = np.float32(1 / 720), np.float32(1 / 5040), np.float32(1 / 40320), np.float32(1 / 362880)
+_TANH_CLIP32, _SIGMOID_CLIP32 = np.float32(19.5), np.float32(39.0)
+
+
 @jit(inline="always")
+def expm1_32(y):
+    """:func:`expm1` in float32 arithmetic: 9 Taylor terms reach float32 precision."""
+    r = y * _SIXTY_FOURTH
+    a = r * (_ONE + r * (_C2 + r * (_C3 + r * (_C4 + r * (
+        _C5 + r * (_C6 + r * (_C7 + r * (_C8 + r * _C9))))))))  # fmt: skip
+    a = a * (_TWO + a)
+    a = a * (_TWO + a)
+    a = a * (_TWO + a)
+    a = a * (_TWO + a)
+    a = a * (_TWO + a)
+    return a * (_TWO + a)
+
+
 def tanh(x):
-    """``tanh(x) = expm1(2x) / (expm1(2x) + 2)``; |x| > 19.5 is +-1 in double."""
-    a = expm1(2.0 * min(max(x, -19.5), 19.5))
-    return a / (a + 2.0)
+    """``tanh(x) = expm1(2x) / (expm1(2x) + 2)``; |x| > 19.5 is +-1 in double.
+    (Called from compiled code; this Python body is NumPy's, for reference.)"""
+    return np.tanh(x)
 
 
-@jit(inline="always")
 def sigmoid(x):
-    """``1 / (1 + exp(-x)) = 1 / (2 + expm1(-x))``, never overflowing."""
-    return 1.0 / (2.0 + expm1(-min(max(x, -39.0), 39.0)))
+    """``1 / (1 + exp(-x)) = 1 / (2 + expm1(-x))``, never overflowing.
+    (Called from compiled code; this Python body is for reference.)"""
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@overload(tanh)
+def _tanh(x):
+    if x == types.float32:
+
+        def tanh32(x):
+            y = x if x > -_TANH_CLIP32 else -_TANH_CLIP32
+            y = y if y < _TANH_CLIP32 else _TANH_CLIP32
+            a = expm1_32(y + y)
+            return a / (a + _TWO)
+
+        return tanh32
+
+    def tanh64(x):
+        a = expm1(2.0 * min(max(x, -19.5), 19.5))
+        return a / (a + 2.0)
+
+    return tanh64
+
+
+@overload(sigmoid)
+def _sigmoid(x):
+    if x == types.float32:
+
+        def sigmoid32(x):
+            y = x if x > -_SIGMOID_CLIP32 else -_SIGMOID_CLIP32
+            y = y if y < _SIGMOID_CLIP32 else _SIGMOID_CLIP32
+            return _ONE / (_TWO + expm1_32(-y))
+
+        return sigmoid32
+
+    def sigmoid64(x):
+        return 1.0 / (2.0 + expm1(-min(max(x, -39.0), 39.0)))
+
+    return sigmoid64

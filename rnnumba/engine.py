@@ -154,25 +154,24 @@ def _chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1):
     """Forward through all layers for samples ``s0:s1``.
 
     Returns the per-(layer, direction) ``HX`` and ``S`` buffers (kept for BPTT)
-    and the top layer's outputs (T, n, H*D) in original time order, zero in
-    the padding. ``drop``: see :func:`_dropout`, applied to the outputs of
-    every layer but the last. ``h0`` (L*D, N, carried width; see
-    :func:`_carried`) holds the initial states, or is empty for zero states.
+    and, for a many-to-many head, the top layer's outputs (T, n, H*D) in
+    original time order, zero in the padding (else an empty array). ``drop``:
+    see :func:`_dropout`, applied to the outputs of every layer but the last.
+    ``h0`` (L*D, N, carried width; see :func:`_carried`) holds the initial
+    states, or is empty for zero states.
     """
-    cell, H, L, D = spec[0], spec[1], spec[2], spec[3]
+    cell, H, L, D, many = spec[0], spec[1], spec[2], spec[3], spec[8]
     T, n = X.shape[1], s1 - s0
     lens = lengths[s0:s1]
     dtype = theta.dtype
     width = _state_width(cell, H)
     G = _gates(cell)
-    inp = np.zeros((T, n, X.shape[2]), dtype=dtype)
-    for i in range(n):
-        for t in range(lens[i]):
-            _copy(inp[t, i], X[s0 + i, t])
+    inp = np.empty((0, 0, 0), dtype=dtype)  # the layer below's outputs; layer 0 reads X
     HXs, Ss = [], []
     for layer in range(L):
-        I_l = inp.shape[2]
-        out = np.zeros((T, n, H * D), dtype=dtype)
+        I_l = X.shape[2] if layer == 0 else H * D
+        # outputs in time order: for the next layer or a many-to-many head only
+        out = np.zeros((T if layer < L - 1 or many else 0, n, H * D), dtype=dtype)
         for d in range(D):
             row = offsets[layer * D + d]
             W = _tensor(theta, row[0], G * H, H + I_l)
@@ -182,16 +181,21 @@ def _chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1):
             S = np.zeros((T + 1, n, width), dtype=dtype)
             for i in range(n):
                 for t in range(lens[i]):
-                    _copy(HX[t, i, H:], inp[_src(t, lens[i], d), i])
+                    src = _src(t, lens[i], d)
+                    if layer == 0:
+                        _copy(HX[t, i, H:], X[s0 + i, src])
+                    else:
+                        _copy(HX[t, i, H:], inp[src, i])
             if h0.shape[0] > 0:  # h_{-1} in row 0 of HX; the LSTM's c_{-1} in row 0 of S
                 for i in range(n):
                     _copy(HX[0, i, :H], h0[layer * D + d, s0 + i, :H])
                     if cell == LSTM:
                         _copy(S[0, i, :H], h0[layer * D + d, s0 + i, H:])
             _cell_forward(spec, W, b, extra, HX, S, lens)
-            for i in range(n):
-                for t in range(lens[i]):
-                    _copy(out[_src(t, lens[i], d), i, d * H : (d + 1) * H], HX[t + 1, i, :H])
+            if out.shape[0] > 0:
+                for i in range(n):
+                    for t in range(lens[i]):
+                        _copy(out[_src(t, lens[i], d), i, d * H : (d + 1) * H], HX[t + 1, i, :H])
             HXs.append(HX)
             Ss.append(S)
         if layer < L - 1:
@@ -217,9 +221,9 @@ def _features(spec, HXs, top, lengths, s0, s1, many):
                 m += 1
         return F
     F = np.empty((n, H * D), dtype=top.dtype)
-    T = top.shape[0]
     for d in range(D):
         HX = HXs[(L - 1) * D + d]
+        T = HX.shape[0] - 1
         for i in range(n):
             _copy(F[i, d * H : (d + 1) * H], HX[T, i, :H])  # states freeze: row T is final
     return F
@@ -257,8 +261,8 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, dr
         g[head[1] : head[1] + O],
     )
 
-    # dL/d(top layer outputs), original time order
-    dOut = np.zeros((T, n, H * D), dtype=theta.dtype)
+    # dL/d(top layer outputs), original time order (many-to-one: only dF, below)
+    dOut = np.zeros((T if many else 0, n, H * D), dtype=theta.dtype)
     if many:
         m = 0
         for i in range(n):
@@ -275,8 +279,9 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, dr
             HX, S = HXs[layer * D + d], Ss[layer * D + d]
             dHs = np.zeros((T, n, H), dtype=theta.dtype)
             for i in range(n):
-                for t in range(lens[i]):
-                    _copy(dHs[t, i], dOut[_src(t, lens[i], d), i, d * H : (d + 1) * H])
+                if dOut.shape[0] > 0:
+                    for t in range(lens[i]):
+                        _copy(dHs[t, i], dOut[_src(t, lens[i], d), i, d * H : (d + 1) * H])
                 if layer == L - 1 and not many:  # the final state feeds the head
                     _add(dHs[lens[i] - 1, i], dF[i, d * H : (d + 1) * H])
             dX = np.zeros((T if layer > 0 else 0, n, I_l), dtype=theta.dtype)

@@ -429,3 +429,37 @@ def test_heap_tuning_runs_once_and_can_be_turned_off():
     if sys.platform.startswith("linux") and hasattr(__import__("ctypes").CDLL(None), "gnu_get_libc_version"):
         assert outs[""] == "True"  # glibc: thresholds raised
     assert _heap.tune() is _heap.tune()  # cached: once per process
+
+
+# -- elementwise math ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tanh_and_sigmoid_are_accurate_in_both_precisions(dtype):
+    """The kernels' vectorisable tanh/sigmoid (float32 arithmetic for float32)
+    against NumPy in float64, over [-45, 45] and tiny arguments."""
+    import numba
+
+    from rnnumba._math import sigmoid, tanh
+
+    @numba.njit(error_model="numpy")
+    def apply(x, out_t, out_s):
+        for i in range(x.shape[0]):
+            out_t[i] = tanh(x[i])
+            out_s[i] = sigmoid(x[i])
+
+    tiny = np.geomspace(1e-30, 1, 500)
+    x = np.concatenate([np.linspace(-45, 45, 400_001), tiny, -tiny]).astype(dtype)
+    out_t, out_s = np.empty_like(x), np.empty_like(x)
+    apply(x, out_t, out_s)
+    assert out_t.dtype == out_s.dtype == dtype
+    xr, eps = x.astype(np.float64), np.finfo(dtype).eps
+    want_t = np.tanh(xr)
+    assert (np.abs(out_t - want_t) / np.abs(want_t).clip(1e-300)).max() <= 6 * eps
+    want_s = 1.0 / (1.0 + np.exp(-xr))
+    rel_s = np.abs(out_s - want_s) / want_s
+    assert rel_s[np.abs(xr) <= 1].max() <= 4 * eps
+    assert rel_s[np.abs(xr) <= 10].max() <= 24 * eps
+    assert rel_s[np.abs(xr) <= 39].max() <= 64 * eps  # the doublings of expm1(39) cost a few bits
+    beyond = np.abs(xr) > 39  # clipped there: never overflowing, off by under 1.2e-17
+    assert np.abs(out_s - want_s)[beyond].max() <= 1.2e-17

@@ -1,6 +1,7 @@
-"""What the cells' BPTT loops share."""
+"""What the cells' loops share."""
 
 from .._jit import jit
+from .._linalg import SMALL
 
 
 @jit(inline="always")
@@ -30,3 +31,45 @@ def _copy_rows(dst, src):
     for i in range(dst.shape[0]):
         for j in range(src.shape[1]):
             dst[i, j] = src[i, j]
+
+
+
+@jit
+def input_part_only(HX, H, rows):
+    """Whether step 0's products may leave out the ``h_{-1}`` columns: every
+    initial state (row 0 of ``HX``) is zero, and the input part of a product
+    with ``rows`` outputs is small enough for the plain loops below. At the
+    seed's T = 3 that is a third of the forward products and of the weight
+    gradient's rows."""
+    n, I = HX.shape[1], HX.shape[2] - H
+    if n * I * rows > SMALL:
+        return False
+    for i in range(n):
+        for j in range(H):
+            if HX[0, i, j] != 0.0:
+                return False
+    return True
+
+
+@jit
+def mm_x_nt(HX0, W, Z, H):
+    """``Z = x_0 W_x^T``: step 0's product over the input columns only."""
+    I = HX0.shape[1] - H
+    for i in range(Z.shape[0]):
+        for j in range(Z.shape[1]):
+            s = 0.0
+            for k in range(I):
+                s += HX0[i, H + k] * W[j, H + k]
+            Z[i, j] = s
+
+
+@jit
+def mm_x_tn(dZ0, HX0, dW, H):
+    """``dW_x += dz_0^T x_0``: step 0's share of the weight gradient when its
+    ``h_{-1}`` is zero (the ``h`` columns get nothing from it)."""
+    I = HX0.shape[1] - H
+    for i in range(dZ0.shape[0]):
+        for j in range(dZ0.shape[1]):
+            d = dZ0[i, j]
+            for k in range(I):
+                dW[j, H + k] += d * HX0[i, H + k]

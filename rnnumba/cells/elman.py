@@ -9,7 +9,7 @@ import numpy as np
 from .._jit import jit
 from .._linalg import mm_nt, mm_tn
 from .._math import tanh  # noqa: F401  (re-exported for the other cells)
-from ._bptt import _copy_rows, _split_dhx
+from ._bptt import _copy_rows, _split_dhx, input_part_only, mm_x_nt, mm_x_tn
 
 STATE_WIDTH = 0  # nothing beyond h is needed for BPTT: tanh' = 1 - h^2
 
@@ -19,8 +19,12 @@ def _forward(W, b, extra, HX, S, lengths):
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0]
     Z = np.empty((n, H), dtype=HX.dtype)
+    skip0 = input_part_only(HX, H, H)
     for t in range(T):
-        mm_nt(HX[t], W, Z)  # Z = [h_{t-1}; x_t] W^T
+        if t == 0 and skip0:
+            mm_x_nt(HX[0], W, Z, H)  # h_{-1} = 0: only x_0's columns
+        else:
+            mm_nt(HX[t], W, Z)  # Z = [h_{t-1}; x_t] W^T
         for i in range(n):
             if t < lengths[i]:
                 for j in range(H):
@@ -40,7 +44,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
     K = HX.shape[2]
     dZ = np.empty((T, n, H), dtype=HX.dtype)
     dh_next = np.zeros((n, H), dtype=HX.dtype)
-    dHX = np.empty((n, K), dtype=HX.dtype)
+    dHX = np.empty((n, K if dX.shape[0] > 0 else H), dtype=HX.dtype)  # [dh_{t-1}; dx_t] or dh_{t-1}
     WT = np.ascontiguousarray(W.T)  # (K, H), for the row-by-row product below
     for t in range(T - 1, -1, -1):
         for i in range(n):
@@ -51,11 +55,15 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
                 dh_next[i, j] = dh  # a frozen step passes dh through
                 dZ[t, i, j] = dh * (1.0 - h * h) if valid else 0.0
         if t > 0 or dX.shape[0] > 0 or dh0.shape[0] > 0:  # nothing reads step 0's otherwise
-            mm_nt(dZ[t], WT, dHX)  # [dh_{t-1}; dx_t] = dz_t W
+            mm_nt(dZ[t], WT[: dHX.shape[1]], dHX)  # [dh_{t-1}; dx_t] = dz_t W
             _split_dhx(dHX, dh_next, dX, t, lengths)
     _copy_rows(dh0, dh_next)
     # tied weights: one product over all steps, dW = sum_t dz_t^T [h_{t-1}; x_t]
-    mm_tn(dZ.reshape(T * n, H), HX[:T].reshape(T * n, K), dW)
+    if input_part_only(HX, H, H):  # h_{-1} = 0: step 0 adds to the x columns only
+        mm_tn(dZ[1:].reshape((T - 1) * n, H), HX[1:T].reshape((T - 1) * n, K), dW)
+        mm_x_tn(dZ[0], HX[0], dW, H)
+    else:
+        mm_tn(dZ.reshape(T * n, H), HX[:T].reshape(T * n, K), dW)
     for j in range(H):
         db[j] = 0.0
     for t in range(T):
