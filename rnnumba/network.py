@@ -53,8 +53,8 @@ def n_chunks(N, hidden):
     A function of the batch shape only, never of the thread count, so results
     are bitwise the same on any number of threads. Blocks hold at least 16
     samples (a parallel region costs more than a smaller block's work) and
-    more for wide layers, so that the per-step products stay big enough for
-    BLAS to run near its peak; except that a batch of 16 to 31 is halved (the
+    more for wide layers, so that the per-step products stay big enough to
+    run near the machine's peak; except that a batch of 16 to 31 is halved (the
     seed's batch of 20: 11 us on two threads against 16 us on one).
     """
     rows = min(64, max(16, hidden // 4))

@@ -33,7 +33,6 @@ def _copy_rows(dst, src):
             dst[i, j] = src[i, j]
 
 
-
 @jit
 def input_part_only(HX, H, rows):
     """Whether step 0's products may leave out the ``h_{-1}`` columns: every
