@@ -8,7 +8,7 @@ matrix at every step keep a transposed copy and call :func:`mm_nt` directly.
 :func:`mm_nt` picks one of three by size (measured on the development
 machine, single-threaded, GMAC/s float32/float64):
 
-* inner dimension below ``BLOCKED``: four dot products at a time sharing each
+* inner dimension below ``BLOCKED`` (32): four dot products at a time sharing each
   row of ``A`` (``_nt_loops``; the seed's 10x27x26 products: 19/14, where
   OpenBLAS's call overhead leaves 13/11);
 * up to ``LARGE`` multiply-adds: 4x4 blocks of ``C``, sixteen dot products
@@ -28,7 +28,7 @@ import numpy as np
 from ._jit import jit
 
 SMALL = 32_768
-BLOCKED = 64  # inner dimension from which the 4x4-blocked loops win
+BLOCKED = 32  # inner dimension from which the 4x4-blocked loops win
 LARGE = 1 << 27  # multiply-adds above which BLAS takes over (its cache blocking)
 
 
