@@ -75,9 +75,7 @@ def _tanh(x):
     if x == types.float32:
 
         def tanh32(x):
-            y = x if x > -_TANH_CLIP32 else -_TANH_CLIP32
-            y = y if y < _TANH_CLIP32 else _TANH_CLIP32
-            a = expm1_32(y + y)
+            a = expm1_32(_TWO * min(max(x, -_TANH_CLIP32), _TANH_CLIP32))
             return a / (a + _TWO)
 
         return tanh32
@@ -94,9 +92,7 @@ def _sigmoid(x):
     if x == types.float32:
 
         def sigmoid32(x):
-            y = x if x > -_SIGMOID_CLIP32 else -_SIGMOID_CLIP32
-            y = y if y < _SIGMOID_CLIP32 else _SIGMOID_CLIP32
-            return _ONE / (_TWO + expm1_32(-y))
+            return _ONE / (_TWO + expm1_32(-min(max(x, -_SIGMOID_CLIP32), _SIGMOID_CLIP32)))
 
         return sigmoid32
 
