@@ -490,6 +490,27 @@ def test_rnn_device_cuda_matches_cpu_and_models_move_between_devices(many):
     assert np.allclose(back.predict(X, lengths=lengths), gpu.predict(X, lengths=lengths), rtol=1e-12)
 
 
+@needs_sim
+def test_device_cuda_refuses_what_the_gpu_backend_lacks():
+    """Dropout between layers and initial/final states run on the CPU only:
+    on device="cuda" they are refused with a clear error, never ignored."""
+    import rnnumba
+
+    X, y = np.zeros((3, 4, 2)), np.zeros(3)
+    with pytest.raises(ValueError, match="dropout between layers is not implemented on the GPU"):
+        rnnumba.RNN(2, 3, num_layers=2, dropout=0.5, device="cuda")
+    net = rnnumba.RNN(2, 3, random_state=0, device="cuda")
+    with pytest.raises(ValueError, match="initial and final states are not implemented on the GPU"):
+        net.loss_and_grad(X, y, h0=np.zeros((1, 3, 3)))
+    with pytest.raises(ValueError, match="initial and final states are not implemented on the GPU"):
+        net.predict(X, h0=np.zeros((1, 3, 3)))
+    with pytest.raises(ValueError, match="initial and final states are not implemented on the GPU"):
+        net.predict(X, return_state=True)
+    net.to("cpu")  # the same network on the CPU takes them
+    _, state = net.predict(X, return_state=True)
+    assert state.shape == (1, 3, 3)
+
+
 # --------------------------------------------------------------------------- estimators on device="cuda"
 def _est_data(seed=11, N=7, T=3):
     rng = np.random.default_rng(seed)
