@@ -258,16 +258,21 @@ class RNN:
         )
         return X, lengths, Y, many, count, loss
 
-    def _initial_state(self, h0, N):
-        """``h0`` (array, or (h0, c0) for an LSTM) packed for the kernels."""
-        if h0 is None:
-            return self._no_state
-        if self._gpu is not None:
+    def _states(self, h0, N, return_state=False):
+        """``(h0, hn)`` for the kernels: ``h0`` (array, or (h0, c0) for an LSTM)
+        validated and packed, and a buffer for the final states; each empty
+        when not asked for."""
+        if self._gpu is not None and (h0 is not None or return_state):
             raise ValueError(
                 "initial and final states are not implemented on the GPU backend (device='cuda')"
             )
         L = self.layout
-        return check_state(h0, L.cell, L.num_layers * L.directions, N, L.hidden, self.dtype)
+        n_states = L.num_layers * L.directions
+        H0 = self._no_state if h0 is None else check_state(h0, L.cell, n_states, N, L.hidden, self.dtype)
+        if not return_state:
+            return H0, self._no_state
+        width = (2 if L.cell == "lstm" else 1) * L.hidden  # [h; c] for the LSTM, as check_state packs
+        return H0, np.empty((n_states, N, width), dtype=self.dtype)
 
     def loss_and_grad(self, X, y, lengths=None, loss=None, theta=None, dropout_seed=None, h0=None):
         """Loss and gradient on a batch.
@@ -301,7 +306,7 @@ class RNN:
             ``self.grad`` (overwritten by the next call; copy to keep it).
         """
         X, lengths, Y, many, count, loss = self._prepare(X, y, lengths, loss)
-        H0 = self._initial_state(h0, X.shape[0])
+        H0, _ = self._states(h0, X.shape[0])
         dH0 = self._no_state if h0 is None else np.empty_like(H0)
         value = self._loss_and_grad(X, lengths, Y, many, count, loss, theta, dropout_seed, H0, dH0)
         if h0 is not None:
@@ -346,17 +351,7 @@ class RNN:
         X, lengths, from_list = self._prepare(X, lengths=lengths)
         N, T = X.shape[:2]
         L, O = self.layout, self.layout.output_size
-        H0 = self._initial_state(h0, N)
-        if return_state and self._gpu is not None:
-            raise ValueError(
-                "initial and final states are not implemented on the GPU backend (device='cuda')"
-            )
-        width = (2 if L.cell == "lstm" else 1) * L.hidden
-        Hn = (
-            np.empty((L.num_layers * L.directions, N, width), dtype=self.dtype)
-            if return_state
-            else self._no_state
-        )
+        H0, Hn = self._states(h0, N, return_state)
         if self._gpu is not None:
             out = self._gpu.predict(self.theta, X, lengths, many_to_many).reshape(N, -1, O)
         else:
@@ -389,7 +384,7 @@ class RNN:
         buffer a later call overwrites) and leaves ``self.theta`` as it is.
         """
         X, lengths, Y, many, count, loss = self._prepare(X, y, lengths, loss)
-        H0 = self._initial_state(h0, X.shape[0])
+        H0, _ = self._states(h0, X.shape[0])
 
         def f(theta):
             theta = np.ascontiguousarray(theta, dtype=self.dtype)
