@@ -151,11 +151,20 @@ def mm_tn(A, B, C):
     """C = A.T @ B for C-contiguous A (k, m), B (k, n), C (m, n).
 
     Small sizes: both operands transposed once, then the dot-product loops
-    (the long dimension ``k`` becomes their inner loop).
+    (the long dimension ``k`` becomes their inner loop); with fewer than four
+    rows of ``C`` (a head's few outputs) row updates, which need no copies.
     """
     k, m = A.shape
     n = B.shape[1]
     if m * n * k > SMALL:
         np.dot(A.T, B, C)
+    elif m < 4:
+        for i in range(m):
+            for j in range(n):
+                C[i, j] = 0.0
+            for q in range(k):
+                a = A[q, i]
+                for j in range(n):
+                    C[i, j] += a * B[q, j]
     else:
         _nt_loops(np.ascontiguousarray(A.T), np.ascontiguousarray(B.T), C)

@@ -94,6 +94,42 @@ def _extra_size(spec):
     return 0
 
 
+LANE_BYTES = 64  # one AVX-512 register; a multiple of AVX2's 32
+PAD_WORK = 1 << 16  # per-step multiply-adds from which padding repays its copies
+
+
+@jit
+def _padded(K, work, itemsize):
+    """Row width of a layer's ``[h; x]`` buffer (and of its weights): ``K``, or
+    ``K`` rounded up to whole SIMD registers.
+
+    The products vectorise along ``K`` and run its last ``K % lanes`` columns
+    one at a time, each costing about as much as a whole register's worth:
+    at the medium size (K = 136, float32) the forward product ran at 53 GMAC/s
+    against 66-70 with K = 128. Zero columns (in the weights and in ``x``)
+    change no sum. Only where a step's product (``work`` multiply-adds) is
+    big enough to repay copying the weights in and their gradient out.
+    """
+    lanes = LANE_BYTES // itemsize
+    r = K % lanes
+    if r < 2 or work < PAD_WORK:
+        return K
+    return K + lanes - r
+
+
+@jit
+def _weights(theta, offset, rows, K, Kp):
+    """The (rows, K) weight matrix at ``offset``: a view, or a copy padded
+    with zero columns to ``Kp`` (see :func:`_padded`)."""
+    W = _tensor(theta, offset, rows, K)
+    if Kp == K:
+        return W
+    Wp = np.zeros((rows, Kp), dtype=theta.dtype)
+    for j in range(rows):
+        _copy(Wp[j, :K], W[j])
+    return Wp
+
+
 @jit(inline="always")
 def _src(t, length, d):
     """Original time index read at step ``t`` of direction ``d`` (-1: padding)."""
@@ -166,26 +202,28 @@ def _chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1):
     dtype = theta.dtype
     width = _state_width(cell, H)
     G = _gates(cell)
-    inp = np.empty((0, 0, 0), dtype=dtype)  # the layer below's outputs; layer 0 reads X
+    nothing = np.empty((0, 0, 0), dtype=dtype)
+    inp = nothing  # the layer below's outputs; layer 0 reads X
     HXs, Ss = [], []
     for layer in range(L):
         I_l = X.shape[2] if layer == 0 else H * D
+        Kp = _padded(H + I_l, n * G * H * (H + I_l), theta.itemsize)
         # outputs in time order: for the next layer or a many-to-many head only
-        out = np.zeros((T if layer < L - 1 or many else 0, n, H * D), dtype=dtype)
+        out = np.zeros((T, n, H * D), dtype=dtype) if layer < L - 1 or many else nothing
         for d in range(D):
             row = offsets[layer * D + d]
-            W = _tensor(theta, row[0], G * H, H + I_l)
+            W = _weights(theta, row[0], G * H, H + I_l, Kp)
             b = theta[row[1] : row[1] + G * H]
             extra = theta[row[2] : row[2] + _extra_size(spec)]
-            HX = np.zeros((T + 1, n, H + I_l), dtype=dtype)
+            HX = np.zeros((T + 1, n, Kp), dtype=dtype)
             S = np.zeros((T + 1, n, width), dtype=dtype)
             for i in range(n):
                 for t in range(lens[i]):
                     src = _src(t, lens[i], d)
                     if layer == 0:
-                        _copy(HX[t, i, H:], X[s0 + i, src])
+                        _copy(HX[t, i, H : H + I_l], X[s0 + i, src])
                     else:
-                        _copy(HX[t, i, H:], inp[src, i])
+                        _copy(HX[t, i, H : H + I_l], inp[src, i])
             if h0.shape[0] > 0:  # h_{-1} in row 0 of HX; the LSTM's c_{-1} in row 0 of S
                 for i in range(n):
                     _copy(HX[0, i, :H], h0[layer * D + d, s0 + i, :H])
@@ -262,7 +300,8 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, dr
     )
 
     # dL/d(top layer outputs), original time order (many-to-one: only dF, below)
-    dOut = np.zeros((T if many else 0, n, H * D), dtype=theta.dtype)
+    nothing = np.empty((0, 0, 0), dtype=theta.dtype)  # one empty array for every unused buffer
+    dOut = np.zeros((T, n, H * D), dtype=theta.dtype) if many else nothing
     if many:
         m = 0
         for i in range(n):
@@ -273,10 +312,12 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, dr
     # BPTT, top layer first
     for layer in range(L - 1, -1, -1):
         I_l = X.shape[2] if layer == 0 else H * D
-        dInp = np.zeros((T if layer > 0 else 0, n, I_l), dtype=theta.dtype)
+        K = H + I_l
+        dInp = np.zeros((T, n, I_l), dtype=theta.dtype) if layer > 0 else nothing
         for d in range(D):
             row = offsets[layer * D + d]
             HX, S = HXs[layer * D + d], Ss[layer * D + d]
+            Kp = HX.shape[2]  # K, or padded (see _padded)
             dHs = np.zeros((T, n, H), dtype=theta.dtype)
             for i in range(n):
                 if dOut.shape[0] > 0:
@@ -284,30 +325,35 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, dr
                         _copy(dHs[t, i], dOut[_src(t, lens[i], d), i, d * H : (d + 1) * H])
                 if layer == L - 1 and not many:  # the final state feeds the head
                     _add(dHs[lens[i] - 1, i], dF[i, d * H : (d + 1) * H])
-            dX = np.zeros((T if layer > 0 else 0, n, I_l), dtype=theta.dtype)
+            dX = np.zeros((T, n, Kp - H), dtype=theta.dtype) if layer > 0 else nothing
             dS0 = np.empty((n if dh0.shape[0] > 0 else 0, _carried(cell, H)), dtype=theta.dtype)
             n_extra = _extra_size(spec)
+            dW = _tensor(g, row[0], G * H, K)
+            dWp = dW if Kp == K else np.empty((G * H, Kp), dtype=theta.dtype)
             _cell_backward(
                 spec,
-                _tensor(theta, row[0], G * H, H + I_l),
+                _weights(theta, row[0], G * H, K, Kp),
                 theta[row[1] : row[1] + G * H],
                 theta[row[2] : row[2] + n_extra],
                 HX,
                 S,
                 lens,
                 dHs,
-                _tensor(g, row[0], G * H, H + I_l),
+                dWp,
                 g[row[1] : row[1] + G * H],
                 g[row[2] : row[2] + n_extra],
                 dX,
                 dS0,
             )
+            if Kp != K:  # the padding's columns of dW are dropped
+                for j in range(G * H):
+                    _copy(dW[j], dWp[j, :K])
             for i in range(dS0.shape[0]):  # this chunk's rows of dL/dh0: no sum needed
                 _copy(dh0[layer * D + d, s0 + i], dS0[i])
             if layer > 0:
                 for i in range(n):
                     for t in range(lens[i]):
-                        _add(dInp[_src(t, lens[i], d), i], dX[t, i])
+                        _add(dInp[_src(t, lens[i], d), i], dX[t, i, :I_l])
         if layer > 0:  # through the dropout on the layer below's outputs
             _dropout(dInp, drop, layer - 1, s0, lens)
         dOut = dInp

@@ -306,8 +306,11 @@ class RNN:
             ``self.grad`` (overwritten by the next call; copy to keep it).
         """
         X, lengths, Y, many, count, loss = self._prepare(X, y, lengths, loss)
-        H0, _ = self._states(h0, X.shape[0])
-        dH0 = self._no_state if h0 is None else np.empty_like(H0)
+        if h0 is None:  # the common case, without the call
+            H0 = dH0 = self._no_state
+        else:
+            H0, _ = self._states(h0, X.shape[0])
+            dH0 = np.empty_like(H0)
         value = self._loss_and_grad(X, lengths, Y, many, count, loss, theta, dropout_seed, H0, dH0)
         if h0 is not None:
             self.grad_h0 = split_state(dH0, self.layout.cell)

@@ -192,11 +192,9 @@ def check_targets(y, N, T, lengths, output_size, loss, dtype=np.float64):
         if Y.ndim != 3 or Y.shape[1] != T or Y.shape[2] != output_size:
             raise ValueError(f"per-step targets must have shape (N, T={T}, O={output_size}), got {y.shape}")
     else:
-        if Y.ndim == 1:
-            Y = Y[:, None]
-        if Y.ndim != 2 or Y.shape[1] != output_size:
+        if not (Y.ndim == 2 and Y.shape[1] == output_size or Y.ndim == 1 and output_size == 1):
             raise ValueError(f"targets must have shape (N,) or (N, O={output_size}), got {y.shape}")
-        Y = Y[:, None, :]
+        Y = Y.reshape(N, 1, output_size)  # one reshape: this runs on every call
     Y = np.ascontiguousarray(Y, dtype=dtype)
     bad = _first_nonfinite(Y, lengths)  # (N, 1, O): every row's one step
     if bad >= 0:

@@ -157,6 +157,38 @@ def test_blas_sized_products(name):
     check_against_reference(net, gru, X, lengths, y, True, "mse", 1e-10)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", NAMES)
+def test_padded_rows(name, dtype):
+    """H = 61, 5 inputs, 2 layers, both directions, 20 samples per chunk: the
+    engine pads both layers' ``[h; x]`` rows (66 and 183 wide) and weights to
+    whole SIMD registers (``engine._padded``); the zero columns change nothing."""
+    from rnnumba import engine
+
+    hidden, inputs = 61, 5
+    net, gru = make_net(name, 2, True, dtype=dtype, hidden=hidden, inputs=inputs, scale=1.0 / np.sqrt(hidden))
+    gates = {"elman": 1, "lstm": 4, "gru": 3}[net.layout.cell]
+    itemsize = np.dtype(dtype).itemsize
+    for K in (hidden + inputs, 3 * hidden):  # layer 0, layer 1 (reads both directions)
+        assert engine._padded(K, 20 * gates * hidden * K, itemsize) > K
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 7, 40)
+    lengths[:2] = (1, 6)
+    X, lengths, y = make_data(lengths, T=6, inputs=inputs, many=True)
+    if dtype == np.float64:
+        check_against_reference(net, gru, X, lengths, y, True, "mse", 1e-10)
+        return
+    X = X.astype(np.float32).astype(np.float64)
+    value, grad = net.loss_and_grad(X, y, lengths)
+    theta = net.theta.astype(np.float64)
+    r_value, r_grad = ref.loss_and_grad(net.layout, theta, X, lengths, y.astype(np.float32), "mse", True, gru)
+    assert abs(value - r_value) <= 1e-4 * abs(r_value)
+    assert rel_err(grad, r_grad) <= 1e-4
+    out = net.predict(X, lengths, many_to_many=True)
+    r_out = ref.forward(net.layout, theta, X, lengths, True, gru)
+    assert rel_err(np.nan_to_num(out), np.nan_to_num(r_out)) <= 1e-4
+
+
 def test_cho_gru_leaves_b_hn_alone():
     """Cho's GRU never reads b_hn: its gradient is exactly 0 and it changes nothing."""
     net, _ = make_net("gru_cho", 2, True)
