@@ -12,7 +12,6 @@ import numpy as np
 
 from . import _heap, engine
 from ._blas import single_threaded
-from ._linalg import SMALL
 from .layout import GATES, Layout
 from .losses import LOSSES
 from .validation import check_sequences, check_state, check_targets, split_state
@@ -35,16 +34,21 @@ def check_dropout(p, num_layers):
     return float(p)
 
 
-def _blas_may_run(layout, N, T, chunks):
+# OpenBLAS runs a product of fewer multiply-adds than this on the calling
+# thread (SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD in its interface/gemm.c)
+OPENBLAS_ONE_THREAD = 65536 * 4
+
+
+def _blas_may_thread(layout, N, T, chunks):
     """Whether any product of a pass over (N, T) batches in ``chunks`` blocks is
-    big enough for the kernels to hand it to BLAS (see :mod:`rnnumba._linalg`).
-    If none is, pinning BLAS to one thread (~1 us of ctypes calls) is skipped."""
+    big enough for OpenBLAS to start its own threads. If none is, pinning BLAS
+    to one thread (~1 us of ctypes calls) is skipped."""
     L = layout
     HD = L.hidden * L.directions
     G = GATES[L.cell]
     rows = -(-N // chunks) * T  # every step of one block, as in the weight gradients
     widest = max(G * L.hidden * (L.hidden + max(L.input_size, HD)), HD * L.output_size)
-    return rows * widest > SMALL
+    return rows * widest >= OPENBLAS_ONE_THREAD
 
 
 def n_chunks(N, hidden):
@@ -188,14 +192,14 @@ class RNN:
         self._no_state = np.empty((0, 0, 0), dtype=theta.dtype)  # zero initial states
 
     def _plan(self, N, T):
-        """(chunks, whether BLAS may run) for an (N, T) batch, remembered:
+        """(chunks, whether BLAS may start threads) for an (N, T) batch, remembered:
         at the seed's size every microsecond of a call counts."""
         plan = self._plans.get((N, T))
         if plan is None:
             if len(self._plans) > 1024:
                 self._plans.clear()
             chunks = n_chunks(N, self.layout.hidden)
-            plan = self._plans[N, T] = (chunks, _blas_may_run(self.layout, N, T, chunks))
+            plan = self._plans[N, T] = (chunks, _blas_may_thread(self.layout, N, T, chunks))
         return plan
 
     # -- the parameter vector -------------------------------------------------
