@@ -202,12 +202,15 @@ def _load_objective(net):
         _LOADED.add(net.dtype.str)
 
 
-def _local_round(part, order, payload, cfg):
+def _local_round(part, order, payload, cfg, replica=0):
     """One link of a replica's chain: the minibatches ``order`` of this part.
 
     ``payload`` is the round's starting stack (theta, state[0], state[1]) -- the
     parameters and the optimiser state of :class:`~rnnumba.solvers.FirstOrder`
     (momentum buffer or Adam's moments) -- or the previous link's result.
+    ``replica`` (its index) picks the dropout masks: replica 0 draws those of
+    the one-process run with the same seed, replica ``r`` those of the seed
+    ``(seed, r)``, so replicas at the same update number drop different units.
     Returns ``(stack, step, [(mean minibatch loss, rows), ...], finite)``.
     """
     from .solvers import FirstOrder
@@ -224,7 +227,11 @@ def _local_round(part, order, payload, cfg):
     net = cfg["net"].copy()  # tasks on one worker may share one unpickled cfg
     _load_objective(net)
     net.theta[:] = stack[0]
-    opt = FirstOrder(net, cfg["method"], **cfg["options"])
+    options = cfg["options"]
+    if replica and net.dropout:
+        seed = options.get("seed")
+        options = dict(options, seed=[*np.atleast_1d(0 if seed is None else seed).tolist(), replica])
+    opt = FirstOrder(net, cfg["method"], **options)
     opt.state[:] = stack[1:]
     opt.step = step
     opt.prev[:] = net.theta
@@ -943,13 +950,13 @@ def fit_minibatch(
         def chains(seqs, r0):
             def submit(start):
                 ends = []
-                for pids, bids in seqs:
+                for replica, (pids, bids) in enumerate(seqs):
                     fut, pids, bids = start, pids[r0 : r0 + steps], bids[r0 : r0 + steps]
                     cuts = np.flatnonzero(np.diff(pids)) + 1
                     for p_run, b_run in zip(np.split(pids, cuts), np.split(bids, cuts), strict=True):
                         if len(p_run):
                             part = data.parts[int(p_run[0])]
-                            fut = client.submit(_local_round, part, b_run, fut, cfg, pure=False)
+                            fut = client.submit(_local_round, part, b_run, fut, cfg, replica, pure=False)
                     ends.append(fut)
                 return ends
 
@@ -1061,7 +1068,7 @@ def fit_estimator(est, X, y, lengths=None, client=None):
         dropout=cfg["dropout"],
     )
     first_order = cfg["solver"] in FIRST_ORDER
-    if cfg["dropout"]:  # the masks' seed; replicas at the same update number share masks
+    if cfg["dropout"]:  # the masks' seed (each replica mixes in its index: see _local_round)
         cfg["options"]["seed"] = int(rng.integers(2**63))
     data = DaskData(
         net,

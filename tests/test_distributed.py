@@ -217,6 +217,29 @@ def test_local_sgd_with_one_part_is_the_in_memory_loop(client, toy):
     assert res.nit == 2 and res.message == "max_iter"
 
 
+def test_local_sgd_replicas_draw_their_own_dropout_masks(toy):
+    """One link of local SGD (``_local_round``, no cluster needed) on the same
+    data from the same start: with dropout, replica 1's masks differ from
+    replica 0's, and replica 0's are the one-process run's; without dropout the
+    replica index changes nothing."""
+    X, y = toy.X_train[:200], toy.y_train[:200]
+    for p in (0.0, 0.3):
+        net = RNN(1, 8, num_layers=2, dropout=p, random_state=0)
+        part = rd._prepare_part(X, y, None, 0, 0, net.layout.to_dict(), "mse", net.dtype, None)
+        opts = dict(lr=0.05, batch_size=20, seed=7)
+        cfg = dict(net=net, method="sgd", options=opts, loss="mse", threads=None, step=0)
+        payload = np.zeros((3, net.n_params), dtype=net.dtype)
+        payload[0] = net.theta
+        order = np.arange(10)
+        thetas = [rd._local_round(part, order, payload.copy(), cfg, r)[0][0] for r in (0, 1, 0)]
+        assert np.array_equal(thetas[0], thetas[2])  # repeatable
+        assert np.array_equal(thetas[0], thetas[1]) == (p == 0.0)
+        one = net.copy()  # replica 0 is the in-memory loop with the same seed
+        X3, lens, Y, many, _, loss = one._prepare(X, y)
+        FirstOrder(one, "sgd", **opts).epoch(X3, lens, Y, many, loss, order)
+        assert np.array_equal(one.theta, thetas[0])
+
+
 @pytest.mark.parametrize(
     "solver,lr,replicas,sync",
     [
