@@ -3,38 +3,53 @@
 numba turns ``np.tanh`` and ``math.exp`` into scalar libm calls (the PyPI
 llvmlite has no vector math library), so a fused cell loop would spend most of
 its time there. ``expm1`` below is straight-line arithmetic that LLVM
-vectorises: about 1 ns per element in float64 instead of 4-8, accurate to a few
-ulp (tested against NumPy). ``tanh`` and ``sigmoid`` have a float32 form too,
-chosen at compile time by the argument's type: float32 arithmetic throughout
-(twice the SIMD lanes) and a Taylor series of 9 terms instead of 17.
+vectorises: tanh costs 0.44 ns per element in float64 instead of 4-8 for the
+libm call (0.9 ns with the earlier form, a series at ``y / 64`` and six
+doublings), accurate to a few ulp (tested against NumPy). ``tanh`` and
+``sigmoid`` have a float32 form too, chosen at compile time by the argument's
+type: float32 arithmetic throughout (twice the SIMD lanes), 0.3 ns per element.
 """
 
 import numpy as np
+from llvmlite import ir
 from numba.core import types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from ._jit import jit
+
+
+@intrinsic
+def _as_float64(typingctx, bits):
+    """The float64 whose bit pattern is the int64 ``bits`` (a free bitcast)."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+_INV_LN2 = 1.4426950408889634
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # fdlibm's split of ln 2
 
 
 @jit(inline="always")
 def expm1(y):
     """``exp(y) - 1`` for ``|y| <= 39``, with full relative precision near 0.
 
-    ``a = expm1(y/64)`` by its Taylor series (``|y/64| <= 0.61``, 17 terms reach
-    double precision), then six doublings ``expm1(2u) = a (2 + a)``, which keep
-    the relative error small where ``exp(y) - 1`` would cancel.
+    ``y = k ln2 + r`` with ``|r| <= ln2 / 2`` (ln 2 in two parts, so ``r`` is
+    exact to double precision), ``expm1(r)`` by 13 Taylor terms, then
+    ``expm1(y) = 2^k expm1(r) + (2^k - 1)`` with ``2^k`` built from its bits:
+    at ``k = 0`` that is ``expm1(r)`` itself, so nothing cancels near 0.
     """
-    r = y * (1.0 / 64.0)
-    a = r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r * (
+    k = np.rint(y * _INV_LN2)
+    r = (y - k * _LN2_HI) - k * _LN2_LO
+    p = r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r * (
         1 / 5040 + r * (1 / 40320 + r * (1 / 362880 + r * (1 / 3628800 + r * (1 / 39916800 + r * (
-            1 / 479001600 + r * (1 / 6227020800 + r * (1 / 87178291200 + r * (1 / 1307674368000 + r * (
-                1 / 20922789888000 + r * (1 / 355687428096000)))))))))))))))))  # fmt: skip
-    a = a * (2.0 + a)
-    a = a * (2.0 + a)
-    a = a * (2.0 + a)
-    a = a * (2.0 + a)
-    a = a * (2.0 + a)
-    return a * (2.0 + a)
+            1 / 479001600 + r * (1 / 6227020800)))))))))))))  # fmt: skip
+    two_k = _as_float64((np.int64(k) + 1023) << 52)
+    return two_k * p + (two_k - 1.0)
 
 
 # float32 constants (numba keeps a global NumPy scalar's type)
@@ -46,7 +61,9 @@ _TANH_CLIP32, _SIGMOID_CLIP32 = np.float32(19.5), np.float32(39.0)
 
 @jit(inline="always")
 def expm1_32(y):
-    """:func:`expm1` in float32 arithmetic: 9 Taylor terms reach float32 precision."""
+    """``exp(y) - 1`` in float32 arithmetic: 9 Taylor terms at ``y / 64`` (enough
+    for float32 there), then six doublings ``expm1(2u) = a (2 + a)``, which
+    keep the relative error small where ``exp(y) - 1`` would cancel."""
     r = y * _SIXTY_FOURTH
     a = r * (_ONE + r * (_C2 + r * (_C3 + r * (_C4 + r * (
         _C5 + r * (_C6 + r * (_C7 + r * (_C8 + r * _C9))))))))  # fmt: skip
