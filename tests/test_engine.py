@@ -102,6 +102,9 @@ def test_initialisation_is_seeded_and_dtypes():
         (3, 1, 2, 4, 1),
         (40, 6, 2, 5, 2),
         (2, 300, 2, 3, 1),
+        (32, 100, 1, 32, 1),  # small-long: x_t W_x^T added outside the product (elman.SPLIT)
+        (9, 7, 4, 40, 2),  # the most inputs added that way
+        (5, 4, 5, 33, 1),  # one more: back in the product
     ],  # noqa: E501
 )
 @pytest.mark.parametrize("many", [False, True])
@@ -116,6 +119,26 @@ def test_elman_matches_reference(N, T, I, H, O, many):
     rout = ref.forward(net.layout, net.theta, X, lengths, many)
     assert np.array_equal(np.isnan(out), np.isnan(rout))
     assert rel(np.nan_to_num(out), np.nan_to_num(rout)) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_split_input_product_with_an_initial_state(dtype):
+    """Hidden 32 and 2 inputs (the product over h only, x_t W_x^T added row by
+    row) with a non-zero initial state, so step 0 takes that path too."""
+    from rnnumba.cells import elman
+
+    I, H = 2, 32
+    assert I <= elman.SPLIT
+    net = rnnumba.RNN(I, H, 2, dtype=dtype, random_state=3)
+    X, lengths, y = data(12, 9, I, 2, True, seed=4)
+    h0 = np.random.default_rng(5).normal(size=(1, 12, H))
+    loss, grad = net.loss_and_grad(X, y, lengths=lengths, h0=h0)
+    rloss, rgrad, rdh0 = ref.loss_and_grad(
+        net.layout, net.theta.astype(np.float64), X, lengths, y, "mse", True, h0=h0
+    )
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    assert abs(loss - rloss) <= tol * abs(rloss)
+    assert rel(grad, rgrad) < tol and rel(net.grad_h0, rdh0) < tol
 
 
 @pytest.mark.parametrize("many", [False, True])
