@@ -7,7 +7,7 @@ call shape and ``rnnumba.gpu.elman`` for the GPU twin.
 import numpy as np
 
 from .._jit import jit
-from .._linalg import BLOCKED, mm_nt, mm_nt_k, mm_tn
+from .._linalg import BLOCKED, LARGE, mm_nt, mm_nt_k, mm_tn
 from .._math import tanh  # noqa: F401  (re-exported for the other cells)
 from ._bptt import _copy_rows, _split_dhx, input_part_only, mm_x_nt, mm_x_tn
 
@@ -25,7 +25,7 @@ def _forward(W, b, extra, HX, S, lengths):
     # A few inputs: the product runs over h only and x_t W_x^T is added row by
     # row. The product's inner dimension is then H, without the 1-4 odd columns
     # that it would run one at a time (small-long, float64: step 341 -> 320 us).
-    split = I <= SPLIT and H >= BLOCKED
+    split = I <= SPLIT and H >= BLOCKED and n * H * H <= LARGE  # our loops, no copies per step
     WxT = np.ascontiguousarray(W[:, H:].T) if split else np.empty((0, H), dtype=HX.dtype)
     for t in range(T):
         if t == 0 and skip0:
