@@ -29,7 +29,7 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 @functools.cache
 def _package_stamp():
     """Size and mtime of every source file of the package that holds compiled
-    code (uses ``@jit``), hashed: editing the estimators or the command line
+    code (uses ``@jit`` or ``@intrinsic``), hashed: editing the estimators or the command line
     does not throw the kernels away."""
     digest = hashlib.sha1()
     for folder, _, files in sorted(os.walk(_PACKAGE)):
@@ -38,8 +38,9 @@ def _package_stamp():
             if not name.endswith(".py"):
                 continue
             with open(path, encoding="utf-8") as source:
-                if "@jit" not in source.read() and path != __file__:
-                    continue
+                text = source.read()
+            if "@jit" not in text and "@intrinsic" not in text and path != __file__:
+                continue
             st = os.stat(path)
             digest.update(f"{path}:{st.st_mtime_ns}:{st.st_size};".encode())
     return digest.hexdigest()

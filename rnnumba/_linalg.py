@@ -33,7 +33,7 @@ BLOCKED = 32  # inner dimension from which the 4x4-blocked loops win
 LARGE = 1 << 27  # multiply-adds above which BLAS takes over (its cache blocking)
 
 
-@jit
+@jit(inline="always")
 def _nt_row(A, B, C, i, j0, k):
     """``C[i, j0:] = A[i, :k] @ B[j0:, :k].T``: four dot products at a time
     sharing each load of ``A[i]``, vectorised along the inner dimension."""
@@ -61,7 +61,7 @@ def _nt_row(A, B, C, i, j0, k):
         j += 1
 
 
-@jit
+@jit(inline="always")
 def _nt_loops(A, B, C, k):
     """``C = A[:, :k] @ B[:, :k].T`` one row of ``C`` at a time (short inner dimensions)."""
     for i in range(A.shape[0]):
@@ -112,7 +112,7 @@ def _nt_blocked(A, B, C, k):
         _nt_row(A, B, C, i, 0, k)
 
 
-@jit
+@jit(inline="always")
 def mm_nt(A, B, C):
     """C = A @ B.T for C-contiguous A (m, k), B (n, k), C (m, n)."""
     mm_nt_k(A, B, C, A.shape[1])
@@ -154,7 +154,7 @@ def _row_updates(A, B, C):
                 C[i, j] += a * B[q, j]
 
 
-@jit
+@jit(inline="always")
 def mm_nn(A, B, C):
     """C = A @ B for C-contiguous A (m, k), B (k, n), C (m, n)."""
     m, k = A.shape
@@ -167,7 +167,7 @@ def mm_nn(A, B, C):
         _nt_loops(A, np.ascontiguousarray(B.T), C, k)
 
 
-@jit
+@jit(inline="always")
 def mm_tn(A, B, C):
     """C = A.T @ B for C-contiguous A (k, m), B (k, n), C (m, n).
 

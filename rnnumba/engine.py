@@ -12,6 +12,7 @@ and ``rnnumba.distributed`` (Dask), over the same :class:`~rnnumba.layout.Layout
 import numpy as np
 from numba import prange
 
+from ._borrow import borrow
 from ._jit import jit
 from .cells import elman, gru, lstm
 from .losses import _head, _readout
@@ -48,7 +49,7 @@ def _state_width(cell, H):
     return elman.STATE_WIDTH
 
 
-@jit
+@jit(inline="always")
 def _cell_forward(spec, W, b, extra, HX, S, lengths):
     # spec: Layout.spec(); LSTM peepholes are on iff ``extra`` is not empty
     cell = spec[0]
@@ -60,7 +61,7 @@ def _cell_forward(spec, W, b, extra, HX, S, lengths):
         gru._forward(W, b, extra, HX, S, lengths, spec[7] != 0)
 
 
-@jit
+@jit(inline="always")
 def _cell_backward(spec, W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
     cell = spec[0]
     if cell == ELMAN:
@@ -117,7 +118,7 @@ def _padded(K, work, itemsize):
     return K + lanes - r
 
 
-@jit
+@jit(inline="always")
 def _weights(theta, offset, rows, K, Kp):
     """The (rows, K) weight matrix at ``offset``: a view, or a copy padded
     with zero columns to ``Kp`` (see :func:`_padded`)."""
@@ -241,7 +242,7 @@ def _chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1):
     return HXs, Ss, inp
 
 
-@jit
+@jit(inline="always")
 def _features(spec, HXs, top, lengths, s0, s1, many):
     """Head inputs: (n, H*D) final states, or (sum of lengths, H*D) valid steps."""
     H, L, D = spec[1], spec[2], spec[3]
@@ -268,6 +269,10 @@ def _features(spec, HXs, top, lengths, s0, s1, many):
 
 @jit
 def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, s0, s1):
+    # the caller holds these for the whole call: views of them need no counting
+    theta, g, spec, offsets = borrow(theta), borrow(g), borrow(spec), borrow(offsets)
+    X, lengths, Y = borrow(X), borrow(lengths), borrow(Y)
+    drop, h0, dh0 = borrow(drop), borrow(h0), borrow(dh0)
     cell, H, L, D = spec[0], spec[1], spec[2], spec[3]
     O, many = spec[5], spec[8]
     T, n = X.shape[1], s1 - s0
@@ -434,14 +439,14 @@ def loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, 
     With several chunks they run on numba's threads and their partial
     gradients are summed in chunk order.
     """
-    args = (theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0)
-    if n_chunks == 1:  # no parallel region for one chunk
-        return _loss_and_grad(*args, 1)
-    return _chunks_loss_and_grad(*args, n_chunks)
+    run = _loss_and_grad if n_chunks == 1 else _chunks_loss_and_grad  # no parallel region for one chunk
+    return run(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, n_chunks)
 
 
 @jit
 def _chunk_predict(theta, spec, offsets, X, lengths, h0, s0, s1, out, hn):
+    theta, spec, offsets = borrow(theta), borrow(spec), borrow(offsets)
+    X, lengths, h0, out, hn = borrow(X), borrow(lengths), borrow(h0), borrow(out), borrow(hn)
     cell, H, L, D, O, many = spec[0], spec[1], spec[2], spec[3], spec[5], spec[8]
     head = offsets[L * D]
     no_dropout = np.zeros(2, dtype=np.int64)  # predictions never drop

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from ._borrow import borrow
 from ._jit import jit
 from ._linalg import mm_nn, mm_nt, mm_tn
 
@@ -28,6 +29,7 @@ def _head(W_out, b_out, F, Y, loss, scale, dF, dW_out, db_out):
     cross-entropy). Writes ``dF`` (M, H*D) and ``dW_out``, ``db_out``; returns the
     loss summed over rows, times ``scale``.
     """
+    F, Y, dF = borrow(F), borrow(Y), borrow(dF)  # the caller's: no counting of their views
     M, O = F.shape[0], W_out.shape[0]
     Yhat = np.empty((M, O), dtype=F.dtype)
     mm_nt(F, W_out, Yhat)

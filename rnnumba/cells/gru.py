@@ -21,6 +21,7 @@ call shape and :mod:`rnnumba.cells.elman` for the model they follow.
 
 import numpy as np
 
+from .._borrow import borrow
 from .._jit import jit
 from .._linalg import mm_nn, mm_nt, mm_tn
 from .._math import sigmoid, tanh
@@ -61,6 +62,7 @@ def _inputs(HX, H):
 
 @jit
 def _forward(W, b, extra, HX, S, lengths, reset_after=True):
+    W, HX, S = borrow(W), borrow(HX), borrow(S)  # the caller's: no counting of their views
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0] // 3
     K = HX.shape[2]
@@ -154,6 +156,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0, reset_a
     """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` and
     ``dextra`` (the gradient of ``b_hn``) are written (not accumulated); ``dX``
     (T, n, I) and ``dh0`` (n, H), if not empty, receive dL/dx_t and dL/dh_{-1}."""
+    W, HX, S, dHs, dW, dX = borrow(W), borrow(HX), borrow(S), borrow(dHs), borrow(dW), borrow(dX)  # as above
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0] // 3
     K = HX.shape[2]

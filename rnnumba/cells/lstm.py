@@ -18,6 +18,7 @@ call shape and :mod:`rnnumba.cells.elman` for the model they follow.
 
 import numpy as np
 
+from .._borrow import borrow
 from .._jit import jit
 from .._linalg import mm_nt, mm_tn
 from .._math import sigmoid, tanh
@@ -32,6 +33,7 @@ C, I, F, G, O, TC = 0, 1, 2, 3, 4, 5
 
 @jit
 def _forward(W, b, extra, HX, S, lengths):
+    W, HX, S = borrow(W), borrow(HX), borrow(S)  # the caller's: no counting of their views
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0] // 4
     peep = extra.shape[0] > 0
@@ -107,6 +109,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
     """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` and the
     peephole gradient ``dextra`` are written (not accumulated); ``dX`` (T, n, I)
     and ``dh0`` (n, 2H), if not empty, receive dL/dx_t and [dL/dh_{-1}; dL/dc_{-1}]."""
+    W, HX, S, dHs, dW, dX = borrow(W), borrow(HX), borrow(S), borrow(dHs), borrow(dW), borrow(dX)  # as above
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0] // 4
     K = HX.shape[2]
