@@ -140,6 +140,51 @@ def mm_nt_k(A, B, C, k):
 
 
 @jit(inline="always")
+def mm_nn_rows(A, B, C):
+    """``C = A @ B[:, :n]`` (``n = C.shape[1]``) for C-contiguous ``A`` (m, k) and
+    ``B`` (k, >= n), as row updates ``C[i] += A[i, q] B[q]`` vectorised along
+    the rows of ``B``: two rows of ``C`` and four of ``B`` at a time, so each
+    load and store of ``C`` carries eight multiply-adds.
+
+    For short inner dimensions, where dot products spend most of their time in
+    remainder loops and reductions: 10 x 27 x 26 (the seed's per-step products)
+    in 0.33 us float32 / 0.43 float64, against 0.51 / 0.52 for :func:`_nt_loops`
+    (which would also need ``B`` transposed).
+    """
+    m, k = A.shape
+    n = C.shape[1]
+    k4 = k - k % 4
+    for i in range(0, m - 1, 2):
+        for j in range(n):
+            C[i, j] = 0.0
+            C[i + 1, j] = 0.0
+        for q in range(0, k4, 4):
+            a0, a1, a2, a3 = A[i, q], A[i, q + 1], A[i, q + 2], A[i, q + 3]
+            e0, e1, e2, e3 = A[i + 1, q], A[i + 1, q + 1], A[i + 1, q + 2], A[i + 1, q + 3]
+            for j in range(n):
+                b0, b1, b2, b3 = B[q, j], B[q + 1, j], B[q + 2, j], B[q + 3, j]
+                C[i, j] += a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3
+                C[i + 1, j] += e0 * b0 + e1 * b1 + e2 * b2 + e3 * b3
+        for q in range(k4, k):
+            a, e = A[i, q], A[i + 1, q]
+            for j in range(n):
+                C[i, j] += a * B[q, j]
+                C[i + 1, j] += e * B[q, j]
+    if m % 2:  # the last row
+        i = m - 1
+        for j in range(n):
+            C[i, j] = 0.0
+        for q in range(0, k4, 4):
+            a0, a1, a2, a3 = A[i, q], A[i, q + 1], A[i, q + 2], A[i, q + 3]
+            for j in range(n):
+                C[i, j] += a0 * B[q, j] + a1 * B[q + 1, j] + a2 * B[q + 2, j] + a3 * B[q + 3, j]
+        for q in range(k4, k):
+            a = A[i, q]
+            for j in range(n):
+                C[i, j] += a * B[q, j]
+
+
+@jit(inline="always")
 def _row_updates(A, B, C):
     """``C = A @ B`` one row at a time, ``C[i] = sum_q A[i, q] B[q]`` (``A`` of
     any layout): for few rows or a short inner dimension, where copies or a

@@ -538,6 +538,30 @@ def test_heap_tuning_runs_once_and_can_be_turned_off():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_products_match_numpy_in_every_regime(dtype):
+    """The kernels' products against NumPy: row updates (odd row counts, inner
+    dimensions that are not multiples of 4, a ``B`` wider than ``C``), dot
+    products in loops and in 4x4 blocks, and BLAS."""
+    from rnnumba import _linalg
+
+    rng = np.random.default_rng(5)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for m, k, n, extra in [(1, 1, 1, 0), (1, 5, 3, 2), (7, 3, 26, 1), (10, 26, 27, 0), (9, 27, 26, 5), (4, 8, 40, 3)]:
+        A, B = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n + extra)).astype(dtype)
+        C = np.full((m, n), np.nan, dtype)
+        _linalg.mm_nn_rows(A, B, C)
+        assert rel(C, A @ B[:, :n]) < tol
+    for m, k, n in [(10, 27, 26), (5, 31, 33), (9, 40, 37), (33, 64, 130), (600, 520, 520)]:
+        A, B = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(n, k)).astype(dtype)
+        C = np.full((m, n), np.nan, dtype)
+        _linalg.mm_nt(A, B, C)
+        assert rel(C, A @ B.T) < tol
+        E, D = rng.normal(size=(m, n)).astype(dtype), np.full((k, n), np.nan, dtype)
+        _linalg.mm_tn(A, E, D)
+        assert rel(D, A.T @ E) < tol
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_tanh_and_sigmoid_are_accurate_in_both_precisions(dtype):
     """The kernels' vectorisable tanh/sigmoid (float32 arithmetic for float32)
     against NumPy in float64, over [-45, 45] and tiny arguments, compiled with
