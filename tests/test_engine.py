@@ -399,13 +399,14 @@ def test_dense_batch_fast_path_equals_the_full_checks(dtype):
 
     dt = np.dtype(dtype)
     rng = np.random.default_rng(3)
-    for shape_X, shape_y, I, O in [((5, 4), (5,), 1, 1), ((5, 4, 2), (5, 1), 2, 1), ((5, 4, 2), (5, 3), 2, 3)]:
+    shapes = [((5, 4), (5,), 1, 1), ((5, 4, 2), (5, 1), 2, 1), ((5, 4, 2), (5, 3), 2, 3)]
+    for shape_X, shape_y, I, O in shapes:
         X, y = rng.normal(size=shape_X).astype(dt), rng.normal(size=shape_y).astype(dt)
         fast = dense_batch(X, y, dt, I, O)
         assert fast is not None and np.shares_memory(fast[0], X) and np.shares_memory(fast[1], y)
         Xs, L, _ = check_sequences(X, None, I, dt)
         Ys, many, count = check_targets(y, 5, 4, L, O, "mse", dt)
-        for a, b in zip(fast, (Xs, Ys)):
+        for a, b in zip(fast, (Xs, Ys), strict=True):
             assert a.shape == b.shape and a.dtype == b.dtype and a.flags.c_contiguous
             assert np.array_equal(a, b)
         net = rnnumba.RNN(I, 6, O, dtype=dt, random_state=0)
@@ -546,7 +547,8 @@ def test_products_match_numpy_in_every_regime(dtype):
 
     rng = np.random.default_rng(5)
     tol = 1e-12 if dtype == np.float64 else 1e-5
-    for m, k, n, extra in [(1, 1, 1, 0), (1, 5, 3, 2), (7, 3, 26, 1), (10, 26, 27, 0), (9, 27, 26, 5), (4, 8, 40, 3)]:
+    shapes = [(1, 1, 1, 0), (1, 5, 3, 2), (7, 3, 26, 1), (10, 26, 27, 0), (9, 27, 26, 5), (4, 8, 40, 3)]
+    for m, k, n, extra in shapes:  # extra: columns of B beyond C's
         A, B = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n + extra)).astype(dtype)
         C = np.full((m, n), np.nan, dtype)
         _linalg.mm_nn_rows(A, B, C)
