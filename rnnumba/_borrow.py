@@ -4,10 +4,11 @@ numba counts references to every array with an atomic increment and decrement
 (a ``lock``-prefixed instruction, ~5 ns here) whenever a view is taken or an
 array is handed to a function that it cannot prove harmless, and its pruning
 pass keeps most of those around any call that may fail. A seed-sized chunk
-(10 sequences of 3 steps, hidden 26) did ~280 of them, 20% of its time, most
-on views of ``theta``, its gradient and the data. :func:`borrow` gives an
-array's numba value without its memory-manager pointer, so that every view
-taken from it skips the count.
+(10 sequences of 3 steps, hidden 26) did ~360 of them, a fifth of its time;
+with the helpers between the kernels inlined, ~280, most on views of
+``theta``, its gradient, the data and the chunk's buffers, which the kernels
+now borrow (~115 left). :func:`borrow` gives an array's numba value without
+its memory-manager pointer, so that every view taken from it skips the count.
 """
 
 from numba.core import types

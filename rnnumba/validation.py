@@ -48,8 +48,8 @@ def dense_batch(X, y, dtype, input_size, output_size):
     value finite, no ``lengths``: returns ``(X, Y)`` as :func:`check_sequences`
     and :func:`check_targets` would, ``X`` (N, T, I) and ``Y`` (N, 1, O), views
     of the originals. Anything else, bad input included, gives None and goes
-    through those full checks (which say what is wrong). At the seed's size
-    they cost ~2.2 us of a 13 us training step; this costs ~0.8.
+    through those full checks (which say what is wrong). A seed batch's
+    checks: 2.5 us that way, 1.2 this way (of a ~12.5 us training step).
     """
     if type(X) is not np.ndarray or type(y) is not np.ndarray:
         return None
