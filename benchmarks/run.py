@@ -22,6 +22,8 @@ from report import main as report  # noqa: E402
 
 def run(cells, peers, out):
     os.makedirs(out, exist_ok=True)
+    if "elman" not in cells.split(","):  # the NumPy baseline is an Elman network: nothing to run
+        peers = [peer for peer in peers if peer != "numpy"]
     paths = []
     for peer in peers:
         path = os.path.join(out, f"bench-{peer}.json")
