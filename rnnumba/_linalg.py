@@ -141,15 +141,18 @@ def mm_nt_k(A, B, C, k):
 
 @jit(inline="always")
 def mm_nn_rows(A, B, C):
-    """``C = A @ B[:, :n]`` (``n = C.shape[1]``) for C-contiguous ``A`` (m, k) and
-    ``B`` (k, >= n), as row updates ``C[i] += A[i, q] B[q]`` vectorised along
+    """``C = A @ B[:, :n]`` (``n = C.shape[1]``) for ``A`` (m, k) of any layout
+    and C-contiguous ``B`` (k, >= n), as row updates ``C[i] += A[i, q] B[q]`` vectorised along
     the rows of ``B``: two rows of ``C`` and four of ``B`` at a time, so each
     load and store of ``C`` carries eight multiply-adds.
 
     For short inner dimensions, where dot products spend most of their time in
     remainder loops and reductions: 10 x 27 x 26 (the seed's per-step products)
     in 0.33 us float32 / 0.43 float64, against 0.51 / 0.52 for :func:`_nt_loops`
-    (which would also need ``B`` transposed).
+    (which would also need ``B`` transposed). Also a head's few outputs, where
+    copies or a BLAS call would cost more than the arithmetic. Inlined, like
+    :func:`mm_nt_k` (as a call of its own, the earlier form of these row
+    updates slowed the seed's compiled training loop 45%).
     """
     m, k = A.shape
     n = C.shape[1]
@@ -185,21 +188,6 @@ def mm_nn_rows(A, B, C):
 
 
 @jit(inline="always")
-def _row_updates(A, B, C):
-    """``C = A @ B`` one row at a time, ``C[i] = sum_q A[i, q] B[q]`` (``A`` of
-    any layout): for few rows or a short inner dimension, where copies or a
-    BLAS call would cost more than the arithmetic. Inlined, like
-    :func:`mm_nt_k` (as a call of its own it slowed the seed's loop 45%)."""
-    for i in range(A.shape[0]):
-        for j in range(C.shape[1]):
-            C[i, j] = 0.0
-        for q in range(A.shape[1]):
-            a = A[i, q]
-            for j in range(C.shape[1]):
-                C[i, j] += a * B[q, j]
-
-
-@jit(inline="always")
 def mm_nn(A, B, C):
     """C = A @ B for C-contiguous A (m, k), B (k, n), C (m, n)."""
     m, k = A.shape
@@ -207,7 +195,7 @@ def mm_nn(A, B, C):
     if m * k * n > SMALL:
         np.dot(A, B, C)
     elif k < 8:  # a short inner dimension (a head's few outputs)
-        _row_updates(A, B, C)
+        mm_nn_rows(A, B, C)
     else:
         _nt_loops(A, np.ascontiguousarray(B.T), C, k)
 
@@ -225,4 +213,4 @@ def mm_tn(A, B, C):
     if A.shape[1] >= 4:
         np.dot(A.T, B, C)
     else:
-        _row_updates(A.T, B, C)
+        mm_nn_rows(A.T, B, C)

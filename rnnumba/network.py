@@ -197,30 +197,23 @@ class RNN:
         self._offsets = self.layout.offsets()
         self._specs = (self.layout.spec(False), self.layout.spec(True))
         self._plans = {}
-        self._full_lengths = {}
         self._no_state = np.empty((0, 0, 0), dtype=theta.dtype)  # zero initial states
 
-    def _all_steps(self, N, T):
-        """Lengths of an (N, T) batch without padding: all ``T``, one array per
-        shape, remembered (the kernels only read lengths; making it costs more
-        than a seed-sized step's whole validation)."""
-        full = self._full_lengths.get((N, T))
-        if full is None:
-            if len(self._full_lengths) > 1024:
-                self._full_lengths.clear()
-            full = self._full_lengths[N, T] = check_lengths(None, N, T)
-        return full
-
     def _plan(self, N, T):
-        """(chunks, whether BLAS may start threads) for an (N, T) batch, remembered:
-        at the seed's size every microsecond of a call counts."""
+        """(chunks, whether BLAS may start threads, the all-``T`` lengths) for an
+        (N, T) batch, remembered: at the seed's size every microsecond of a call
+        counts (the kernels only read lengths)."""
         plan = self._plans.get((N, T))
         if plan is None:
             if len(self._plans) > 1024:
                 self._plans.clear()
             chunks = n_chunks(N, self.layout.hidden)
-            plan = self._plans[N, T] = (chunks, _blas_may_thread(self.layout, N, T, chunks))
+            blas = _blas_may_thread(self.layout, N, T, chunks)
+            plan = self._plans[N, T] = (chunks, blas, check_lengths(None, N, T))
         return plan
+
+    def _all_steps(self, N, T):
+        return self._plan(N, T)[2]
 
     # -- the parameter vector -------------------------------------------------
     @property
@@ -270,11 +263,11 @@ class RNN:
     # -- computation -----------------------------------------------------------
     def _prepare(self, X, y=None, lengths=None, loss=None):
         if y is not None and lengths is None and loss in (None, "mse"):
-            batch = dense_batch(X, y, self.dtype, self.layout.input_size, self.layout.output_size)
+            L = self.layout
+            batch = dense_batch(X, y, self.dtype, L.input_size, L.output_size, self._all_steps)
             if batch is not None:  # the common case, in a fraction of the time
-                X, Y = batch
-                N = X.shape[0]
-                return X, self._all_steps(N, X.shape[1]), Y, False, N * self.layout.output_size, "mse"
+                X, lengths, Y = batch
+                return X, lengths, Y, False, X.shape[0] * L.output_size, "mse"
         X, lengths, from_list = check_sequences(X, lengths, self.layout.input_size, self.dtype)
         if y is None:
             return X, lengths, from_list
@@ -360,7 +353,7 @@ class RNN:
                 )
             return float(self._gpu.loss_and_grad(th, self.grad, X, lengths, Y, loss, 1.0 / count, many))
         _heap.tune()
-        chunks, blas = self._plan(X.shape[0], X.shape[1])
+        chunks, blas, _ = self._plan(X.shape[0], X.shape[1])
         spec, code = self._specs[many], LOSSES[loss]
         h0 = self._no_state if h0 is None else h0
         dh0 = self._no_state if dh0 is None else dh0
@@ -399,7 +392,7 @@ class RNN:
     def _cpu_predict(self, X, lengths, many_to_many, out, h0=None, hn=None):
         _heap.tune()
         N = X.shape[0]
-        chunks, blas = self._plan(N, X.shape[1])
+        chunks, blas, _ = self._plan(N, X.shape[1])
         h0 = self._no_state if h0 is None else h0
         hn = self._no_state if hn is None else hn
         args = (self.theta, self._specs[many_to_many], self._offsets, X, lengths, h0)
