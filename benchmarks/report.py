@@ -20,6 +20,7 @@ def main(*paths):
     data = runs[0]
     rows = defaultdict(dict)
     compile_rows = []
+    kernels = {}
     for b in (b for run in runs for b in run["benchmarks"]):
         info = b["extra_info"]
         if info.get("what") == "compile":
@@ -29,12 +30,16 @@ def main(*paths):
         rows[key][info["peer"]] = b["stats"]["median"]
         rows[key]["target"] = info["target"]
         rows[key]["threads"] = info["threads"]
+        if "blas" in info:
+            kernels[info["peer"]] = info["blas"]
     m = data.get("machine_info", {})
     print(
         f"Machine: {m.get('cpu', {}).get('brand_raw', platform.processor())}, "
         f"{m.get('cpu', {}).get('count', '?')} logical cores; Python {m.get('python_version')}; "
         f"{data.get('datetime', '')[:19]}"
     )
+    if kernels:
+        print("Matrix products: " + "; ".join(f"{peer}: {k}" for peer, k in kernels.items()) + ".")
     for what in ("train", "predict"):
         print(f"\n| {what} step | dtype | rnnumba | PyTorch | NumPy | vs PyTorch | target | vs NumPy |")
         print("|---|---|---|---|---|---|---|---|")

@@ -20,7 +20,7 @@ import textwrap
 import numba
 import numpy as np
 import pytest
-from conftest import ROOT, SIZES, TARGETS
+from conftest import ROOT, SIZES, TARGETS, blas_kernels
 from peers import numpy_step, torch_step
 
 import rnnumba
@@ -70,6 +70,7 @@ def _run(benchmark, what, peer, cell, size, dtype):
         what=what,
         threads=numba.get_num_threads(),
         target=TARGETS[size],
+        blas=blas_kernels(peer),
     )
     rounds = 3 if size == "large" else None
     if rounds:

@@ -395,23 +395,23 @@ def test_dense_batch_fast_path_equals_the_full_checks(dtype):
     """C-contiguous arrays of the network's dtype without lengths skip the
     general checks: what comes out must be exactly what they give, and
     anything else (bad input included) must fall through to them."""
-    from rnnumba.validation import check_sequences, check_targets, dense_batch
+    from rnnumba.validation import PLAN_LENGTHS, check_sequences, check_targets, dense_batch
 
     dt = np.dtype(dtype)
     rng = np.random.default_rng(3)
 
-    def all_steps(N, T):
-        return np.full(N, T, dtype=np.int64)
+    def plans(N, T):  # as RNN._plan: the all-T lengths at PLAN_LENGTHS
+        return (None, None, np.full(N, T, dtype=np.int64))
 
     shapes = [((5, 4), (5,), 1, 1), ((5, 4, 2), (5, 1), 2, 1), ((5, 4, 2), (5, 3), 2, 3)]
     for shape_X, shape_y, I, O in shapes:
         X, y = rng.normal(size=shape_X).astype(dt), rng.normal(size=shape_y).astype(dt)
-        fast = dense_batch(X, y, dt, I, O, all_steps)
-        assert fast is not None and np.shares_memory(fast[0], X) and np.shares_memory(fast[2], y)
+        fast = dense_batch(X, y, dt, I, O, plans)
+        assert fast is not None and np.shares_memory(fast[0], X) and np.shares_memory(fast[1], y)
         Xs, L, _ = check_sequences(X, None, I, dt)
         Ys, many, count = check_targets(y, 5, 4, L, O, "mse", dt)
-        assert np.array_equal(fast[1], L)
-        for a, b in zip(fast[::2], (Xs, Ys), strict=True):
+        assert np.array_equal(fast[2][PLAN_LENGTHS], L)
+        for a, b in zip(fast[:2], (Xs, Ys), strict=True):
             assert a.shape == b.shape and a.dtype == b.dtype and a.flags.c_contiguous
             assert np.array_equal(a, b)
         net = rnnumba.RNN(I, 6, O, dtype=dt, random_state=0)
@@ -442,7 +442,7 @@ def test_dense_batch_fast_path_equals_the_full_checks(dtype):
         (X[:0], y[:0], 1, 1),
         (X[:, :0], y, 1, 1),
     ]:
-        assert dense_batch(Xb, yb, dt, I, O, all_steps) is None
+        assert dense_batch(Xb, yb, dt, I, O, plans) is None
 
 
 # -- numba habits ----------------------------------------------------------------
