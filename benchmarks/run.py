@@ -3,6 +3,13 @@ the merged tables (the Markdown of RESULTS.md).
 
     python benchmarks/run.py [--cells elman,lstm,gru] [--peers rnnumba,torch,numpy] [--out DIR]
 
+The report names the matrix-product kernels each peer's process ran. On a
+machine whose environment pins OpenBLAS's kernels (``OPENBLAS_CORETYPE``,
+``OPENBLAS_L2_SIZE``), OpenBLAS's own choice is measured by unsetting both in
+that command alone::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py
+
 Each peer gets a fresh process because numba's and PyTorch's OpenMP thread
 pools, left spinning after a parallel region, take the cores from each other
 inside one process. The peers run back to back on the same machine, so the
