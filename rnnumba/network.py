@@ -7,6 +7,7 @@ numbers and any optimiser that moves a vector trains any architecture.
 
 import numbers
 import warnings
+from collections import namedtuple
 
 import numpy as np
 
@@ -15,7 +16,6 @@ from ._blas import single_threaded
 from .layout import GATES, Layout
 from .losses import LOSSES
 from .validation import (
-    PLAN_LENGTHS,
     check_lengths,
     check_sequences,
     check_state,
@@ -26,6 +26,8 @@ from .validation import (
 
 MAX_CHUNKS = 64
 MSE = LOSSES["mse"]
+# what RNN._plan remembers per batch shape (N, T)
+Plan = namedtuple("Plan", "chunks blas lengths kernel")
 _NO_DROPOUT = np.zeros(2, dtype=np.int64)  # writeable: a read-only array would compile a second engine
 
 
@@ -202,9 +204,10 @@ class RNN:
         self._no_state = np.empty((0, 0, 0), dtype=theta.dtype)  # zero initial states
 
     def _plan(self, N, T):
-        """(chunks, whether BLAS may start threads, the all-``T`` lengths, the
-        training kernel) for an (N, T) batch, remembered: at the seed's size
-        every microsecond of a call counts (the kernels only read lengths)."""
+        """The :class:`Plan` of an (N, T) batch (chunks, whether BLAS may start
+        threads, the all-``T`` lengths, the training kernel), remembered: at the
+        seed's size every microsecond of a call counts (the kernels only read
+        lengths)."""
         plan = self._plans.get((N, T))
         if plan is None:
             _heap.tune()  # once, before the first kernel runs
@@ -213,7 +216,7 @@ class RNN:
             chunks = n_chunks(N, self.layout.hidden)
             blas = _blas_may_thread(self.layout, N, T, chunks)
             kernel = engine.training_kernel(chunks)
-            plan = self._plans[N, T] = (chunks, blas, check_lengths(None, N, T), kernel)
+            plan = self._plans[N, T] = Plan(chunks, blas, check_lengths(None, N, T), kernel)
         return plan
 
     # -- the parameter vector -------------------------------------------------
@@ -268,7 +271,7 @@ class RNN:
             batch = dense_batch(X, y, self.dtype, L.input_size, L.output_size, self._plan)
             if batch is not None:  # the common case, in a fraction of the time
                 X, Y, plan = batch
-                return X, plan[PLAN_LENGTHS], Y, False, Y.size, "mse"
+                return X, plan.lengths, Y, False, Y.size, "mse"
         X, lengths, from_list = check_sequences(X, lengths, self.layout.input_size, self.dtype)
         if y is None:
             return X, lengths, from_list
@@ -400,7 +403,8 @@ class RNN:
 
     def _cpu_predict(self, X, lengths, many_to_many, out, h0=None, hn=None):
         N = X.shape[0]
-        chunks, blas = self._plan(N, X.shape[1])[:2]
+        plan = self._plan(N, X.shape[1])
+        chunks, blas = plan.chunks, plan.blas
         h0 = self._no_state if h0 is None else h0
         hn = self._no_state if hn is None else hn
         args = (self.theta, self._specs[many_to_many], self._offsets, X, lengths, h0)

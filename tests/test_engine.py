@@ -395,13 +395,14 @@ def test_dense_batch_fast_path_equals_the_full_checks(dtype):
     """C-contiguous arrays of the network's dtype without lengths skip the
     general checks: what comes out must be exactly what they give, and
     anything else (bad input included) must fall through to them."""
-    from rnnumba.validation import PLAN_LENGTHS, check_sequences, check_targets, dense_batch
+    from rnnumba.network import Plan
+    from rnnumba.validation import check_sequences, check_targets, dense_batch
 
     dt = np.dtype(dtype)
     rng = np.random.default_rng(3)
 
-    def plans(N, T):  # as RNN._plan: the all-T lengths at PLAN_LENGTHS
-        return (None, None, np.full(N, T, dtype=np.int64))
+    def plans(N, T):  # as RNN._plan
+        return Plan(1, False, np.full(N, T, dtype=np.int64), None)
 
     shapes = [((5, 4), (5,), 1, 1), ((5, 4, 2), (5, 1), 2, 1), ((5, 4, 2), (5, 3), 2, 3)]
     for shape_X, shape_y, I, O in shapes:
@@ -410,7 +411,7 @@ def test_dense_batch_fast_path_equals_the_full_checks(dtype):
         assert fast is not None and np.shares_memory(fast[0], X) and np.shares_memory(fast[1], y)
         Xs, L, _ = check_sequences(X, None, I, dt)
         Ys, many, count = check_targets(y, 5, 4, L, O, "mse", dt)
-        assert np.array_equal(fast[2][PLAN_LENGTHS], L)
+        assert np.array_equal(fast[2].lengths, L)
         for a, b in zip(fast[:2], (Xs, Ys), strict=True):
             assert a.shape == b.shape and a.dtype == b.dtype and a.flags.c_contiguous
             assert np.array_equal(a, b)
