@@ -1,5 +1,6 @@
 """Shared settings of the benchmark suite (run it with ``python -m pytest benchmarks``)."""
 
+import functools
 import os
 import sys
 
@@ -19,6 +20,7 @@ SIZES = {
 TARGETS = {"seed": 20.0, "small-long": 10.0, "medium": 3.0, "large": 1.0}
 
 
+@functools.cache  # fixed once the libraries have loaded; threadpoolctl scans them
 def blas_kernels(peer):
     """Which matrix-product kernels a peer's process runs, for the report.
 
