@@ -1,27 +1,40 @@
-"""Dense products for the kernels.
+"""Dense products for the kernels, and their work buffers.
 
-``A @ B.T`` with both operands streamed along contiguous rows is the form
-that vectorises best (dot products along the inner dimension), so ``mm_nn``
-transposes ``B`` once and calls it, and kernels that multiply by the same
-matrix at every step keep a transposed copy and call :func:`mm_nt` directly.
+Two forms vectorise well here:
 
-:func:`mm_nt` picks one of three by size (measured on the development
-machine, single-threaded, GMAC/s float32/float64):
+* row updates, ``C[i] += A[i, q] B[q]``, vectorised along the rows of ``B``
+  and ``C`` (:func:`mm_nn_blocked`, :func:`mm_tn_blocked`, :func:`mm_nn_rows`):
+  no reductions, and four rows of ``C`` updated by four rows of ``B`` at a
+  time give each load and store of ``C`` sixteen multiply-adds;
+* dot products, ``C = A @ B.T`` with both operands streamed along their rows
+  (:func:`mm_nt`): four at a time sharing each row of ``A`` for short inner
+  dimensions, 4x4 blocks sharing four rows of each operand from 32 on; each
+  element of ``C`` ends in a horizontal sum of a vector register (eight
+  instructions, against nine vector multiply-adds per element at an inner
+  dimension of 144, float32).
 
-* inner dimension below ``BLOCKED`` (32): four dot products at a time sharing each
-  row of ``A`` (``_nt_loops``; the seed's 10x27x26 products: 19/14, where
-  OpenBLAS's call overhead leaves 13/11);
-* up to ``LARGE`` multiply-adds: 4x4 blocks of ``C``, sixteen dot products
-  sharing the loads of four rows of each operand (``_nt_blocked``): 57-100 /
-  40-50 on the per-step products of the medium and large networks, where
-  SciPy's OpenBLAS, which runs its AVX2 (Haswell) kernels on this AVX-512
-  CPU, reaches 40-51 / 26-29;
-* above that, BLAS, whose cache blocking wins on the biggest products.
+Measured single-threaded on the development machine (AVX-512), 64-byte
+aligned operands, GMAC/s float32 / float64 (``docs/engine.md``):
 
-The weight gradients' one product over all steps (``mm_tn``, a long inner
-dimension) is BLAS's at every size: faster than the loops with the transposes
-they would need (53 / 28 against 49 / 20 GMAC/s at the medium size; 1.4x-2x at
-the seed's).
+=========================  ============  ============  ===========
+product                    row updates   dot products  OpenBLAS
+=========================  ============  ============  ===========
+step, 32 x 144 x 128       111 / 61      74-78 / 51    39 / 25
+step, 128 x 576 x 512      114 / 49      101 / 47      56 / 29
+dW, 1600 rows, 128 x 144   100-109 / 55  -             52 / 28
+=========================  ============  ============  ===========
+
+(OpenBLAS: SciPy's, with the AVX2 ``Haswell`` kernels that the development
+machine's environment pins; see ``docs/engine.md``.)
+
+The Elman cell uses the row updates (its weight gradient included, which
+:func:`mm_tn_blocked` takes in blocks of ``TN_BLOCK`` rows); the LSTM and GRU
+cells the dot products and BLAS's weight gradient (:func:`mm_tn`). A
+per-step product above ``LARGE`` multiply-adds goes to BLAS, whose cache
+blocking wins there. The row updates' operands should start on a
+64-byte boundary (:func:`empty_aligned`): numba's own arrays are aligned to
+32 bytes, and a 64-byte load or store that straddles two cache lines costs
+these loops a third of their speed.
 """
 
 import numpy as np
@@ -29,6 +42,8 @@ import numpy as np
 from ._jit import jit
 
 SMALL = 32_768
+ALIGN = 64  # bytes: a cache line, one AVX-512 register
+TN_BLOCK = 128  # rows of the operands of mm_tn_blocked per pass over C
 BLOCKED = 32  # inner dimension from which the 4x4-blocked loops win
 LARGE = 1 << 27  # multiply-adds above which BLAS takes over (its cache blocking)
 
@@ -205,12 +220,111 @@ def mm_tn(A, B, C):
     """C = A.T @ B for C-contiguous A (k, m), B (k, n), C (m, n).
 
     BLAS, except for fewer than four rows of ``C`` (a head's few outputs):
-    row updates. Both operands are read along their short rows here, so the
-    loops above would need a transposed copy of each; BLAS was faster at every
-    size measured, down to the seed's (26 x 27 from 20 rows: 1.05 against
-    1.21 us in float64, 0.70 against 1.41 in float32).
+    row updates. For the LSTM's and GRU's weight gradients and the heads';
+    the Elman cell's use :func:`mm_tn_blocked`, which is faster than BLAS's
+    AVX2 kernels at every size measured (26 x 27 from 20 rows: 0.72 against
+    1.06 us float64, 0.67 against 0.72 float32; single-threaded, 128 x 144
+    from 1600 rows: 290 against 562 us float32).
     """
     if A.shape[1] >= 4:
         np.dot(A.T, B, C)
     else:
         mm_nn_rows(A.T, B, C)
+
+
+@jit(inline="always")
+def empty_aligned(rows, cols, dtype):
+    """An uninitialised (rows, cols) array whose data start on an ``ALIGN``-byte
+    boundary.
+
+    numba aligns its arrays to 32 bytes, so half of them start in the middle
+    of a cache line and every 64-byte load or store from them straddles two:
+    the row updates of :func:`mm_nn_blocked` ran at 70 GMAC/s instead of 110
+    (float32, 32 x 144 x 128) on a misaligned ``C``, 81 on a misaligned ``B``.
+    """
+    size = rows * cols
+    buf = np.empty(size + ALIGN, dtype=dtype)
+    skip = (ALIGN - buf.ctypes.data % ALIGN) % ALIGN // buf.itemsize
+    return buf[skip : skip + size].reshape(rows, cols)
+
+
+@jit(inline="always")
+def transposed(W):
+    """``W.T`` as a new C-contiguous, aligned array (see :func:`empty_aligned`)."""
+    WT = empty_aligned(W.shape[1], W.shape[0], W.dtype)
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            WT[j, i] = W[i, j]
+    return WT
+
+
+@jit
+def _nn_blocked(A, B, C, accumulate):
+    """``C = A @ B[:, :n]``, or ``C += A @ B[:, :n]`` if ``accumulate``, as row
+    updates: four rows of ``C`` by four rows of ``B`` at a time, so each load
+    and store of ``C`` carries sixteen multiply-adds, vectorised along the
+    rows of ``B`` and ``C`` (no reductions). ``A`` may have any layout: its
+    entries are read one at a time."""
+    m, k = A.shape
+    n = C.shape[1]
+    k4 = k - k % 4
+    for i in range(0, m, 4):
+        rows = min(4, m - i)
+        if not accumulate:
+            for r in range(i, i + rows):
+                for j in range(n):
+                    C[r, j] = 0.0
+        if rows < 4:  # the rows left over, one at a time
+            for r in range(i, m):
+                for q in range(k):
+                    a = A[r, q]
+                    for j in range(n):
+                        C[r, j] += a * B[q, j]
+            break
+        for q in range(0, k4, 4):
+            a0, a1, a2, a3 = A[i, q], A[i, q + 1], A[i, q + 2], A[i, q + 3]
+            e0, e1, e2, e3 = A[i + 1, q], A[i + 1, q + 1], A[i + 1, q + 2], A[i + 1, q + 3]
+            f0, f1, f2, f3 = A[i + 2, q], A[i + 2, q + 1], A[i + 2, q + 2], A[i + 2, q + 3]
+            g0, g1, g2, g3 = A[i + 3, q], A[i + 3, q + 1], A[i + 3, q + 2], A[i + 3, q + 3]
+            for j in range(n):
+                b0, b1, b2, b3 = B[q, j], B[q + 1, j], B[q + 2, j], B[q + 3, j]
+                C[i, j] += a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3
+                C[i + 1, j] += e0 * b0 + e1 * b1 + e2 * b2 + e3 * b3
+                C[i + 2, j] += f0 * b0 + f1 * b1 + f2 * b2 + f3 * b3
+                C[i + 3, j] += g0 * b0 + g1 * b1 + g2 * b2 + g3 * b3
+        for q in range(k4, k):
+            a, e, f, g = A[i, q], A[i + 1, q], A[i + 2, q], A[i + 3, q]
+            for j in range(n):
+                C[i, j] += a * B[q, j]
+                C[i + 1, j] += e * B[q, j]
+                C[i + 2, j] += f * B[q, j]
+                C[i + 3, j] += g * B[q, j]
+
+
+@jit(inline="always")
+def mm_nn_blocked(A, B, C):
+    """``C = A @ B[:, :n]`` (``n = C.shape[1]``) for ``A`` (m, k) of any layout,
+    C-contiguous ``B`` (k, >= n) and ``C``: :func:`mm_nn_rows` up to ``SMALL``
+    multiply-adds (a call of its own costs more than the seed's products
+    gain), :func:`_nn_blocked` up to ``LARGE``, BLAS above."""
+    n = C.shape[1]
+    work = A.shape[0] * A.shape[1] * n
+    if work <= SMALL:
+        mm_nn_rows(A, B, C)
+    elif work <= LARGE:
+        _nn_blocked(A, B, C, False)
+    else:
+        np.dot(A, np.ascontiguousarray(B[:, :n]), C)
+
+
+@jit
+def mm_tn_blocked(A, B, C):
+    """``C = A.T @ B`` for C-contiguous ``A`` (k, m), ``B`` (k, n), ``C`` (m, n)
+    (``k`` may be 0): :func:`_nn_blocked` row updates from ``TN_BLOCK`` rows of
+    ``A`` and ``B`` at a time, which stay in cache while every row of ``C`` is
+    updated from them (72 KiB at the medium size, float32). Blocks of 32 to
+    256 rows were within 10% of each other there and on the large network;
+    128 was the best on the large one."""
+    _nn_blocked(A[:TN_BLOCK].T, B[:TN_BLOCK], C, False)
+    for q in range(TN_BLOCK, A.shape[0], TN_BLOCK):
+        _nn_blocked(A[q : q + TN_BLOCK].T, B[q : q + TN_BLOCK], C, True)

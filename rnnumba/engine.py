@@ -14,8 +14,10 @@ from numba import prange
 
 from ._borrow import borrow
 from ._jit import jit
+from ._linalg import empty_aligned
 from .cells import elman, gru, lstm
 from .losses import _head, _readout
+from .validation import _first_nonfinite
 
 ELMAN, LSTM, GRU = 0, 1, 2
 
@@ -125,9 +127,11 @@ def _weights(theta, offset, rows, K, Kp):
     W = _tensor(theta, offset, rows, K)
     if Kp == K:
         return W
-    Wp = np.zeros((rows, Kp), dtype=theta.dtype)
+    Wp = empty_aligned(rows, Kp, theta.dtype)
     for j in range(rows):
         _copy(Wp[j, :K], W[j])
+        for k in range(K, Kp):
+            Wp[j, k] = 0.0
     return Wp
 
 
@@ -278,6 +282,10 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, dr
     T, n = X.shape[1], s1 - s0
     lens = lengths[s0:s1]
     G = _gates(cell)
+    # NaN for a NaN/inf among the chunk's inputs or targets, so that a caller
+    # may leave that check to the kernel (network.loss_and_grad's dense path)
+    if _first_nonfinite(X[s0:s1], lens) >= 0 or _first_nonfinite(Y[s0:s1], lens) >= 0:
+        return np.nan
     HXs, Ss, top = _chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1)
     F = _features(spec, HXs, top, lengths, s0, s1, many)
 
@@ -335,7 +343,7 @@ def _chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, dr
             dS0 = np.empty((n if dh0.shape[0] > 0 else 0, _carried(cell, H)), dtype=theta.dtype)
             n_extra = _extra_size(spec)
             dW = _tensor(g, row[0], G * H, K)
-            dWp = dW if Kp == K else np.empty((G * H, Kp), dtype=theta.dtype)
+            dWp = dW if Kp == K else empty_aligned(G * H, Kp, theta.dtype)
             _cell_backward(
                 spec,
                 _weights(theta, row[0], G * H, K, Kp),

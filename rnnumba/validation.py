@@ -34,12 +34,13 @@ def _all_finite(X, Y, lengths):
     return _first_nonfinite(X, lengths) < 0 and _first_nonfinite(Y, lengths) < 0
 
 
-def dense_batch(X, y, dtype, input_size, output_size, plans):
+def dense_batch(X, y, dtype, input_size, output_size, plans, finite=True):
     """The common training batch in few steps, or None.
 
     ``X`` (N, T, I) or (N, T) and regression targets ``y`` (N,) or (N, O), both
     C-contiguous NumPy arrays of ``dtype`` (a :class:`numpy.dtype`), every
-    value finite, no ``lengths``: returns ``(X, Y, plans(N, T))``, ``X``
+    value finite (unchecked if not ``finite``: for a caller whose kernel checks
+    them), no ``lengths``: returns ``(X, Y, plans(N, T))``, ``X``
     (N, T, I) and ``Y`` (N, 1, O) views of the originals as
     :func:`check_sequences` and :func:`check_targets` would give them, and
     ``plans(N, T)`` the caller's record for that shape, whose ``lengths`` are
@@ -63,7 +64,7 @@ def dense_batch(X, y, dtype, input_size, output_size, plans):
     if N == 0 or T == 0 or not (y.shape == (N, output_size) or output_size == 1 and y.shape == (N,)):
         return None
     Y, plan = y.reshape(N, 1, output_size), plans(N, T)
-    return (X, Y, plan) if _all_finite(X, Y, plan.lengths) else None
+    return (X, Y, plan) if not finite or _all_finite(X, Y, plan.lengths) else None
 
 
 def _as_float_array(a, what, dtype):

@@ -102,9 +102,9 @@ def test_initialisation_is_seeded_and_dtypes():
         (3, 1, 2, 4, 1),
         (40, 6, 2, 5, 2),
         (2, 300, 2, 3, 1),
-        (32, 100, 1, 32, 1),  # small-long: x_t W_x^T added outside the product (elman.SPLIT)
-        (9, 7, 4, 40, 2),  # the most inputs added that way
-        (5, 4, 5, 33, 1),  # one more: back in the product
+        (32, 100, 1, 32, 1),  # small-long
+        (9, 7, 4, 40, 2),  # rows of the products left over from 4x4 blocks
+        (5, 4, 5, 33, 1),
     ],  # noqa: E501
 )
 @pytest.mark.parametrize("many", [False, True])
@@ -122,13 +122,10 @@ def test_elman_matches_reference(N, T, I, H, O, many):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_split_input_product_with_an_initial_state(dtype):
-    """Hidden 32 and 2 inputs (the product over h only, x_t W_x^T added row by
-    row) with a non-zero initial state, so step 0 takes that path too."""
-    from rnnumba.cells import elman
-
+def test_few_inputs_with_an_initial_state(dtype):
+    """Hidden 32 and 2 inputs with a non-zero initial state, so step 0 takes
+    the whole product instead of its input columns only."""
     I, H = 2, 32
-    assert I <= elman.SPLIT
     net = rnnumba.RNN(I, H, 2, dtype=dtype, random_state=3)
     X, lengths, y = data(12, 9, I, 2, True, seed=4)
     h0 = np.random.default_rng(5).normal(size=(1, 12, H))
@@ -391,6 +388,32 @@ def test_bad_input_to_predict_and_parameters(net):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_non_finite_values_on_the_dense_path(dtype):
+    """The dense training path leaves the NaN/inf check to the kernel (a chunk
+    with one returns NaN) and then takes the full checks: a NaN or inf in any
+    chunk's inputs or targets is a ValueError that names it, the parameters
+    untouched; a diverged network (finite data) gets its NaN loss back."""
+    rng = np.random.default_rng(8)
+    X, y = rng.normal(size=(40, 5, 1)).astype(dtype), rng.normal(size=40).astype(dtype)
+    net = rnnumba.RNN(1, 8, dtype=dtype, random_state=0)
+    assert net._plan(40, 5).chunks > 1  # the parallel kernel
+    loss = net.loss_and_grad(X, y)[0]
+    theta = net.theta.copy()
+    for where, value in [(0, np.nan), (39, np.inf), (17, -np.inf)]:
+        Xb, yb = X.copy(), y.copy()
+        Xb[where, 3, 0] = value
+        with pytest.raises(ValueError, match=f"sample {where}, step 3"):
+            net.loss_and_grad(Xb, y)
+        yb[where] = value
+        with pytest.raises(ValueError, match="non-finite"):
+            net.loss_and_grad(X, yb)
+        assert np.array_equal(net.theta, theta)
+    assert net.loss_and_grad(X, y)[0] == loss
+    net.theta[:] = np.nan
+    assert np.isnan(net.loss_and_grad(X, y)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_dense_batch_fast_path_equals_the_full_checks(dtype):
     """C-contiguous arrays of the network's dtype without lengths skip the
     general checks: what comes out must be exactly what they give, and
@@ -546,19 +569,21 @@ def test_heap_tuning_runs_once_and_can_be_turned_off():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_products_match_numpy_in_every_regime(dtype):
-    """The kernels' products against NumPy: row updates (odd row counts, inner
-    dimensions that are not multiples of 4, a ``B`` wider than ``C``), dot
-    products in loops and in 4x4 blocks, and BLAS."""
+    """The kernels' products against NumPy: row updates by two and by four
+    rows (row counts and inner dimensions that are not multiples of 4, a ``B``
+    wider than ``C``), dot products in loops and in 4x4 blocks, and BLAS."""
     from rnnumba import _linalg
 
     rng = np.random.default_rng(5)
     tol = 1e-12 if dtype == np.float64 else 1e-5
     shapes = [(1, 1, 1, 0), (1, 5, 3, 2), (7, 3, 26, 1), (10, 26, 27, 0), (9, 27, 26, 5), (4, 8, 40, 3)]
+    shapes += [(32, 144, 128, 16), (13, 33, 130, 1), (520, 600, 520, 7)]  # the last above LARGE: BLAS
     for m, k, n, extra in shapes:  # extra: columns of B beyond C's
         A, B = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n + extra)).astype(dtype)
-        C = np.full((m, n), np.nan, dtype)
-        _linalg.mm_nn_rows(A, B, C)
-        assert rel(C, A @ B[:, :n]) < tol
+        for mm in (_linalg.mm_nn_rows, _linalg.mm_nn_blocked):
+            C = np.full((m, n), np.nan, dtype)
+            mm(A, B, C)
+            assert rel(C, A @ B[:, :n]) < tol, (mm, m, k, n)
     for m, k, n in [(10, 27, 26), (5, 31, 33), (9, 40, 37), (33, 64, 130), (600, 520, 520)]:
         A, B = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(n, k)).astype(dtype)
         C = np.full((m, n), np.nan, dtype)
@@ -567,6 +592,34 @@ def test_products_match_numpy_in_every_regime(dtype):
         E, D = rng.normal(size=(m, n)).astype(dtype), np.full((k, n), np.nan, dtype)
         _linalg.mm_tn(A, E, D)
         assert rel(D, A.T @ E) < tol
+    for k in [0, 1, 5, 127, 128, 129, 300]:  # blocks of TN_BLOCK rows, and none at all
+        A, B = rng.normal(size=(k, 26)).astype(dtype), rng.normal(size=(k, 27)).astype(dtype)
+        C = np.full((26, 27), np.nan, dtype)
+        _linalg.mm_tn_blocked(A, B, C)
+        assert np.array_equal(C, np.zeros_like(C)) if k == 0 else rel(C, A.T @ B) < tol
+
+
+def test_work_buffers_start_on_a_cache_line():
+    """``empty_aligned`` (and ``transposed``, which uses it) gives C-contiguous
+    arrays whose data start on a 64-byte boundary (numba's own arrays: 32),
+    in fresh allocations at many addresses; ``transposed(W)`` equals ``W.T``."""
+    import numba
+
+    from rnnumba import _linalg
+
+    @numba.njit
+    def make(rows, cols, W):
+        return _linalg.empty_aligned(rows, cols, W.dtype), _linalg.transposed(W)
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for rows, cols in [(1, 1), (3, 5), (32, 128), (7, 33)]:
+            W = rng.normal(size=(rows, cols)).astype(dtype)
+            for _ in range(20):
+                E, WT = make(rows, cols, W)
+                assert E.shape == (rows, cols) and E.dtype == dtype and E.flags.c_contiguous
+                assert E.ctypes.data % 64 == 0 and WT.ctypes.data % 64 == 0
+                assert WT.flags.c_contiguous and np.array_equal(WT, W.T)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -8,12 +8,11 @@ import numpy as np
 
 from .._borrow import borrow
 from .._jit import jit
-from .._linalg import BLOCKED, LARGE, SMALL, mm_nn_rows, mm_nt, mm_nt_k, mm_tn
+from .._linalg import SMALL, empty_aligned, mm_nn_blocked, mm_nt, mm_tn_blocked, transposed
 from .._math import tanh  # noqa: F401  (re-exported for the other cells)
 from ._bptt import _copy_rows, _split_dhx, input_part_only, mm_x_nt, mm_x_tn
 
 STATE_WIDTH = 0  # nothing beyond h is needed for BPTT: tanh' = 1 - h^2
-SPLIT = 4  # at most this many inputs are added to the step's product row by row
 
 
 @jit
@@ -21,26 +20,19 @@ def _forward(W, b, extra, HX, S, lengths):
     W, HX = borrow(W), borrow(HX)  # the caller's: no counting of their views
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0]
-    I = HX.shape[2] - H
-    Z = np.empty((n, H), dtype=HX.dtype)
+    Z = empty_aligned(n, H, HX.dtype)
+    # The products run as row updates along the rows of W^T, transposed once
+    # here; the seed's, too small to repay the copy, as dot products over W's.
+    small = n * H * HX.shape[2] <= SMALL
+    WT = W[:0] if small else transposed(W)
     skip0 = input_part_only(HX, H, H)
-    # A few inputs: the product runs over h only and x_t W_x^T is added row by
-    # row. The product's inner dimension is then H, without the 1-4 odd columns
-    # that it would run one at a time (small-long, float64: step 341 -> 320 us).
-    split = I <= SPLIT and H >= BLOCKED and n * H * H <= LARGE  # our loops, no copies per step
-    WxT = np.ascontiguousarray(W[:, H:].T) if split else np.empty((0, H), dtype=HX.dtype)
     for t in range(T):
         if t == 0 and skip0:
             mm_x_nt(HX[0], W, Z, H)  # h_{-1} = 0: only x_0's columns
-        elif split:
-            mm_nt_k(HX[t], W, Z, H)  # Z = h_{t-1} W_h^T
-            for i in range(n):
-                for c in range(I):
-                    x = HX[t, i, H + c]
-                    for j in range(H):
-                        Z[i, j] += x * WxT[c, j]
-        else:
+        elif small:
             mm_nt(HX[t], W, Z)  # Z = [h_{t-1}; x_t] W^T
+        else:
+            mm_nn_blocked(HX[t], WT, Z)
         for i in range(n):
             if t < lengths[i]:
                 for j in range(H):
@@ -61,12 +53,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
     K = HX.shape[2]
     dZ = np.empty((T, n, H), dtype=HX.dtype)
     dh_next = np.zeros((n, H), dtype=HX.dtype)
-    dHX = np.empty((n, K if dX.shape[0] > 0 else H), dtype=HX.dtype)  # [dh_{t-1}; dx_t] or dh_{t-1}
-    # dz_t W: a short inner dimension (H) runs as row updates over W's rows
-    # (seed: 0.33 instead of 0.51 us a step); longer ones as dot products over
-    # the rows of W^T, transposed once here
-    rows = H < BLOCKED and n * H * dHX.shape[1] <= SMALL
-    WT = np.ascontiguousarray(W.T) if not rows else np.empty((0, H), dtype=HX.dtype)
+    dHX = empty_aligned(n, K if dX.shape[0] > 0 else H, HX.dtype)  # [dh_{t-1}; dx_t] or dh_{t-1}
     for t in range(T - 1, -1, -1):
         for i in range(n):
             valid = t < lengths[i]
@@ -76,18 +63,15 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
                 dh_next[i, j] = dh  # a frozen step passes dh through
                 dZ[t, i, j] = dh * (1.0 - h * h) if valid else 0.0
         if t > 0 or dX.shape[0] > 0 or dh0.shape[0] > 0:  # nothing reads step 0's otherwise
-            if rows:  # [dh_{t-1}; dx_t] = dz_t W
-                mm_nn_rows(dZ[t], W, dHX)
-            else:
-                mm_nt(dZ[t], WT[: dHX.shape[1]], dHX)
+            mm_nn_blocked(dZ[t], W, dHX)  # [dh_{t-1}; dx_t] = dz_t W
             _split_dhx(dHX, dh_next, dX, t, lengths)
     _copy_rows(dh0, dh_next)
     # tied weights: one product over all steps, dW = sum_t dz_t^T [h_{t-1}; x_t]
     if input_part_only(HX, H, H):  # h_{-1} = 0: step 0 adds to the x columns only
-        mm_tn(dZ[1:].reshape((T - 1) * n, H), HX[1:T].reshape((T - 1) * n, K), dW)
+        mm_tn_blocked(dZ[1:].reshape((T - 1) * n, H), HX[1:T].reshape((T - 1) * n, K), dW)
         mm_x_tn(dZ[0], HX[0], dW, H)
     else:
-        mm_tn(dZ.reshape(T * n, H), HX[:T].reshape(T * n, K), dW)
+        mm_tn_blocked(dZ.reshape(T * n, H), HX[:T].reshape(T * n, K), dW)
     for j in range(H):
         db[j] = 0.0
     for t in range(T):
