@@ -27,14 +27,17 @@ dW, 1600 rows, 128 x 144   100-109 / 55  -             52 / 28
 (OpenBLAS: SciPy's, with the AVX2 ``Haswell`` kernels that the development
 machine's environment pins; see ``docs/engine.md``.)
 
-The Elman cell uses the row updates (its weight gradient included, which
-:func:`mm_tn_blocked` takes in blocks of ``TN_BLOCK`` rows); the LSTM and GRU
-cells the dot products and BLAS's weight gradient (:func:`mm_tn`). A
-per-step product above ``LARGE`` multiply-adds goes to BLAS, whose cache
-blocking wins there. The row updates' operands should start on a
-64-byte boundary (:func:`empty_aligned`): numba's own arrays are aligned to
-32 bytes, and a 64-byte load or store that straddles two cache lines costs
-these loops a third of their speed.
+The cells use the row updates: per step through :func:`step_weights` and
+:func:`mm_step` (dot products over ``W``'s rows for the seed's small
+products, which would not repay a transposed copy) and
+:func:`mm_nn_blocked`, over all steps :func:`mm_tn_blocked` (the weight
+gradients, in blocks of ``TN_BLOCK`` rows). A per-step product above
+``LARGE`` multiply-adds goes to BLAS, whose cache blocking wins there.
+
+The row updates' operands should start on a 64-byte boundary
+(:func:`empty_aligned`): numba's own arrays are aligned to 32 bytes, and a
+64-byte load or store that straddles two cache lines costs these loops a
+third of their speed.
 """
 
 import numpy as np
@@ -220,11 +223,11 @@ def mm_tn(A, B, C):
     """C = A.T @ B for C-contiguous A (k, m), B (k, n), C (m, n).
 
     BLAS, except for fewer than four rows of ``C`` (a head's few outputs):
-    row updates. For the LSTM's and GRU's weight gradients and the heads';
-    the Elman cell's use :func:`mm_tn_blocked`, which is faster than BLAS's
-    AVX2 kernels at every size measured (26 x 27 from 20 rows: 0.72 against
-    1.06 us float64, 0.67 against 0.72 float32; single-threaded, 128 x 144
-    from 1600 rows: 290 against 562 us float32).
+    row updates. For the heads; the cells' weight gradients use
+    :func:`mm_tn_blocked`, which is faster than BLAS's AVX2 kernels at every
+    size measured (26 x 27 from 20 rows: 0.72 against 1.06 us float64, 0.67
+    against 0.72 float32; single-threaded, 128 x 144 from 1600 rows: 290
+    against 562 us float32).
     """
     if A.shape[1] >= 4:
         np.dot(A.T, B, C)
@@ -315,6 +318,49 @@ def mm_nn_blocked(A, B, C):
         _nn_blocked(A, B, C, False)
     else:
         np.dot(A, np.ascontiguousarray(B[:, :n]), C)
+
+
+@jit(inline="always")
+def step_weights(W, n):
+    """What :func:`mm_step` multiplies ``n`` rows by ``W^T`` with, made once
+    per chunk: ``W^T``, C-contiguous and aligned, or an empty array where the
+    product is at most ``SMALL`` multiply-adds (the seed's), too small to
+    repay the copy: those run as dot products over the rows of ``W``."""
+    if n * W.shape[0] * W.shape[1] <= SMALL:
+        return W[:0]
+    return transposed(W)
+
+
+@jit(inline="always")
+def mm_step(A, W, WT, C):
+    """``C = A @ W.T`` for a cell's per-step product, ``WT`` from :func:`step_weights`."""
+    if WT.shape[0] == 0:
+        mm_nt(A, W, C)
+    else:
+        mm_nn_blocked(A, WT, C)
+
+
+@jit(inline="always")
+def back_weights(W, n):
+    """What :func:`mm_back` multiplies ``n`` rows by ``W`` with, made once per
+    chunk: for a product of at most ``SMALL`` multiply-adds with an inner
+    dimension (``W``'s rows) of ``BLOCKED`` or more, ``W^T`` (dot products
+    along its rows; with row updates instead, the seed-sized LSTM's training
+    step went from 31 to 36 us, float64); else an empty array (row updates
+    over ``W``'s rows)."""
+    if n * W.shape[0] * W.shape[1] <= SMALL and W.shape[0] >= BLOCKED:
+        return transposed(W)
+    return W[:0]
+
+
+@jit(inline="always")
+def mm_back(A, W, WT, C):
+    """``C = A @ W[:, :n]`` (``n = C.shape[1]``) for a cell's per-step BPTT
+    product, ``WT`` from :func:`back_weights`."""
+    if WT.shape[0] == 0:
+        mm_nn_blocked(A, W, C)
+    else:
+        mm_nt(A, WT[: C.shape[1]], C)
 
 
 @jit

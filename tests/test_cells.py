@@ -146,8 +146,9 @@ def test_long_sequence(name):
 
 @pytest.mark.parametrize("name", ["lstm", "lstm_peephole", "gru", "gru_cho"])
 def test_blas_sized_products(name):
-    """H = 48, 20 samples: the per-step and weight-gradient products go through
-    BLAS (the GRU's contiguous copies of its n-row blocks included)."""
+    """H = 48, 20 samples: the per-step and weight-gradient products are big
+    enough for the blocked loops (row updates; the GRU's contiguous copies of
+    its n-row blocks included)."""
     hidden = 48
     net, gru = make_net(name, 2, True, hidden=hidden, inputs=3, scale=1.0 / np.sqrt(hidden))
     rng = np.random.default_rng(2)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._borrow import borrow
 from .._jit import jit
-from .._linalg import SMALL, empty_aligned, mm_nn_blocked, mm_nt, mm_tn_blocked, transposed
+from .._linalg import back_weights, empty_aligned, mm_back, mm_step, mm_tn_blocked, step_weights
 from .._math import tanh  # noqa: F401  (re-exported for the other cells)
 from ._bptt import _copy_rows, _split_dhx, input_part_only, mm_x_nt, mm_x_tn
 
@@ -21,18 +21,13 @@ def _forward(W, b, extra, HX, S, lengths):
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0]
     Z = empty_aligned(n, H, HX.dtype)
-    # The products run as row updates along the rows of W^T, transposed once
-    # here; the seed's, too small to repay the copy, as dot products over W's.
-    small = n * H * HX.shape[2] <= SMALL
-    WT = W[:0] if small else transposed(W)
+    WT = step_weights(W, n)
     skip0 = input_part_only(HX, H, H)
     for t in range(T):
         if t == 0 and skip0:
             mm_x_nt(HX[0], W, Z, H)  # h_{-1} = 0: only x_0's columns
-        elif small:
-            mm_nt(HX[t], W, Z)  # Z = [h_{t-1}; x_t] W^T
         else:
-            mm_nn_blocked(HX[t], WT, Z)
+            mm_step(HX[t], W, WT, Z)  # Z = [h_{t-1}; x_t] W^T
         for i in range(n):
             if t < lengths[i]:
                 for j in range(H):
@@ -54,6 +49,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
     dZ = np.empty((T, n, H), dtype=HX.dtype)
     dh_next = np.zeros((n, H), dtype=HX.dtype)
     dHX = empty_aligned(n, K if dX.shape[0] > 0 else H, HX.dtype)  # [dh_{t-1}; dx_t] or dh_{t-1}
+    WT = back_weights(W, n)
     for t in range(T - 1, -1, -1):
         for i in range(n):
             valid = t < lengths[i]
@@ -63,7 +59,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
                 dh_next[i, j] = dh  # a frozen step passes dh through
                 dZ[t, i, j] = dh * (1.0 - h * h) if valid else 0.0
         if t > 0 or dX.shape[0] > 0 or dh0.shape[0] > 0:  # nothing reads step 0's otherwise
-            mm_nn_blocked(dZ[t], W, dHX)  # [dh_{t-1}; dx_t] = dz_t W
+            mm_back(dZ[t], W, WT, dHX)  # [dh_{t-1}; dx_t] = dz_t W
             _split_dhx(dHX, dh_next, dX, t, lengths)
     _copy_rows(dh0, dh_next)
     # tied weights: one product over all steps, dW = sum_t dz_t^T [h_{t-1}; x_t]

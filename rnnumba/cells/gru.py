@@ -23,7 +23,16 @@ import numpy as np
 
 from .._borrow import borrow
 from .._jit import jit
-from .._linalg import mm_nn, mm_nt, mm_tn
+from .._linalg import (
+    back_weights,
+    empty_aligned,
+    mm_back,
+    mm_nn,
+    mm_nt,
+    mm_step,
+    mm_tn_blocked,
+    step_weights,
+)
 from .._math import sigmoid, tanh
 from ._bptt import _copy_rows
 
@@ -38,7 +47,7 @@ R, Z, N, HN = 0, 1, 2, 3
 def _split(W, H):
     """Contiguous copies of the n rows' blocks: (W_nh (H, H), W_nx (H, I))."""
     K = W.shape[1]
-    W_nh = np.empty((H, H), dtype=W.dtype)
+    W_nh = empty_aligned(H, H, W.dtype)
     W_nx = np.empty((H, K - H), dtype=W.dtype)
     for j in range(H):
         for k in range(H):
@@ -71,11 +80,12 @@ def _forward(W, b, extra, HX, S, lengths, reset_after=True):
     X = _inputs(HX, H)
     AX = np.empty((T, n, H), dtype=HX.dtype)  # W_nx x_t for every step
     mm_nt(X.reshape(T * n, K - H), W_nx, AX.reshape(T * n, H))
-    A_rz = np.empty((n, 2 * H), dtype=HX.dtype)
-    A_nh = np.empty((n, H), dtype=HX.dtype)
+    A_rz = empty_aligned(n, 2 * H, HX.dtype)
+    A_nh = empty_aligned(n, H, HX.dtype)
     hin = np.empty((n, H), dtype=HX.dtype)  # what W_nh multiplies: h or r*h
+    W_rzT, W_nhT = step_weights(W_rz, n), step_weights(W_nh, n)
     for t in range(T):
-        mm_nt(HX[t], W_rz, A_rz)  # r, z pre-activations
+        mm_step(HX[t], W_rz, W_rzT, A_rz)  # r, z pre-activations
         for i in range(n):
             if reset_after:
                 for j in range(H):
@@ -83,7 +93,7 @@ def _forward(W, b, extra, HX, S, lengths, reset_after=True):
             else:
                 for j in range(H):
                     hin[i, j] = sigmoid(A_rz[i, j] + b[j]) * HX[t, i, j]
-        mm_nt(hin, W_nh, A_nh)
+        mm_step(hin, W_nh, W_nhT, A_nh)
         for i in range(n):
             if t < lengths[i]:
                 _step(
@@ -167,11 +177,10 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0, reset_a
     dA_nh = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(W_nh hin): r*dA_n or dA_n
     hin = np.empty((T, n, H), dtype=HX.dtype)  # h_{t-1} or r*h_{t-1}
     dh_next = np.zeros((n, H), dtype=HX.dtype)
-    dHX = np.empty((n, K), dtype=HX.dtype)
-    dhin = np.empty((n, H), dtype=HX.dtype)
+    dHX = empty_aligned(n, K, HX.dtype)
+    dhin = empty_aligned(n, H, HX.dtype)
+    W_nhT, W_rzT = back_weights(W_nh, n), back_weights(W_rz, n)
     want_dx = dX.shape[0] > 0
-    W_nhT = np.ascontiguousarray(W_nh.T)  # transposed once, for the per-step products
-    W_rzT = np.ascontiguousarray(W_rz.T)
     for t in range(T - 1, -1, -1):
         for i in range(n):
             if t < lengths[i]:
@@ -189,7 +198,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0, reset_a
                     dA_n[t, i, j] = 0.0
                     dA_nh[t, i, j] = 0.0
                     hin[t, i, j] = 0.0
-        mm_nt(dA_nh[t], W_nhT, dhin)  # dL/d hin
+        mm_back(dA_nh[t], W_nh, W_nhT, dhin)  # dL/d hin
         if not reset_after:  # hin = r * h
             for i in range(n):
                 if t < lengths[i]:
@@ -199,7 +208,7 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0, reset_a
                         dhin[i, j] *= r
         if t == 0 and not (want_dx or dh0.shape[0] > 0):
             break  # nothing reads step 0's dh_{-1} or dx_0
-        mm_nt(dA_rz[t], W_rzT, dHX)  # [dh_{t-1}; dx_t] through r and z
+        mm_back(dA_rz[t], W_rz, W_rzT, dHX)  # [dh_{t-1}; dx_t] through r and z
         for i in range(n):
             if t < lengths[i]:
                 for j in range(H):
@@ -212,12 +221,12 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0, reset_a
                     dX[t, i, j] = 0.0
     _copy_rows(dh0, dh_next)
     # tied weights: one product per block over all steps
-    mm_tn(dA_rz.reshape(T * n, 2 * H), HX[:T].reshape(T * n, K), dW[: 2 * H])
-    dW_nh = np.empty((H, H), dtype=HX.dtype)
-    mm_tn(dA_nh.reshape(T * n, H), hin.reshape(T * n, H), dW_nh)
+    mm_tn_blocked(dA_rz.reshape(T * n, 2 * H), HX[:T].reshape(T * n, K), dW[: 2 * H])
+    dW_nh = empty_aligned(H, H, HX.dtype)
+    mm_tn_blocked(dA_nh.reshape(T * n, H), hin.reshape(T * n, H), dW_nh)
     X = _inputs(HX, H)
-    dW_nx = np.empty((H, K - H), dtype=HX.dtype)
-    mm_tn(dA_n.reshape(T * n, H), X.reshape(T * n, K - H), dW_nx)
+    dW_nx = empty_aligned(H, K - H, HX.dtype)
+    mm_tn_blocked(dA_n.reshape(T * n, H), X.reshape(T * n, K - H), dW_nx)
     for j in range(H):
         for k in range(H):
             dW[2 * H + j, k] = dW_nh[j, k]

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._borrow import borrow
 from .._jit import jit
-from .._linalg import mm_nt, mm_tn
+from .._linalg import back_weights, empty_aligned, mm_back, mm_step, mm_tn_blocked, step_weights
 from .._math import sigmoid, tanh
 from ._bptt import _copy_rows, _split_dhx
 
@@ -37,9 +37,10 @@ def _forward(W, b, extra, HX, S, lengths):
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0] // 4
     peep = extra.shape[0] > 0
-    Z = np.empty((n, 4 * H), dtype=HX.dtype)
+    Z = empty_aligned(n, 4 * H, HX.dtype)
+    WT = step_weights(W, n)
     for t in range(T):
-        mm_nt(HX[t], W, Z)  # Z = [h_{t-1}; x_t] W^T, all four gates at once
+        mm_step(HX[t], W, WT, Z)  # Z = [h_{t-1}; x_t] W^T, all four gates at once
         for i in range(n):
             if t < lengths[i]:
                 _step(Z[i], b, extra, S[t, i], S[t + 1, i], HX[t + 1, i], H, peep)
@@ -117,8 +118,8 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
     dZ = np.empty((T, n, 4 * H), dtype=HX.dtype)  # dL/da, gates i, f, g, o
     dh_next = np.zeros((n, H), dtype=HX.dtype)
     dc_next = np.zeros((n, H), dtype=HX.dtype)
-    dHX = np.empty((n, K), dtype=HX.dtype)
-    WT = np.ascontiguousarray(W.T)  # (K, 4H): transposed once, for the per-step product
+    dHX = empty_aligned(n, K, HX.dtype)
+    WT = back_weights(W, n)
     for t in range(T - 1, -1, -1):
         for i in range(n):
             if t < lengths[i]:
@@ -132,12 +133,12 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
                 for j in range(4 * H):
                     dZ[t, i, j] = 0.0
         if t > 0 or dX.shape[0] > 0 or dh0.shape[0] > 0:  # nothing reads step 0's otherwise
-            mm_nt(dZ[t], WT, dHX)  # [dh_{t-1}; dx_t] = da_t W
+            mm_back(dZ[t], W, WT, dHX)  # [dh_{t-1}; dx_t] = da_t W
             _split_dhx(dHX, dh_next, dX, t, lengths)
     _copy_rows(dh0, dh_next)
     _copy_rows(dh0[:, H:], dc_next)
     # tied weights: one product over all steps, dW = sum_t da_t^T [h_{t-1}; x_t]
-    mm_tn(dZ.reshape(T * n, 4 * H), HX[:T].reshape(T * n, K), dW)
+    mm_tn_blocked(dZ.reshape(T * n, 4 * H), HX[:T].reshape(T * n, K), dW)
     for j in range(4 * H):
         db[j] = 0.0
     for j in range(dextra.shape[0]):
