@@ -132,18 +132,11 @@ def _nt_blocked(A, B, C, k):
 
 @jit(inline="always")
 def mm_nt(A, B, C):
-    """C = A @ B.T for C-contiguous A (m, k), B (n, k), C (m, n)."""
-    mm_nt_k(A, B, C, A.shape[1])
+    """C = A @ B.T for C-contiguous A (m, k), B (n, k), C (m, n).
 
-
-@jit(inline="always")
-def mm_nt_k(A, B, C, k):
-    """``C = A[:, :k] @ B[:, :k].T``: the product over the first ``k`` columns of
-    C-contiguous A (m, >= k) and B (n, >= k), without copying them.
-
-    Inlined: as a call of its own from :func:`mm_nt` it made the seed's
-    compiled training loop 45% slower (1.40 -> 2.1 s per run)."""
-    m = A.shape[0]
+    Inlined: as a call of its own (then a two-level dispatch) it made the
+    seed's compiled training loop 45% slower (1.40 -> 2.1 s per run)."""
+    m, k = A.shape
     if k < BLOCKED:
         if m * k * B.shape[0] <= SMALL:
             _nt_loops(A, B, C, k)
@@ -151,10 +144,7 @@ def mm_nt_k(A, B, C, k):
     elif m * k * B.shape[0] <= LARGE:
         _nt_blocked(A, B, C, k)
         return
-    if k == A.shape[1] and k == B.shape[1]:
-        np.dot(A, B.T, C)
-    else:
-        np.dot(np.ascontiguousarray(A[:, :k]), np.ascontiguousarray(B[:, :k]).T, C)
+    np.dot(A, B.T, C)
 
 
 @jit(inline="always")
@@ -169,7 +159,7 @@ def mm_nn_rows(A, B, C):
     in 0.33 us float32 / 0.43 float64, against 0.51 / 0.52 for :func:`_nt_loops`
     (which would also need ``B`` transposed). Also a head's few outputs, where
     copies or a BLAS call would cost more than the arithmetic. Inlined, like
-    :func:`mm_nt_k` (as a call of its own, the earlier form of these row
+    :func:`mm_nt` (as a call of its own, the earlier form of these row
     updates slowed the seed's compiled training loop 45%).
     """
     m, k = A.shape
