@@ -1,15 +1,29 @@
 """rnnumba: Numba-accelerated recurrent networks over one flat parameter vector.
 
-Importing rnnumba compiles nothing; kernels compile on first use and are
-cached on disk.
+Importing rnnumba compiles nothing; kernels compile on first use (saying so
+with a :class:`CompileWarning`) and are cached on disk, where
+:func:`precompile` (``rnnumba compile``) can put them ahead of time.
 """
 
+from ._jit import CompileWarning, cache_dir
 from .layout import Layout
 from .network import RNN
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "Layout", "RNNClassifier", "RNNRegressor", "datasets", "fit", "load", "__version__"]
+__all__ = [
+    "RNN",
+    "CompileWarning",
+    "Layout",
+    "RNNClassifier",
+    "RNNRegressor",
+    "cache_dir",
+    "datasets",
+    "fit",
+    "load",
+    "precompile",
+    "__version__",
+]
 
 # loaded on first use: the estimators, their solvers and io stay out of `import rnnumba`
 _LAZY = {
@@ -17,6 +31,7 @@ _LAZY = {
     "RNNRegressor": ("estimators", "RNNRegressor"),
     "RNNClassifier": ("estimators", "RNNClassifier"),
     "load": ("io", "load"),
+    "precompile": ("_precompile", "precompile"),
     "datasets": ("datasets", None),
 }
 

@@ -1,61 +1,189 @@
-"""The one place numba options live.
+"""The one place numba options and the kernel cache live.
 
 Every compiled function in rnnumba is decorated through :func:`jit`, so that
 
 * nothing is compiled at import (no signatures: numba compiles on first call);
-* compiled code is cached on disk, and a read-only install still imports
-  (numba's ``cache=True`` raises at decoration when no cache folder is
-  writable; here such a function simply compiles per process);
-* a cached kernel is thrown away when any rnnumba source file with compiled
-  code changes: numba only watches the function's own file, so a cached engine
-  would otherwise keep running an old version of a cell it calls;
+* compiled code is cached on disk, in a folder named after the *contents* of
+  the package's compiled sources (:func:`cache_dir`): reinstalling the same
+  version, or touching a file without changing it, keeps the cache, and any
+  change of a kernel's source (or of a helper it calls, in another file)
+  starts a new one;
+* several processes may fill one cache folder at once (Dask workers, parallel
+  ``rnnumba compile`` jobs): writes hold a file lock;
+* a read-only install, or a cache folder nobody may write, still works: the
+  kernels are then read from the cache if it holds them, else compiled in
+  each process;
+* kernels built by factories (one family per cell) are cached under names of
+  their own (``name=``), keyed on what their closures hold, not on
+  ``pickle`` of it;
+* the user is told, in one line, when a call has to compile
+  (:class:`CompileWarning`), and nothing is said on a cache hit;
+* a *driver* (``driver=True``: a kernel whose work is in the kernels it
+  calls, such as the chunk loops and the epoch) is optimised on its own
+  before its callees are linked in, so that the callees, optimised already
+  when they were compiled, are not optimised again in every caller above
+  them (:func:`_finalize_driver`);
 * fastmath never carries the ``nnan``/``ninf`` flags, so NaN and inf checks keep
   working inside kernels.
 """
 
+import contextlib
 import functools
 import hashlib
 import os
+import sys
+import threading
+import warnings
 
 import numba
-from numba.core.caching import FunctionCache
+from numba.core import codegen as _codegen
+from numba.core import config
+from numba.core import event as _event
+from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
+from numba.core.dispatcher import Dispatcher
+
+try:  # POSIX advisory locks; elsewhere writes go unlocked (numba's own behaviour)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 # fastmath without nnan/ninf: isfinite() must stay meaningful
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
+_NUMBA = os.path.dirname(os.path.abspath(numba.__file__))
 
 
 @functools.cache
 def _package_stamp():
-    """Size and mtime of every source file of the package that holds compiled
-    code (uses ``@jit`` or ``@intrinsic``), hashed: editing the estimators or the command line
-    does not throw the kernels away."""
-    digest = hashlib.sha1()
+    """SHA-256 of the path (relative to the package) and contents of every
+    source file of the package that holds compiled code (uses ``@jit`` or
+    ``@intrinsic``): editing the estimators or the command line does not throw
+    the kernels away, and neither does a reinstall of the same files."""
+    digest = hashlib.sha256()
     for folder, _, files in sorted(os.walk(_PACKAGE)):
         for name in sorted(files):
             path = os.path.join(folder, name)
             if not name.endswith(".py"):
                 continue
-            with open(path, encoding="utf-8") as source:
+            with open(path, "rb") as source:
                 text = source.read()
-            if "@jit" not in text and "@intrinsic" not in text and path != __file__:
+            if b"@jit" not in text and b"@intrinsic" not in text and path != __file__:
                 continue
-            st = os.stat(path)
-            digest.update(f"{path}:{st.st_mtime_ns}:{st.st_size};".encode())
+            digest.update(os.path.relpath(path, _PACKAGE).replace(os.sep, "/").encode())
+            digest.update(hashlib.sha256(text).digest())
     return digest.hexdigest()
 
 
+def cache_root():
+    """The folder under which compiled kernels are cached: ``RNNUMBA_CACHE_DIR``,
+    else ``NUMBA_CACHE_DIR``, else the user's cache folder
+    (``$XDG_CACHE_HOME/rnnumba``, by default ``~/.cache/rnnumba``)."""
+    root = os.environ.get("RNNUMBA_CACHE_DIR") or config.CACHE_DIR
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "rnnumba")
+    return os.path.abspath(root)
+
+
+def cache_dir():
+    """The folder of this installation's compiled kernels: one folder per
+    content of the compiled sources, below :func:`cache_root`."""
+    return os.path.join(cache_root(), f"kernels-{_package_stamp()[:16]}")
+
+
+class _Locator(_CacheLocator):
+    """Cache files of rnnumba's kernels go to :func:`cache_dir`."""
+
+    def __init__(self, py_func, py_file):
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+
+    def ensure_cache_path(self):
+        os.makedirs(self.get_cache_path(), exist_ok=True)  # writability: see _PackageCache
+
+    def get_cache_path(self):
+        return cache_dir()
+
+    def get_source_stamp(self):
+        return _package_stamp()
+
+    def get_disambiguator(self):
+        return str(self._lineno)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        return cls(py_func, py_file)
+
+
+class _Impl(CompileResultCacheImpl):
+    _locator_classes = [_Locator]
+
+
+_unwritable = set()  # cache folders found read-only in this process (said once each)
+
+
 class _PackageCache(FunctionCache):
-    """numba's on-disk cache, keyed on the whole package's source stamp."""
+    """numba's on-disk cache of compiled functions, for rnnumba's kernels: in
+    :func:`cache_dir`, written under a file lock, read-only where it cannot be
+    written."""
 
-    def __init__(self, py_func):
-        super().__init__(py_func)
-        self._cache_file._source_stamp = _package_stamp()
+    _impl_class = _Impl
+
+    def _index_key(self, sig, codegen):
+        # numba pickles a closure's cell contents into the key; a dispatcher
+        # pickles with a random id, so a factory-built kernel would never hit.
+        # The family's identity is its cell values' names (the sources are in
+        # the folder name already).
+        cells = self._py_func.__closure__ or ()
+        described = ";".join(_describe(c.cell_contents) for c in cells)
+        code = hashlib.sha256(self._py_func.__code__.co_code + described.encode()).hexdigest()
+        return (sig, codegen.magic_tuple(), code)
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except OSError:  # an unreadable cache: compile instead
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            with _locked(self._cache_path):
+                super().save_overload(sig, data)
+        except OSError as exc:
+            if self._cache_path not in _unwritable:
+                _unwritable.add(self._cache_path)
+                warnings.warn(
+                    f"rnnumba cannot write its kernel cache in {self._cache_path} ({exc.strerror or exc}); "
+                    "kernels will compile in every process. Set RNNUMBA_CACHE_DIR to a writable folder.",
+                    CompileWarning,
+                    stacklevel=2,
+                )
 
 
-def jit(fn=None, *, parallel=False, fastmath=True, inline="never"):
-    """Decorate ``fn`` with ``numba.njit``, disk-cached where possible.
+def _describe(value):
+    if isinstance(value, Dispatcher):
+        return f"{value.py_func.__module__}.{value.py_func.__qualname__}"
+    return repr(value)
+
+
+@contextlib.contextmanager
+def _locked(folder):
+    """An exclusive lock on ``folder/.lock`` (created with the folder)."""
+    os.makedirs(folder, exist_ok=True)
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(os.path.join(folder, ".lock"), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def jit(fn=None, *, parallel=False, fastmath=True, inline="never", name=None, driver=False):
+    """Decorate ``fn`` with ``numba.njit``, disk-cached (see the module docstring).
 
     Parameters
     ----------
@@ -67,19 +195,170 @@ def jit(fn=None, *, parallel=False, fastmath=True, inline="never"):
         Use :data:`FASTMATH` (no ``nnan``/``ninf``).
     inline : {"never", "always"}
         Numba IR inlining, for tiny helpers inside hot loops.
+    name : str, optional
+        The name the compiled function is cached (and reported) under; needed
+        for functions made by a factory, which all share one Python name.
+    driver : bool
+        Link the compiled callees without optimising them again (see the
+        module docstring): for functions whose own loops are light.
     """
 
     def decorate(f):
+        if name is not None:
+            f.__name__ = name
+            f.__qualname__ = name
+        if driver:
+            _DRIVERS.add(f.__qualname__)
         dispatcher = numba.njit(
             parallel=parallel,
             fastmath=set(FASTMATH) if fastmath else False,
             inline=inline,
             error_model="numpy",
         )(f)
-        try:
-            dispatcher._cache = _PackageCache(f)  # what cache=True does, with our stamp
-        except RuntimeError:  # no writable cache folder: compile in each process
-            pass
+        if isinstance(dispatcher, Dispatcher):  # not under NUMBA_DISABLE_JIT
+            dispatcher._cache = _PackageCache(f)  # what cache=True does, in our folder
         return dispatcher
 
     return decorate if fn is None else decorate(fn)
+
+
+# -- saying what is happening -----------------------------------------------------------------
+
+
+class CompileWarning(UserWarning):
+    """A call had to compile rnnumba's kernels (once; later processes load them
+    from the disk cache). Silence it with
+    ``warnings.simplefilter("ignore", rnnumba.CompileWarning)``."""
+
+
+class _Notice(_event.Listener):
+    """Says, once per compile of a driver called from Python (a kernel family's
+    entry point), which kernels compile; and keeps the stack of functions
+    compiling in each thread, for :func:`_finalize_driver`."""
+
+    def __init__(self):
+        self.local = threading.local()
+        self.quiet = 0  # > 0 inside quiet(): precompile reports on its own
+
+    def on_start(self, event):
+        func = event.data["dispatcher"].py_func
+        stack = self.stack()
+        stack.append(func.__qualname__ if func.__module__.startswith("rnnumba") else None)
+        if len(stack) > 1 or self.quiet:
+            return
+        if stack[0] not in _DRIVERS:  # helpers compile in well under a second: no word
+            return
+        dtypes = [str(getattr(a, "dtype", "")) for a in event.data["args"]]
+        floats = [d for d in dtypes if d.startswith("float")]
+        what = func.__qualname__ + (f" for {floats[0]}" if floats else "")
+        _warn_outside(
+            f"compiling rnnumba's {what}, once: later runs load it from the cache in {cache_dir()} "
+            "('rnnumba compile' fills it ahead of time)",
+            CompileWarning,
+        )
+
+    def on_end(self, event):
+        self.stack().pop()
+
+    def stack(self):
+        """Qualified names of the functions compiling in this thread, outermost
+        first (None for functions outside rnnumba)."""
+        try:
+            return self.local.stack
+        except AttributeError:
+            self.local.stack = []
+            return self.local.stack
+
+
+_notice = _Notice()
+_event.register("numba:compile", _notice)
+
+
+@contextlib.contextmanager
+def quiet():
+    """No :class:`CompileWarning` inside the block."""
+    _notice.quiet += 1
+    try:
+        yield
+    finally:
+        _notice.quiet -= 1
+
+
+_STDLIB = os.path.dirname(os.path.abspath(contextlib.__file__))
+
+
+def _warn_outside(message, category):
+    """Warn at the first frame outside numba, rnnumba and the standard library
+    (the user's call)."""
+    frame = sys._getframe(1)
+    while frame is not None and (frame.f_code.co_filename.startswith((_PACKAGE, _NUMBA, _STDLIB, "<frozen"))):
+        frame = frame.f_back
+    if frame is None:
+        warnings.warn(message, category, stacklevel=2)
+        return
+    registry = frame.f_globals.setdefault("__warningregistry__", {})
+    warnings.warn_explicit(
+        message, category, frame.f_code.co_filename, frame.f_lineno, frame.f_globals.get("__name__"), registry
+    )
+
+
+# -- drivers: callees linked, not optimised again ------------------------------------------------
+
+_DRIVERS = set()  # qualified names of the functions compiled as drivers
+_standard_finalize = _codegen.CPUCodeLibrary.finalize
+
+
+def _finalize_driver(library):
+    """numba's ``CPUCodeLibrary.finalize`` for a driver's libraries (its own,
+    and the three its ``prange`` loops lower to): the library's own code is
+    optimised first, then the (already optimised) callees are linked in for
+    the machine-code step.
+
+    numba links every callee's optimised module into each caller and then
+    optimises the whole again, and emits machine code for the whole again: a
+    kernel called through four layers (and a ``prange`` adds three libraries
+    per parallel function) was optimised about ten times per process, which
+    was most of a cold start. Here a driver's callees are optimised once, and
+    the libraries of a ``prange`` loop, which only the parallel function
+    itself runs, get machine code for their own few instructions at most.
+    Driver loops lose cross-function inlining, which their light loops do not
+    need.
+    """
+    stack = _notice.stack()
+    if not stack or stack[-1] not in _DRIVERS:
+        return _standard_finalize(library)
+    _codegen.require_global_compiler_lock()
+    library._codegen._check_llvm_bugs()
+    library._raise_if_finalized()
+    library._optimize_final_module()
+    gufunc = library.name.startswith(_GUFUNC)
+    deferred = []
+    for callee in dict.fromkeys(library._linking_libraries):
+        library._reload_init.update(callee._reload_init)
+        if gufunc and callee.name in _DRIVERS:
+            # The gufunc calls this process's compiled driver by its symbol; the
+            # code is linked in by the libraries that link the gufunc.
+            deferred.append(callee)
+            continue
+        for lib in (callee, *getattr(callee, "_rnnumba_deferred", ())):
+            library._final_module.link_in(lib._get_module_for_linking(), preserve=True)
+    library._rnnumba_deferred = deferred
+    library._final_module.verify()
+    if not library.name.startswith(_WRAPPERS):
+        library._finalize_final_module()
+        return
+    # The two wrappers of a prange loop's gufunc are only ever linked into the
+    # parallel function itself, which runs them: no machine code of their own.
+    library._finalize_dynamic_globals()
+    library._verify_declare_only_symbols()
+    library._finalized = True
+
+
+# the libraries numba makes for a prange loop: the gufunc (a compiled function:
+# numba writes its environment into its machine code) and its two wrappers
+# (numba.np.ufunc.wrappers._GufuncWrapper, numba.np.ufunc.parallel.build_gufunc_wrapper)
+_GUFUNC = "__numba_parfor_gufunc_"
+_WRAPPERS = ("<numba.np.ufunc.wrappers._GufuncWrapper", "parallelgufuncwrapper")
+
+
+_codegen.CPUCodeLibrary.finalize = _finalize_driver

@@ -1,10 +1,11 @@
-"""The ``rnnumba`` command: ``toy``, ``train`` and ``predict``.
+"""The ``rnnumba`` command: ``toy``, ``train``, ``predict`` and ``compile``.
 
 ``rnnumba toy`` reruns the seed experiment (``th model-1_layer.lua -hidden 26
 -batch 20 -rate 0.02 -iter 30``) on the built-in toy data. ``train`` and
 ``predict`` read sequences from ``.npz`` or ``.csv`` files (see
-``docs/training.md``). Bad flags and files end with one line on stderr and
-exit status 2.
+``docs/training.md``). ``compile`` fills the kernel cache ahead of time
+(:func:`rnnumba.precompile`). Bad flags and files end with one line on
+stderr and exit status 2.
 """
 
 import argparse
@@ -37,6 +38,14 @@ def _positive(kind):
         return value
 
     return parse
+
+
+def _names(text):
+    """A comma-separated list of names (checked by the command itself)."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
 
 
 def _model_flags(p, iters=20):
@@ -77,6 +86,13 @@ def _parser():
     tr.add_argument("--no-standardize", action="store_true", help="feed the inputs unscaled")
     tr.add_argument("--early-stopping", action="store_true")
     _model_flags(tr)
+    co = sub.add_parser("compile", help="compile the kernels into the disk cache ahead of time")
+    co.add_argument("--cells", type=_names, default="elman,lstm,gru", help="comma-separated cell families: "
+                    "elman, lstm, gru, gru_cho (default elman,lstm,gru)")  # fmt: skip
+    co.add_argument("--dtypes", type=_names, default="float64,float32", help="comma-separated (default both)")
+    co.add_argument(
+        "--jobs", type=_positive(int), default=1, help="processes compiling side by side (default 1)"
+    )
     pr = sub.add_parser("predict", help="predict with a saved model")
     pr.add_argument("model")
     pr.add_argument("data", help=".npz (key X, optional lengths) or .csv (as for train; targets ignored)")
@@ -310,6 +326,16 @@ def _predict(a):
     return 0
 
 
+def _compile(a):
+    from ._precompile import precompile
+
+    for r in precompile(a.cells, a.dtypes, a.jobs):
+        how = f"compiled {r['compiled']}, loaded {r['loaded']} from the cache" if r["compiled"] else "cached"
+        print(f"{r['cell']:>8} {r['dtype']}: {r['seconds']:6.1f} s ({how})", flush=True)
+    print(f"kernel cache: {r['cache']}")
+    return 0
+
+
 def _warn(message, category, filename, lineno, file=None, line=None):
     print(f"rnnumba: warning: {message}", file=sys.stderr, flush=True)
 
@@ -323,7 +349,7 @@ def main(argv=None):
         return 2
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
-    command = {"toy": _toy, "train": _train, "predict": _predict}[args.command]
+    command = {"toy": _toy, "train": _train, "predict": _predict, "compile": _compile}[args.command]
     with warnings.catch_warnings():
         warnings.showwarning = _warn
         warnings.simplefilter("default")

@@ -7,7 +7,7 @@ Sibling of :mod:`rnnumba.engine` (one process) and ``rnnumba.gpu`` (GPU); see
   chunk on the workers and kept there as the padded arrays the kernels read.
   Every part keeps its task lineage, so a lost worker's parts are recomputed.
 * Full batch (:class:`DaskObjective`, :func:`fit_full_batch`): each call
-  broadcasts ``theta``, runs ``engine._loss_and_grad`` on every part (scale 1:
+  broadcasts ``theta``, runs the engine's ``loss_and_grad`` kernel on every part (scale 1:
   sums) and adds the parts' (loss, gradient) in part order on the client, so a
   result depends on the chunking only, never on which worker ran what.
 * Minibatch (:func:`fit_minibatch`): local SGD. The parts form ``replicas``
@@ -176,7 +176,7 @@ def _scale_part(part, mean, std):
 def _eval_part(part, payload, net, loss, threads):
     """Loss SUM and gradient SUM of one part at ``payload`` (= theta).
 
-    ``RNN._loss_and_grad`` with a count of 1: ``engine._loss_and_grad`` at
+    ``RNN._loss_and_grad`` with a count of 1: the engine's ``loss_and_grad`` at
     scale 1, chunked by the network's own rule.
     """
     _set_threads(threads)
@@ -256,13 +256,13 @@ def _warm_task(net, kernels, threads):
     for name in sorted(kernels, key=lambda k: k != "objective"):  # see _load_objective
         t0 = time.perf_counter()
         if name == "objective":
-            fn = engine._loss_and_grad
+            fn = engine.kernels(net.layout.kernel_family).loss_and_grad
             _load_objective(net)
         else:  # "epoch": the compiled minibatch loop
             from .solvers import FirstOrder
             from .solvers import kernels as solver_kernels
 
-            fn = solver_kernels._epoch
+            fn = solver_kernels.epoch_kernel(net.layout.kernel_family)
             FirstOrder(net, "sgd", lr=0.0, batch_size=2).epoch(
                 X, lengths, Y, False, "mse", np.zeros(1, np.int64)
             )

@@ -32,6 +32,13 @@ CELLS = ("elman", "lstm", "gru")
 GATES = {"elman": 1, "lstm": 4, "gru": 3}
 CELL_CODE = {name: k for k, name in enumerate(CELLS)}
 
+# The kernels' spec vector (:meth:`Layout.spec`), entry by entry: the one
+# place these positions are written down; kernels read ``spec[HIDDEN]``.
+CELL, HIDDEN, LAYERS, DIRECTIONS, INPUTS, OUTPUTS, PEEPHOLE, RESET_AFTER, MANY = range(9)
+# The columns of the offsets table (:meth:`Layout.offsets`): a layer and
+# direction's W, b and extra tensor; the last row holds W_out, b_out and O.
+W_AT, B_AT, EXTRA_AT = range(3)
+
 
 def cell_extras(cell, hidden, peephole=False):
     """Cell-specific tensors after ``W`` and ``b``: ``[(name, shape), ...]``.
@@ -160,32 +167,33 @@ class Layout:
         for layer in range(self.num_layers):
             for d in range(D):
                 s = self.suffix(layer, d)
-                table[layer * D + d, 0] = self["W" + s].offset
-                table[layer * D + d, 1] = self["b" + s].offset
+                table[layer * D + d, W_AT] = self["W" + s].offset
+                table[layer * D + d, B_AT] = self["b" + s].offset
                 extras = cell_extras(self.cell, self.hidden, self.peephole)
                 if extras:
-                    table[layer * D + d, 2] = self[extras[0][0] + s].offset
+                    table[layer * D + d, EXTRA_AT] = self[extras[0][0] + s].offset
         table[-1] = (self["W_out"].offset, self["b_out"].offset, self.output_size)
         return table
 
     def spec(self, many_to_many=False):
-        """The kernels' integer description: cell code, H, layers, directions,
-        input size, output size, peephole flag, reset-after flag, and whether
-        the head reads every step (many-to-many) or the final state."""
-        return np.array(
-            [
-                CELL_CODE[self.cell],
-                self.hidden,
-                self.num_layers,
-                self.directions,
-                self.input_size,
-                self.output_size,
-                int(self.peephole),
-                int(self.reset_after),
-                int(many_to_many),
-            ],
-            dtype=np.int64,
-        )
+        """The kernels' integer description, int64, entries named by
+        :data:`CELL`, :data:`HIDDEN`, ... :data:`MANY`: cell code, H, layers,
+        directions, input size, output size, peephole flag, reset-after flag,
+        and whether the head reads every step (many-to-many) or the final state."""
+        spec = np.zeros(MANY + 1, dtype=np.int64)
+        spec[CELL] = CELL_CODE[self.cell]
+        spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS] = self.hidden, self.num_layers, self.directions
+        spec[INPUTS], spec[OUTPUTS] = self.input_size, self.output_size
+        spec[PEEPHOLE], spec[RESET_AFTER], spec[MANY] = self.peephole, self.reset_after, many_to_many
+        return spec
+
+    @property
+    def kernel_family(self):
+        """Which family of compiled kernels runs this network
+        (:func:`rnnumba.engine.kernels`): the cell, and for the GRU its form."""
+        if self.cell == "gru" and not self.reset_after:
+            return "gru_cho"
+        return self.cell
 
     def to_dict(self):
         return dict(

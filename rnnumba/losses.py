@@ -15,10 +15,23 @@ import numpy as np
 
 from ._borrow import borrow
 from ._jit import jit
-from ._linalg import mm_nn, mm_nt, mm_tn
 
 MSE, XENT = 0, 1
 LOSSES = {"mse": MSE, "xent": XENT}
+
+
+@jit(inline="always")
+def _affine(W_out, b_out, F, out):
+    """``out = F W_out^T + b_out``: one dot product per output, vectorised along
+    ``F``'s rows. Plain loops: a head has few outputs, and the general
+    products (with their BLAS paths) made it the slowest part of a cold start."""
+    zero = out.dtype.type(0)  # accumulate in the arrays' precision
+    for m in range(F.shape[0]):
+        for o in range(W_out.shape[0]):
+            s = zero
+            for k in range(F.shape[1]):
+                s += F[m, k] * W_out[o, k]
+            out[m, o] = s + b_out[o]
 
 
 @jit
@@ -26,17 +39,15 @@ def _head(W_out, b_out, F, Y, loss, scale, dF, dW_out, db_out):
     """Readout ``y_hat = F W_out^T + b_out`` of M rows, its loss and gradients.
 
     ``F`` (M, H*D) features, ``Y`` (M, O) targets (class index in column 0 for
-    cross-entropy). Writes ``dF`` (M, H*D) and ``dW_out``, ``db_out``; returns the
-    loss summed over rows, times ``scale``.
+    cross-entropy). Writes ``dF = dy_hat W_out`` (M, H*D), ``dW_out =
+    dy_hat^T F`` and ``db_out``; returns the loss summed over rows, times ``scale``.
     """
     F, Y, dF = borrow(F), borrow(Y), borrow(dF)  # the caller's: no counting of their views
-    M, O = F.shape[0], W_out.shape[0]
+    M, O, K = F.shape[0], W_out.shape[0], F.shape[1]
     Yhat = np.empty((M, O), dtype=F.dtype)
-    mm_nt(F, W_out, Yhat)
+    _affine(W_out, b_out, F, Yhat)
     total = 0.0
     for m in range(M):
-        for o in range(O):
-            Yhat[m, o] += b_out[o]
         if loss == MSE:
             for o in range(O):
                 r = Yhat[m, o] - Y[m, o]
@@ -54,20 +65,23 @@ def _head(W_out, b_out, F, Y, loss, scale, dF, dW_out, db_out):
             for o in range(O):
                 Yhat[m, o] = math.exp(Yhat[m, o] - top) / z * scale
             Yhat[m, c] -= scale
-    mm_nn(Yhat, W_out, dF)
-    mm_tn(Yhat, F, dW_out)
     for o in range(O):
-        s = 0.0
-        for m in range(M):
-            s += Yhat[m, o]
-        db_out[o] = s
+        db_out[o] = 0.0
+        for k in range(K):
+            dW_out[o, k] = 0.0
+    for m in range(M):
+        for k in range(K):
+            dF[m, k] = 0.0
+        for o in range(O):
+            d = Yhat[m, o]
+            db_out[o] += d
+            for k in range(K):
+                dF[m, k] += d * W_out[o, k]
+                dW_out[o, k] += d * F[m, k]
     return total * scale
 
 
 @jit
 def _readout(W_out, b_out, F, out):
     """``out = F W_out^T + b_out`` (raw scores; no softmax)."""
-    mm_nt(F, W_out, out)
-    for m in range(F.shape[0]):
-        for o in range(W_out.shape[0]):
-            out[m, o] += b_out[o]
+    _affine(W_out, b_out, F, out)

@@ -21,6 +21,7 @@ from .validation import (
     check_state,
     check_targets,
     dense_batch,
+    kernel_array,
     split_state,
 )
 
@@ -200,6 +201,7 @@ class RNN:
         self.grad_views = self.layout.views(self.grad)
         self._offsets = self.layout.offsets()
         self._specs = (self.layout.spec(False), self.layout.spec(True))
+        self._kernels = engine.kernels(self.layout.kernel_family)
         self._plans = {}
         self._no_state = np.empty((0, 0, 0), dtype=theta.dtype)  # zero initial states
 
@@ -215,7 +217,7 @@ class RNN:
                 self._plans.clear()
             chunks = n_chunks(N, self.layout.hidden)
             blas = _blas_may_thread(self.layout, N, T, chunks)
-            kernel = engine.training_kernel(chunks)
+            kernel = engine.training_kernel(self.layout.kernel_family, chunks)
             plan = self._plans[N, T] = Plan(chunks, blas, check_lengths(None, N, T), kernel)
         return plan
 
@@ -418,9 +420,9 @@ class RNN:
         args = (self.theta, self._specs[many_to_many], self._offsets, X, lengths, h0)
         with single_threaded(blas):
             if chunks == 1:  # no parallel region for a small batch
-                engine._chunk_predict(*args, 0, N, out, hn)
+                self._kernels.chunk_predict(*args, 0, N, out, hn)
             else:
-                engine._predict(*args, chunks, out, hn)
+                self._kernels.predict(*args, chunks, out, hn)
 
     def objective(self, X, y, lengths=None, loss=None, h0=None):
         """``f(theta) -> (loss, grad)`` for ``scipy.optimize.minimize(jac=True)``.
@@ -433,7 +435,7 @@ class RNN:
         H0, _ = self._states(h0, X.shape[0])
 
         def f(theta):
-            theta = np.ascontiguousarray(theta, dtype=self.dtype)
+            theta = kernel_array(theta, self.dtype)
             if theta.shape != self.theta.shape:
                 raise ValueError(f"theta must have shape {self.theta.shape}, got {theta.shape}")
             value = self._loss_and_grad(X, lengths, Y, many, count, loss, theta, h0=H0)

@@ -4,6 +4,10 @@ Everything the kernels receive passes through here: ``X`` becomes a
 C-contiguous (N, T, I) array of the network's dtype, ``lengths`` an int64 (N,)
 array in [1, T], and targets a (N, 1 or T, O) array. Values in the padding are
 never read, so they are not checked either.
+
+Every array handed to a kernel is C-contiguous, writeable and of one dtype
+(:func:`kernel_array`): numba compiles a kernel once per array type, and a
+read-only or strided input would otherwise compile (and cache) it again.
 """
 
 import numbers
@@ -51,7 +55,10 @@ def dense_batch(X, y, dtype, input_size, output_size, plans, finite=True):
     """
     if type(X) is not np.ndarray or type(y) is not np.ndarray:
         return None
-    if X.dtype is not dtype or y.dtype is not dtype or not (X.flags.c_contiguous and y.flags.c_contiguous):
+    if X.dtype is not dtype or y.dtype is not dtype:
+        return None
+    fx, fy = X.flags, y.flags
+    if not (fx.c_contiguous and fy.c_contiguous and fx.writeable and fy.writeable):
         return None
     shape = X.shape
     if len(shape) == 3 and shape[2] == input_size:
@@ -67,6 +74,13 @@ def dense_batch(X, y, dtype, input_size, output_size, plans, finite=True):
     return (X, Y, plan) if not finite or _all_finite(X, Y, plan.lengths) else None
 
 
+def kernel_array(a, dtype):
+    """``a`` as the kernels take arrays: C-contiguous, writeable, of ``dtype``
+    (a copy only where ``a`` is not that already)."""
+    out = np.ascontiguousarray(a, dtype=dtype)
+    return out if out.flags.writeable else out.copy()
+
+
 def _as_float_array(a, what, dtype):
     """``a`` as an array of ``dtype``; a TypeError for non-numeric input."""
     arr = np.asarray(a)
@@ -75,7 +89,7 @@ def _as_float_array(a, what, dtype):
         raise TypeError(f"{what} must be real, got dtype {arr.dtype}")
     if kind not in "fiub":
         raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return kernel_array(arr, dtype)
 
 
 def check_sequences(X, lengths=None, input_size=None, dtype=np.float64):
@@ -235,7 +249,7 @@ def check_targets(y, N, T, lengths, output_size, loss, dtype=np.float64):
         if not (Y.ndim == 2 and Y.shape[1] == output_size or Y.ndim == 1 and output_size == 1):
             raise ValueError(f"targets must have shape (N,) or (N, O={output_size}), got {y.shape}")
         Y = Y.reshape(N, 1, output_size)  # one reshape: this runs on every call
-    Y = np.ascontiguousarray(Y, dtype=dtype)
+    Y = kernel_array(Y, dtype)
     bad = _first_nonfinite(Y, lengths)  # (N, 1, O): every row's one step
     if bad >= 0:
         where = tuple(int(k) for k in np.unravel_index(bad, Y.shape))

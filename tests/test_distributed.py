@@ -175,18 +175,18 @@ def test_numba_threads_and_one_compile_per_host(client, toy):
 @pytest.mark.slow
 @pytest.mark.parametrize("warm", ["host", False])
 def test_cold_cache_shared_by_two_workers(tmp_path, toy, warm):
-    """Two worker processes, one empty NUMBA_CACHE_DIR: with warm-up one worker
+    """Two worker processes, one empty RNNUMBA_CACHE_DIR: with warm-up one worker
     compiles and the other reads; without, both compile into it at once, which
     must still give right results. Minutes: a full cold compile."""
-    old = os.environ.get("NUMBA_CACHE_DIR")
-    os.environ["NUMBA_CACHE_DIR"] = str(tmp_path)  # workers inherit it; this process keeps its cache
+    old = os.environ.get("RNNUMBA_CACHE_DIR")
+    os.environ["RNNUMBA_CACHE_DIR"] = str(tmp_path)  # workers inherit it; this process keeps its cache
     try:
         cluster = LocalCluster(**CLUSTER)
     finally:
         if old is None:
-            del os.environ["NUMBA_CACHE_DIR"]
+            del os.environ["RNNUMBA_CACHE_DIR"]
         else:
-            os.environ["NUMBA_CACHE_DIR"] = old
+            os.environ["RNNUMBA_CACHE_DIR"] = old
     net = RNN(1, 26, random_state=0)
     v0, g0 = net.objective(toy.X_train, toy.y_train)(net.theta)
     with cluster, Client(cluster) as c:

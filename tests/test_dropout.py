@@ -138,7 +138,7 @@ def test_chunking_and_threads_do_not_change_the_masks():
     drop = engine.dropout_plan(0.5, 11)
     none = net._no_state  # zero initial states, no dL/dh0
     args = (net.theta, one, net._specs[0], net._offsets, Xp, L, Y, 0, 1 / count, drop, none, none)
-    v1 = engine.loss_and_grad(*args, 1)
+    v1 = engine.loss_and_grad(net.layout.kernel_family, *args, 1)
     assert abs(v1 - value) <= 1e-13 * value and rel_err(one, grad) <= 1e-13
 
 

@@ -69,51 +69,6 @@ def _inputs(HX, H):
     return X
 
 
-@jit
-def _forward(W, b, extra, HX, S, lengths, reset_after=True):
-    W, HX, S = borrow(W), borrow(HX), borrow(S)  # the caller's: no counting of their views
-    T, n = HX.shape[0] - 1, HX.shape[1]
-    H = b.shape[0] // 3
-    K = HX.shape[2]
-    W_rz = W[: 2 * H]  # contiguous rows
-    W_nh, W_nx = _split(W, H)
-    X = _inputs(HX, H)
-    AX = np.empty((T, n, H), dtype=HX.dtype)  # W_nx x_t for every step
-    mm_nt(X.reshape(T * n, K - H), W_nx, AX.reshape(T * n, H))
-    A_rz = empty_aligned(n, 2 * H, HX.dtype)
-    A_nh = empty_aligned(n, H, HX.dtype)
-    hin = np.empty((n, H), dtype=HX.dtype)  # what W_nh multiplies: h or r*h
-    W_rzT, W_nhT = step_weights(W_rz, n), step_weights(W_nh, n)
-    for t in range(T):
-        mm_step(HX[t], W_rz, W_rzT, A_rz)  # r, z pre-activations
-        for i in range(n):
-            if reset_after:
-                for j in range(H):
-                    hin[i, j] = HX[t, i, j]
-            else:
-                for j in range(H):
-                    hin[i, j] = sigmoid(A_rz[i, j] + b[j]) * HX[t, i, j]
-        mm_step(hin, W_nh, W_nhT, A_nh)
-        for i in range(n):
-            if t < lengths[i]:
-                _step(
-                    A_rz[i],
-                    A_nh[i],
-                    AX[t, i],
-                    b,
-                    extra,
-                    hin[i],
-                    HX[t, i],
-                    S[t + 1, i],
-                    HX[t + 1, i],
-                    H,
-                    reset_after,
-                )
-            else:  # past the end: keep the final state
-                for j in range(H):
-                    HX[t + 1, i, j] = HX[t, i, j]
-
-
 @jit(inline="always")
 def _step(a_rz, a_nh, ax, b, b_hn, hin, h0, s1, h1, H, reset_after):
     """One sample's step: fills the state row ``s1`` (r, z, n, hn) and ``h1``
@@ -161,95 +116,164 @@ def _step_back(dh, h0, s1, da_rz, da_n, da_nh, hin, H, reset_after):
             hin[j] = s1[HN * H + j]
 
 
-@jit
-def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0, reset_after=True):
-    """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` and
-    ``dextra`` (the gradient of ``b_hn``) are written (not accumulated); ``dX``
-    (T, n, I) and ``dh0`` (n, H), if not empty, receive dL/dx_t and dL/dh_{-1}."""
-    W, HX, S, dHs, dW, dX = borrow(W), borrow(HX), borrow(S), borrow(dHs), borrow(dW), borrow(dX)  # as above
-    T, n = HX.shape[0] - 1, HX.shape[1]
-    H = b.shape[0] // 3
-    K = HX.shape[2]
-    W_rz = W[: 2 * H]
-    W_nh, W_nx = _split(W, H)
-    dA_rz = np.empty((T, n, 2 * H), dtype=HX.dtype)  # dL/d(r, z pre-activations)
-    dA_n = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(n pre-activation)
-    dA_nh = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(W_nh hin): r*dA_n or dA_n
-    hin = np.empty((T, n, H), dtype=HX.dtype)  # h_{t-1} or r*h_{t-1}
-    dh_next = np.zeros((n, H), dtype=HX.dtype)
-    dHX = empty_aligned(n, K, HX.dtype)
-    dhin = empty_aligned(n, H, HX.dtype)
-    W_nhT, W_rzT = back_weights(W_nh, n), back_weights(W_rz, n)
-    want_dx = dX.shape[0] > 0
-    for t in range(T - 1, -1, -1):
-        for i in range(n):
-            if t < lengths[i]:
-                dh = dh_next[i]
-                for j in range(H):
-                    dh[j] += dHs[t, i, j]
-                _step_back(
-                    dh, HX[t, i], S[t + 1, i], dA_rz[t, i], dA_n[t, i], dA_nh[t, i], hin[t, i], H, reset_after
-                )
-            else:  # a frozen step passes dh through
-                for j in range(H):
-                    dh_next[i, j] += dHs[t, i, j]
-                    dA_rz[t, i, j] = 0.0
-                    dA_rz[t, i, H + j] = 0.0
-                    dA_n[t, i, j] = 0.0
-                    dA_nh[t, i, j] = 0.0
-                    hin[t, i, j] = 0.0
-        mm_back(dA_nh[t], W_nh, W_nhT, dhin)  # dL/d hin
-        if not reset_after:  # hin = r * h
+def _family(reset_after, suffix):
+    """The GRU's compiled ``_forward`` and ``_backward`` for one form: PyTorch's
+    (``reset_after``) or Cho et al.'s; each form compiles only its own branch."""
+
+    @jit(name="_forward" + suffix)
+    def forward(W, b, extra, HX, S, lengths):
+        W, HX, S = borrow(W), borrow(HX), borrow(S)  # the caller's: no counting of their views
+        T, n = HX.shape[0] - 1, HX.shape[1]
+        H = b.shape[0] // 3
+        K = HX.shape[2]
+        W_rz = W[: 2 * H]  # contiguous rows
+        W_nh, W_nx = _split(W, H)
+        X = _inputs(HX, H)
+        AX = np.empty((T, n, H), dtype=HX.dtype)  # W_nx x_t for every step
+        mm_nt(X.reshape(T * n, K - H), W_nx, AX.reshape(T * n, H))
+        A_rz = empty_aligned(n, 2 * H, HX.dtype)
+        A_nh = empty_aligned(n, H, HX.dtype)
+        hin = np.empty((n, H), dtype=HX.dtype)  # what W_nh multiplies: h or r*h
+        W_rzT, W_nhT = step_weights(W_rz, n), step_weights(W_nh, n)
+        for t in range(T):
+            mm_step(HX[t], W_rz, W_rzT, A_rz)  # r, z pre-activations
+            for i in range(n):
+                if reset_after:
+                    for j in range(H):
+                        hin[i, j] = HX[t, i, j]
+                else:
+                    for j in range(H):
+                        hin[i, j] = sigmoid(A_rz[i, j] + b[j]) * HX[t, i, j]
+            mm_step(hin, W_nh, W_nhT, A_nh)
+            for i in range(n):
+                if t < lengths[i]:
+                    _step(
+                        A_rz[i],
+                        A_nh[i],
+                        AX[t, i],
+                        b,
+                        extra,
+                        hin[i],
+                        HX[t, i],
+                        S[t + 1, i],
+                        HX[t + 1, i],
+                        H,
+                        reset_after,
+                    )
+                else:  # past the end: keep the final state
+                    for j in range(H):
+                        HX[t + 1, i, j] = HX[t, i, j]
+
+    @jit(name="_backward" + suffix)
+    def backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
+        """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` and
+        ``dextra`` (the gradient of ``b_hn``) are written (not accumulated); ``dX``
+        (T, n, I) and ``dh0`` (n, H), if not empty, receive dL/dx_t and dL/dh_{-1}."""
+        W, HX, S, dHs, dW, dX = (
+            borrow(W),
+            borrow(HX),
+            borrow(S),
+            borrow(dHs),
+            borrow(dW),
+            borrow(dX),
+        )  # as above
+        T, n = HX.shape[0] - 1, HX.shape[1]
+        H = b.shape[0] // 3
+        K = HX.shape[2]
+        W_rz = W[: 2 * H]
+        W_nh, W_nx = _split(W, H)
+        dA_rz = np.empty((T, n, 2 * H), dtype=HX.dtype)  # dL/d(r, z pre-activations)
+        dA_n = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(n pre-activation)
+        dA_nh = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(W_nh hin): r*dA_n or dA_n
+        hin = np.empty((T, n, H), dtype=HX.dtype)  # h_{t-1} or r*h_{t-1}
+        dh_next = np.zeros((n, H), dtype=HX.dtype)
+        dHX = empty_aligned(n, K, HX.dtype)
+        dhin = empty_aligned(n, H, HX.dtype)
+        W_nhT, W_rzT = back_weights(W_nh, n), back_weights(W_rz, n)
+        want_dx = dX.shape[0] > 0
+        for t in range(T - 1, -1, -1):
+            for i in range(n):
+                if t < lengths[i]:
+                    dh = dh_next[i]
+                    for j in range(H):
+                        dh[j] += dHs[t, i, j]
+                    _step_back(
+                        dh,
+                        HX[t, i],
+                        S[t + 1, i],
+                        dA_rz[t, i],
+                        dA_n[t, i],
+                        dA_nh[t, i],
+                        hin[t, i],
+                        H,
+                        reset_after,
+                    )
+                else:  # a frozen step passes dh through
+                    for j in range(H):
+                        dh_next[i, j] += dHs[t, i, j]
+                        dA_rz[t, i, j] = 0.0
+                        dA_rz[t, i, H + j] = 0.0
+                        dA_n[t, i, j] = 0.0
+                        dA_nh[t, i, j] = 0.0
+                        hin[t, i, j] = 0.0
+            mm_back(dA_nh[t], W_nh, W_nhT, dhin)  # dL/d hin
+            if not reset_after:  # hin = r * h
+                for i in range(n):
+                    if t < lengths[i]:
+                        for j in range(H):
+                            r = S[t + 1, i, R * H + j]
+                            dA_rz[t, i, j] = dhin[i, j] * HX[t, i, j] * r * (1.0 - r)
+                            dhin[i, j] *= r
+            if t == 0 and not (want_dx or dh0.shape[0] > 0):
+                break  # nothing reads step 0's dh_{-1} or dx_0
+            mm_back(dA_rz[t], W_rz, W_rzT, dHX)  # [dh_{t-1}; dx_t] through r and z
             for i in range(n):
                 if t < lengths[i]:
                     for j in range(H):
-                        r = S[t + 1, i, R * H + j]
-                        dA_rz[t, i, j] = dhin[i, j] * HX[t, i, j] * r * (1.0 - r)
-                        dhin[i, j] *= r
-        if t == 0 and not (want_dx or dh0.shape[0] > 0):
-            break  # nothing reads step 0's dh_{-1} or dx_0
-        mm_back(dA_rz[t], W_rz, W_rzT, dHX)  # [dh_{t-1}; dx_t] through r and z
-        for i in range(n):
-            if t < lengths[i]:
-                for j in range(H):
-                    dh_next[i, j] += dHX[i, j] + dhin[i, j]
-                if want_dx:
+                        dh_next[i, j] += dHX[i, j] + dhin[i, j]
+                    if want_dx:
+                        for j in range(K - H):
+                            dX[t, i, j] = dHX[i, H + j]
+                elif want_dx:
                     for j in range(K - H):
-                        dX[t, i, j] = dHX[i, H + j]
-            elif want_dx:
-                for j in range(K - H):
-                    dX[t, i, j] = 0.0
-    _copy_rows(dh0, dh_next)
-    # tied weights: one product per block over all steps
-    mm_tn_blocked(dA_rz.reshape(T * n, 2 * H), HX[:T].reshape(T * n, K), dW[: 2 * H])
-    dW_nh = empty_aligned(H, H, HX.dtype)
-    mm_tn_blocked(dA_nh.reshape(T * n, H), hin.reshape(T * n, H), dW_nh)
-    X = _inputs(HX, H)
-    dW_nx = empty_aligned(H, K - H, HX.dtype)
-    mm_tn_blocked(dA_n.reshape(T * n, H), X.reshape(T * n, K - H), dW_nx)
-    for j in range(H):
-        for k in range(H):
-            dW[2 * H + j, k] = dW_nh[j, k]
-        for k in range(K - H):
-            dW[2 * H + j, H + k] = dW_nx[j, k]
-    if want_dx:  # the n rows' share of dx_t, one product over all steps
-        dXn = np.empty((T, n, K - H), dtype=HX.dtype)
-        mm_nn(dA_n.reshape(T * n, H), W_nx, dXn.reshape(T * n, K - H))
+                        dX[t, i, j] = 0.0
+        _copy_rows(dh0, dh_next)
+        # tied weights: one product per block over all steps
+        mm_tn_blocked(dA_rz.reshape(T * n, 2 * H), HX[:T].reshape(T * n, K), dW[: 2 * H])
+        dW_nh = empty_aligned(H, H, HX.dtype)
+        mm_tn_blocked(dA_nh.reshape(T * n, H), hin.reshape(T * n, H), dW_nh)
+        X = _inputs(HX, H)
+        dW_nx = empty_aligned(H, K - H, HX.dtype)
+        mm_tn_blocked(dA_n.reshape(T * n, H), X.reshape(T * n, K - H), dW_nx)
+        for j in range(H):
+            for k in range(H):
+                dW[2 * H + j, k] = dW_nh[j, k]
+            for k in range(K - H):
+                dW[2 * H + j, H + k] = dW_nx[j, k]
+        if want_dx:  # the n rows' share of dx_t, one product over all steps
+            dXn = np.empty((T, n, K - H), dtype=HX.dtype)
+            mm_nn(dA_n.reshape(T * n, H), W_nx, dXn.reshape(T * n, K - H))
+            for t in range(T):
+                for i in range(n):
+                    if t < lengths[i]:
+                        for j in range(K - H):
+                            dX[t, i, j] += dXn[t, i, j]
+        for j in range(3 * H):
+            db[j] = 0.0
+        for j in range(H):
+            dextra[j] = 0.0
         for t in range(T):
             for i in range(n):
-                if t < lengths[i]:
-                    for j in range(K - H):
-                        dX[t, i, j] += dXn[t, i, j]
-    for j in range(3 * H):
-        db[j] = 0.0
-    for j in range(H):
-        dextra[j] = 0.0
-    for t in range(T):
-        for i in range(n):
-            for j in range(2 * H):
-                db[j] += dA_rz[t, i, j]
-            for j in range(H):
-                db[2 * H + j] += dA_n[t, i, j]
-            if reset_after:  # Cho's form leaves b_hn out: its gradient stays 0
+                for j in range(2 * H):
+                    db[j] += dA_rz[t, i, j]
                 for j in range(H):
-                    dextra[j] += dA_nh[t, i, j]
+                    db[2 * H + j] += dA_n[t, i, j]
+                if reset_after:  # Cho's form leaves b_hn out: its gradient stays 0
+                    for j in range(H):
+                        dextra[j] += dA_nh[t, i, j]
+
+    return forward, backward
+
+
+_forward, _backward = _family(True, "")
+_forward_cho, _backward_cho = _family(False, "_cho")

@@ -5,6 +5,7 @@ import numpy as np
 from .. import _heap, engine, losses
 from .._blas import single_threaded
 from ..network import n_chunks
+from ..validation import kernel_array
 from . import kernels
 
 FIRST_ORDER = ("sgd", "adam")
@@ -105,7 +106,7 @@ class FirstOrder:
         N, B, H = X.shape[0], self.batch_size, net.layout.hidden
         plan = np.array([n_chunks(B, H), n_chunks(N % B or B, H), *self.drop], dtype=np.int64)
         with single_threaded():  # the chunks are the parallelism; BLAS threads would oversubscribe
-            loss_sum, rows, steps, status = kernels._epoch(
+            loss_sum, rows, steps, status = kernels.epoch_kernel(net.layout.kernel_family)(
                 net.theta,
                 net.grad,
                 net._specs[many],
@@ -114,7 +115,7 @@ class FirstOrder:
                 lengths,
                 Y,
                 losses.LOSSES[loss],
-                np.ascontiguousarray(order, dtype=np.int64),
+                kernel_array(order, np.int64),
                 self.batch_size,
                 plan,
                 kernels.SGD if self.method == "sgd" else kernels.ADAM,

@@ -5,16 +5,18 @@ decay, the update and the divergence check) is one call: the seed run is
 140,000 steps of a 755-parameter model, where any per-step Python dispatch
 would cost more than the arithmetic.
 
-The epoch is itself a ``parallel=True`` function called from Python: each
-minibatch's chunks run on numba's threads (``prange``) and are summed in chunk
-order, exactly as :func:`rnnumba.engine.loss_and_grad` does, so a step's
-gradient is bitwise the public one. (It cannot call the engine's parallel
-function instead: a cached njit function calling a parallel one crashes a
-later process, numba issue 8578.) Everything else here is written as plain
-loops, because every array expression in a parallel function becomes a
-parallel region of its own.
+The epoch is itself a ``parallel=True`` function called from Python, one per
+cell family (:func:`epoch_kernel`): each minibatch's chunks run on numba's
+threads (``prange``) and are summed in chunk order, exactly as
+:func:`rnnumba.engine.loss_and_grad` does, so a step's gradient is bitwise the
+public one. (It cannot call the engine's parallel function instead: a cached
+njit function calling a parallel one crashes a later process, numba issue
+8578.) The optimiser's step is a plain function of its own (:func:`_update`),
+so that the parallel function stays small: numba's parallel passes cost
+compile time in proportion to its size.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -22,6 +24,7 @@ from numba import prange
 
 from .. import engine
 from .._jit import jit
+from ..layout import MANY, OUTPUTS
 from ..losses import MSE
 
 SGD, ADAM = 0, 1
@@ -31,88 +34,99 @@ N_HP = 8
 OK, NONFINITE = 0, 1
 
 
-@jit(parallel=True)
-def _epoch(
-    theta, grad, spec, offsets, X, lengths, Y, loss, order, batch_size, plan, method, hp, state, step, prev
-):
-    """Run the minibatches ``order`` (block indices) once.
+@functools.cache
+def epoch_kernel(family):
+    """The compiled epoch of a cell family (:func:`rnnumba.engine.kernels`)."""
+    chunk_loss_and_grad = engine.kernels(family).chunk_loss_and_grad
 
-    Parameters
-    ----------
-    theta, grad : ndarray (P,)
-        Parameters (updated in place) and a gradient buffer.
-    spec, offsets : from :class:`~rnnumba.layout.Layout`
-    X, lengths, Y : the padded training arrays (see :mod:`rnnumba.validation`)
-    loss : int
-        Loss code (:data:`rnnumba.losses.LOSSES`).
-    order : int64 (n_blocks,)
-        Block ``k`` holds rows ``k*batch_size`` up to ``(k+1)*batch_size``.
-    plan : int64 (4,)
-        ``rnnumba.network.n_chunks`` of a full block and of the last block,
-        then dropout between layers: a base key and the threshold
-        (:func:`rnnumba.engine._dropout`); update number ``u`` (counted over
-        all epochs) draws its masks with the key ``mix(base + u)``.
-    method : int
-        :data:`SGD` or :data:`ADAM`.
-    hp : float64 (N_HP,)
-        lr, momentum, nesterov flag, beta1, beta2, eps, clip (0: none),
-        weight decay.
-    state : ndarray (2, P)
-        Momentum buffer (SGD) or first and second moments (Adam), carried
-        across epochs.
-    step : int
-        Updates done before this epoch (Adam's bias correction).
-    prev : ndarray (P,)
-        The parameters before the latest update: the last ones whose loss was
-        finite, restored into ``theta`` when a step goes non-finite.
+    @jit(parallel=True, name=f"epoch_{family}", driver=True)
+    def epoch(
+        theta,
+        grad,
+        spec,
+        offsets,
+        X,
+        lengths,
+        Y,
+        loss,
+        order,
+        batch_size,
+        plan,
+        method,
+        hp,
+        state,
+        step,
+        prev,
+    ):
+        """Run the minibatches ``order`` (block indices) once.
 
-    Returns
-    -------
-    loss_sum : float
-        Sum over the minibatches of loss times rows.
-    rows : int
-        Rows of the completed steps.
-    steps : int
-        Completed updates.
-    status : int
-        :data:`OK`, or :data:`NONFINITE` (``theta`` then holds ``prev``).
-    """
-    N = X.shape[0]
-    P = theta.shape[0]
-    O, many = spec[5], spec[8]
-    per = O if loss == MSE else 1
-    lr, mu, nesterov = hp[LR], hp[MOMENTUM], hp[NESTEROV] != 0.0
-    b1, b2, eps, clip, decay = hp[BETA1], hp[BETA2], hp[EPS], hp[CLIP], hp[DECAY]
-    loss_sum = 0.0
-    rows = 0
-    drop = np.empty(2, dtype=np.int64)
-    drop[1] = plan[3]
-    most = max(plan[0], plan[1])
-    partial = np.empty((most, P), dtype=theta.dtype)  # every entry gets written
-    values = np.empty(most, dtype=np.float64)
-    no_state = np.empty((0, 0, 0), dtype=theta.dtype)  # zero initial states, no dL/dh0
-    for k in range(order.shape[0]):
-        s0 = order[k] * batch_size
-        s1 = min(N, s0 + batch_size)
-        count = s1 - s0
-        if many:
-            count = 0
-            for i in range(s0, s1):
-                count += lengths[i]
-        nc = plan[0] if s1 - s0 == batch_size else plan[1]
-        drop[0] = np.int64(engine._mix(np.uint64(plan[2]) + np.uint64(step + k)))
-        scale = 1.0 / (count * per)
-        Xb, Lb, Yb, nb = X[s0:s1], lengths[s0:s1], Y[s0:s1], s1 - s0
-        if nc == 1:  # no parallel region: its start-up costs more than a small batch
-            value = engine._chunk_loss_and_grad(
-                theta, grad, spec, offsets, Xb, Lb, Yb, loss, scale, drop, no_state, no_state, 0, nb
-            )
-        else:
-            for c in prange(nc):  # the engine's chunks, as engine._chunks_loss_and_grad
-                c0, c1 = c * nb // nc, (c + 1) * nb // nc
-                values[c] = engine._chunk_loss_and_grad(
+        Parameters
+        ----------
+        theta, grad : ndarray (P,)
+            Parameters (updated in place) and a gradient buffer.
+        spec, offsets : from :class:`~rnnumba.layout.Layout`
+        X, lengths, Y : the padded training arrays (see :mod:`rnnumba.validation`)
+        loss : int
+            Loss code (:data:`rnnumba.losses.LOSSES`).
+        order : int64 (n_blocks,)
+            Block ``k`` holds rows ``k*batch_size`` up to ``(k+1)*batch_size``.
+        plan : int64 (4,)
+            ``rnnumba.network.n_chunks`` of a full block and of the last block,
+            then dropout between layers: a base key and the threshold
+            (:func:`rnnumba.engine._dropout`); update number ``u`` (counted over
+            all epochs) draws its masks with the key ``mix(base + u)``.
+        method : int
+            :data:`SGD` or :data:`ADAM`.
+        hp : float64 (N_HP,)
+            lr, momentum, nesterov flag, beta1, beta2, eps, clip (0: none),
+            weight decay.
+        state : ndarray (2, P)
+            Momentum buffer (SGD) or first and second moments (Adam), carried
+            across epochs.
+        step : int
+            Updates done before this epoch (Adam's bias correction).
+        prev : ndarray (P,)
+            The parameters before the latest update: the last ones whose loss was
+            finite, restored into ``theta`` when a step goes non-finite.
+
+        Returns
+        -------
+        loss_sum : float
+            Sum over the minibatches of loss times rows.
+        rows : int
+            Rows of the completed steps.
+        steps : int
+            Completed updates.
+        status : int
+            :data:`OK`, or :data:`NONFINITE` (``theta`` then holds ``prev``).
+        """
+        N = X.shape[0]
+        P = theta.shape[0]
+        per = spec[OUTPUTS] if loss == MSE else 1
+        loss_sum = 0.0
+        rows = 0
+        drop = np.empty(2, dtype=np.int64)
+        drop[1] = plan[3]
+        most = max(plan[0], plan[1])
+        partial = np.empty((most, P), dtype=theta.dtype)  # every entry gets written
+        values = np.empty(most, dtype=np.float64)
+        no_state = np.empty((0, 0, 0), dtype=theta.dtype)  # zero initial states, no dL/dh0
+        for k in range(order.shape[0]):
+            s0 = order[k] * batch_size
+            s1 = min(N, s0 + batch_size)
+            count = s1 - s0
+            if spec[MANY]:
+                count = 0
+                for i in range(s0, s1):
+                    count += lengths[i]
+            nc = plan[0] if s1 - s0 == batch_size else plan[1]
+            drop[0] = np.int64(engine._mix(np.uint64(plan[2]) + np.uint64(step + k)))
+            scale = 1.0 / (count * per)
+            Xb, Lb, Yb, nb = X[s0:s1], lengths[s0:s1], Y[s0:s1], s1 - s0
+            if nc == 1:  # no parallel region: its start-up costs more than a small batch
+                value = chunk_loss_and_grad(
                     theta,
-                    partial[c],
+                    grad,
                     spec,
                     offsets,
                     Xb,
@@ -123,46 +137,82 @@ def _epoch(
                     drop,
                     no_state,
                     no_state,
-                    c0,
-                    c1,
+                    engine.FIRST,
+                    nb,
                 )
-            value = engine._sum_chunks(grad, partial, values, nc)
-        norm2 = 0.0
+            else:
+                for c in prange(nc):  # the engine's chunks, as its chunks_loss_and_grad
+                    c0, c1 = c * nb // nc, (c + 1) * nb // nc
+                    values[c] = chunk_loss_and_grad(
+                        theta,
+                        partial[c],
+                        spec,
+                        offsets,
+                        Xb,
+                        Lb,
+                        Yb,
+                        loss,
+                        scale,
+                        drop,
+                        no_state,
+                        no_state,
+                        c0,
+                        c1,
+                    )
+                value = engine._sum_chunks(grad, partial, values, nc)
+            if not _update(theta, grad, value, method, hp, state, step + k + 1, prev):
+                return loss_sum, rows, k, NONFINITE
+            loss_sum += value * (s1 - s0)
+            rows += s1 - s0
+        return loss_sum, rows, order.shape[0], OK
+
+    return epoch
+
+
+@jit
+def _update(theta, grad, value, method, hp, state, t, prev):
+    """One optimiser step from the minibatch loss ``value`` and its gradient.
+
+    Returns False, with ``theta`` restored from ``prev``, when the loss, the
+    gradient or the new parameters are not finite; else keeps the parameters
+    before the step in ``prev``. ``t`` counts the updates (Adam's bias
+    correction): 1 for the first.
+    """
+    P = theta.shape[0]
+    lr, mu, nesterov = hp[LR], hp[MOMENTUM], hp[NESTEROV] != 0.0
+    b1, b2, eps, clip, decay = hp[BETA1], hp[BETA2], hp[EPS], hp[CLIP], hp[DECAY]
+    norm2 = 0.0
+    for p in range(P):
+        norm2 += grad[p] * grad[p]
+    if not (math.isfinite(value) and math.isfinite(norm2)):
+        _copy(theta, prev)
+        return False
+    if clip > 0.0 and norm2 > clip * clip:  # global-norm clipping
+        c = clip / math.sqrt(norm2)
         for p in range(P):
-            norm2 += grad[p] * grad[p]
-        if not (math.isfinite(value) and math.isfinite(norm2)):
-            _copy(theta, prev)
-            return loss_sum, rows, k, NONFINITE
-        if clip > 0.0 and norm2 > clip * clip:  # global-norm clipping
-            c = clip / math.sqrt(norm2)
-            for p in range(P):
-                grad[p] *= c
-        _copy(prev, theta)
-        finite = True
-        if method == SGD:
-            for p in range(P):
-                g = grad[p] + decay * theta[p]
-                if mu != 0.0:
-                    state[0, p] = mu * state[0, p] + g
-                    g = g + mu * state[0, p] if nesterov else state[0, p]
-                theta[p] -= lr * g
-                finite &= math.isfinite(theta[p])
-        else:
-            t = step + k + 1
-            c1 = 1.0 - b1**t
-            c2 = 1.0 - b2**t
-            for p in range(P):
-                g = grad[p] + decay * theta[p]
-                state[0, p] = b1 * state[0, p] + (1.0 - b1) * g
-                state[1, p] = b2 * state[1, p] + (1.0 - b2) * g * g
-                theta[p] -= lr * (state[0, p] / c1) / (math.sqrt(state[1, p] / c2) + eps)
-                finite &= math.isfinite(theta[p])
-        if not finite:
-            _copy(theta, prev)
-            return loss_sum, rows, k, NONFINITE
-        loss_sum += value * (s1 - s0)
-        rows += s1 - s0
-    return loss_sum, rows, order.shape[0], OK
+            grad[p] *= c
+    _copy(prev, theta)
+    finite = True
+    if method == SGD:
+        for p in range(P):
+            g = grad[p] + decay * theta[p]
+            if mu != 0.0:
+                state[0, p] = mu * state[0, p] + g
+                g = g + mu * state[0, p] if nesterov else state[0, p]
+            theta[p] -= lr * g
+            finite &= math.isfinite(theta[p])
+    else:
+        c1 = 1.0 - b1**t
+        c2 = 1.0 - b2**t
+        for p in range(P):
+            g = grad[p] + decay * theta[p]
+            state[0, p] = b1 * state[0, p] + (1.0 - b1) * g
+            state[1, p] = b2 * state[1, p] + (1.0 - b2) * g * g
+            theta[p] -= lr * (state[0, p] / c1) / (math.sqrt(state[1, p] / c2) + eps)
+            finite &= math.isfinite(theta[p])
+    if not finite:
+        _copy(theta, prev)
+    return finite
 
 
 @jit

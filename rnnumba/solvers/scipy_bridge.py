@@ -6,6 +6,8 @@ any gradient method of scipy applies unchanged: L-BFGS-B, BFGS, CG, ...
 
 import numpy as np
 
+from ..validation import kernel_array
+
 # methods that use the gradient; the others would silently ignore it
 GRADIENT_METHODS = ("L-BFGS-B", "BFGS", "CG", "Newton-CG", "TNC", "SLSQP", "trust-constr")
 _BY_LOWER = {m.lower(): m for m in GRADIENT_METHODS}
@@ -60,7 +62,7 @@ class ScipyObjective:
 
     def __call__(self, x):
         net = self.net
-        theta = np.ascontiguousarray(x, dtype=net.dtype)
+        theta = kernel_array(x, net.dtype)
         value = self._evaluate(theta)
         grad = net.grad.astype(np.float64, copy=True)
         if self.weight_decay:

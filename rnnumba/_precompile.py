@@ -1,0 +1,109 @@
+"""Fill the kernel cache ahead of time: :func:`precompile` and ``rnnumba compile``.
+
+A new process loads compiled kernels from the disk cache (``rnnumba._jit``) in
+well under a second, but the first process of an installation compiles them:
+about half a minute per cell and dtype on a 2-core machine. Run this once
+where that wait should not fall on a user: while building a Docker image, at
+the start of a CI job, or on every Dask worker
+(``client.run(rnnumba.precompile, cells=["elman"])``).
+"""
+
+import concurrent.futures
+import multiprocessing
+import time
+
+import numpy as np
+
+from . import engine
+from ._jit import cache_dir, quiet
+
+CELLS = engine.FAMILIES  # "elman", "lstm", "gru" and Cho's GRU, "gru_cho"
+DTYPES = ("float64", "float32")
+
+
+def _choices(values, allowed, what):
+    """``values`` (a name, or names) as a tuple, each one of ``allowed``."""
+    if isinstance(values, str):
+        values = (values,)
+    values = tuple(dict.fromkeys(str(v) for v in values))
+    if not values:
+        raise ValueError(f"no {what} given; expected some of {', '.join(allowed)}")
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise ValueError(f"unknown {what} {', '.join(map(repr, bad))}; expected some of {', '.join(allowed)}")
+    return values
+
+
+def precompile(cells=("elman", "lstm", "gru"), dtypes=DTYPES, jobs=1):
+    """Compile the kernels of some cells and dtypes into the disk cache.
+
+    Each cell and dtype is compiled (or found in the cache) by running every
+    kernel a network of that cell uses, training and prediction, on a tiny
+    batch. Afterwards a new process loads them in well under a second.
+
+    Parameters
+    ----------
+    cells : str or sequence of str, default ("elman", "lstm", "gru")
+        Cell families: ``"elman"``, ``"lstm"``, ``"gru"`` (PyTorch's form) and
+        ``"gru_cho"`` (``reset_after=False``).
+    dtypes : str or sequence of str, default ("float64", "float32")
+    jobs : int, default 1
+        Processes compiling families side by side (each cell and dtype is one
+        job); several processes may share one cache folder safely.
+
+    Returns
+    -------
+    list of dict
+        One per cell and dtype: ``cell``, ``dtype``, ``seconds``, and
+        ``compiled`` / ``loaded``, how many kernels were compiled or loaded
+        from the cache.
+
+    Examples
+    --------
+    >>> import rnnumba
+    >>> report = rnnumba.precompile(cells="elman", dtypes="float64")  # doctest: +SKIP
+    >>> report[0]["cell"], report[0]["dtype"]  # doctest: +SKIP
+    ('elman', 'float64')
+    """
+    tasks = [(c, d) for c in _choices(cells, CELLS, "cell") for d in _choices(dtypes, DTYPES, "dtype")]
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    if jobs == 1 or len(tasks) == 1:
+        return [warm(c, d) for c, d in tasks]
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited numba state
+    with concurrent.futures.ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=spawn) as pool:
+        return list(pool.map(warm, *zip(*tasks, strict=True)))
+
+
+def warm(cell, dtype):
+    """Compile (or load) one cell family's kernels for one dtype; see :func:`precompile`."""
+    from .network import RNN
+    from .solvers import FirstOrder
+    from .solvers.kernels import epoch_kernel
+
+    t0 = time.perf_counter()
+    family = cell
+    net = RNN(2, 3, cell="gru" if cell == "gru_cho" else cell, reset_after=cell != "gru_cho", dtype=dtype)
+    assert net.layout.kernel_family == family, (net.layout, family)
+    kernels = engine.kernels(family)
+    tops = [*kernels[1:], epoch_kernel(family)]
+    before = [(sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())) for k in tops]
+    rng = np.random.default_rng(0)
+    with quiet():
+        for N in (2, 40):  # one chunk (serial kernels), then several (parallel ones)
+            X = rng.normal(size=(N, 3, 2)).astype(dtype)
+            net.loss_and_grad(X, rng.normal(size=N).astype(dtype))
+            net.predict(X)
+        lengths = np.full(40, 3, dtype=np.int64)
+        Y = np.zeros((40, 1, 1), dtype=dtype)
+        opt = FirstOrder(net, "sgd", lr=0.0, batch_size=20)
+        opt.epoch(X, lengths, Y, False, "mse", np.arange(2, dtype=np.int64))
+    after = [(sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())) for k in tops]
+    return {
+        "cell": cell,
+        "dtype": dtype,
+        "seconds": time.perf_counter() - t0,
+        "compiled": sum(a[1] - b[1] for a, b in zip(after, before, strict=True)),
+        "loaded": sum(a[0] - b[0] for a, b in zip(after, before, strict=True)),
+        "cache": cache_dir(),
+    }

@@ -1,0 +1,271 @@
+"""Cold start: per-cell kernel families, one signature per kernel, a cache keyed
+on contents that several processes can fill at once, ``rnnumba compile`` and
+the one-line compile notice (``rnnumba._jit``, ``rnnumba.precompile``)."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import rnnumba
+from rnnumba import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# an editable install's import hook finds the checkout before PYTHONPATH: a
+# process that must import another copy of the package drops the hook first
+FROM_PATH = """
+import sys
+sys.meta_path = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+"""
+
+
+def run_python(code, cache=None, path=ROOT, **env):
+    """Run ``code`` in a fresh interpreter importing rnnumba from ``path``, with
+    its kernel cache in ``cache`` (default: this process's, warm after
+    ``rnnumba compile``)."""
+    env = dict(os.environ, PYTHONPATH=path, **env)
+    if cache is not None:
+        env["RNNUMBA_CACHE_DIR"] = str(cache)
+    code = FROM_PATH + textwrap.dedent(code)
+    where = os.path.dirname(str(cache or ROOT))  # not the checkout: "-c" puts the working folder first
+    while not os.path.isdir(where):
+        where = os.path.dirname(where)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900, cwd=where
+    )
+
+
+# the smallest workload that compiles (or loads) a prediction path: one chunk
+PREDICT = """
+    import sys, numpy as np, rnnumba
+    net = rnnumba.RNN(2, 5, random_state=0)
+    X = np.random.default_rng(0).normal(size=(4, 4, 2))
+    print(net.predict(X).tobytes().hex())
+    k = rnnumba.engine.kernels("elman")
+    stats = [(sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values())) for f in k[1:]]
+    print("\\nSTATS", sum(h for h, _ in stats), sum(m for _, m in stats), file=sys.stderr)
+"""
+
+
+def stats(run):
+    """(cache hits, cache misses) of the Elman family's entry points in ``run``."""
+    line = [s for s in run.stderr.splitlines() if s.startswith("STATS")][-1]
+    return tuple(int(v) for v in line.split()[1:])
+
+
+def test_an_elman_fit_compiles_no_other_cell():
+    """A network compiles its own cell's kernels only: after an Elman fit and
+    predict, no LSTM or GRU kernel has a compiled (or loaded) signature."""
+    run = run_python(
+        """
+        import numpy as np, rnnumba
+        from numba.core.dispatcher import Dispatcher
+        from rnnumba import engine
+        from rnnumba.cells import gru, lstm
+        from rnnumba.solvers import kernels
+        X = np.random.default_rng(0).normal(size=(30, 3, 1)); y = X.sum(axis=(1, 2))
+        rnnumba.fit(X, y, hidden=4, epochs=1, random_state=0).predict(X)
+        others = [f for fam in ("lstm", "gru", "gru_cho")
+                  for f in (*engine.kernels(fam)[1:], kernels.epoch_kernel(fam))]
+        others += [v for m in (lstm, gru) for v in vars(m).values()
+                   if isinstance(v, Dispatcher) and v.py_func.__module__ == m.__name__]
+        assert len(others) > 20
+        print([f.py_func.__qualname__ for f in others if f.signatures] or "none")
+        print(sum(len(f.signatures) for f in engine.kernels("elman")[1:]) > 0)
+        """
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["none", "True"]
+
+
+def test_every_input_form_shares_one_signature_per_kernel():
+    """Lists, padded arrays with lengths, strided views and other dtypes of
+    the same data, through the network and the estimator (its compiled epoch),
+    compile each kernel once per dtype: no layout, read-only or literal
+    variants."""
+    run = run_python(
+        """
+        import numpy as np, rnnumba
+        from rnnumba import engine
+        from rnnumba.solvers import kernels
+        rng = np.random.default_rng(0)
+        net = rnnumba.RNN(2, 5, random_state=0)
+        X = rng.normal(size=(40, 6, 2)); y = rng.normal(size=40)
+        lengths = rng.integers(1, 7, size=40)
+        seqs = [X[i, : lengths[i]] for i in range(40)]
+        wide = np.zeros((40, 6, 4)); wide[:, :, ::2] = X  # a strided view: X[..., ::2] of wide
+        ro = X.copy(); ro.flags.writeable = False
+        for Xf, L in ((X, None), (seqs, None), (X, lengths), (wide[:, :, ::2], None), (ro, None),
+                      (X.astype(np.float32), None), (np.asfortranarray(X), lengths), (X[:2], None)):
+            net.predict(Xf, lengths=L)
+            net.predict(Xf, lengths=L, many_to_many=True)
+            net.loss_and_grad(Xf, y[: len(Xf)], lengths=L)
+        rnnumba.RNNRegressor(5, epochs=1, batch_size=20).fit(seqs, y)
+        rnnumba.RNNRegressor(5, epochs=1, batch_size=7).fit(X, y, lengths=lengths)
+        rnnumba.RNNRegressor(5, epochs=1, batch_size=40).fit(wide[:, :, ::2], y)
+        for f in (*engine.kernels("elman")[1:], kernels.epoch_kernel("elman")):
+            print(f.py_func.__qualname__, len(f.signatures))
+        """
+    )
+    assert run.returncode == 0, run.stderr
+    counts = dict(line.split() for line in run.stdout.splitlines())
+    assert set(counts) == {
+        "chunk_loss_and_grad_elman",
+        "loss_and_grad_elman",
+        "chunks_loss_and_grad_elman",
+        "chunk_predict_elman",
+        "predict_elman",
+        "epoch_elman",
+    }
+    # none compiled twice; every one that Python calls has its one signature
+    # (the chunk kernel may have none: a caller loaded from the cache holds its code)
+    assert all(int(n) <= 1 for n in counts.values()), counts
+    assert all(int(n) == 1 for k, n in counts.items() if k != "chunk_loss_and_grad_elman"), counts
+
+
+def test_two_processes_fill_one_empty_cache_at_once(tmp_path):
+    """Two cold processes compiling into one empty folder both succeed and
+    agree bitwise; a third then loads everything from the cache."""
+    cache = tmp_path / "cache"
+    env = dict(os.environ, PYTHONPATH=ROOT, RNNUMBA_CACHE_DIR=str(cache))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(PREDICT)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1].decode()[-2000:] for o in outs]
+    assert outs[0][0] == outs[1][0] and len(outs[0][0].split()[0]) == 4 * 8 * 2
+    third = run_python(PREDICT, cache)
+    assert third.returncode == 0, third.stderr
+    hits, misses = stats(third)
+    assert misses == 0 and hits >= 1, third.stderr
+    assert "CompileWarning" not in third.stderr  # nothing is said on a cache hit
+    assert third.stdout.encode() == outs[0][0]
+
+
+def test_a_copy_with_new_modification_times_hits_the_cache(tmp_path):
+    """The cache is keyed on contents: a reinstall (here, a copy of the package
+    whose files all have new modification times) loads the kernels compiled
+    by the original, and a changed kernel source starts a new cache folder."""
+    cache = tmp_path / "cache"
+    first = run_python(PREDICT, cache)
+    assert first.returncode == 0, first.stderr
+    assert stats(first)[1] >= 1 and "CompileWarning" in first.stderr  # it compiled, and said so once
+    assert first.stderr.count("CompileWarning") == 1
+    copy = tmp_path / "site"
+    shutil.copytree(
+        os.path.join(ROOT, "rnnumba"), copy / "rnnumba", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for folder, _, files in os.walk(copy):
+        for name in files:
+            os.utime(os.path.join(folder, name), (1e9, 1e9))
+    second = run_python(PREDICT, cache, path=str(copy))
+    assert second.returncode == 0, second.stderr
+    hits, misses = stats(second)
+    assert misses == 0 and hits >= 1, second.stderr
+    assert first.stdout == second.stdout
+    where = run_python("import rnnumba; print(rnnumba.cache_dir())", cache, path=str(copy))
+    imported = run_python("import rnnumba; print(rnnumba.__file__)", cache, path=str(copy))
+    assert imported.stdout.startswith(str(copy)), imported.stdout
+    with open(copy / "rnnumba" / "_linalg.py", "a") as f:
+        f.write("\n# a changed kernel source\n")
+    moved = run_python("import rnnumba; print(rnnumba.cache_dir())", cache, path=str(copy))
+    assert where.stdout.startswith(str(cache)) and moved.stdout.startswith(str(cache))
+    assert where.stdout != moved.stdout
+
+
+def test_an_unwritable_cache_still_runs_and_says_so_once(tmp_path):
+    """A cache folder that cannot be created (a file stands in its way, as in a
+    read-only install) costs a compile per process, never an error."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    run = run_python(
+        """
+        import warnings, numpy as np, rnnumba
+        warnings.simplefilter("always")
+        net = rnnumba.RNN(1, 3, random_state=0)
+        print(net.predict(np.ones((2, 3))).shape, net.predict(np.ones((3, 3))).shape)
+        """,
+        blocker / "cache",
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["(2,", "1)", "(3,", "1)"]
+    assert run.stderr.count("cannot write its kernel cache") == 1
+
+
+def test_compile_command_fills_the_cache_and_rejects_bad_flags(capsys):
+    for argv, what in (
+        (["compile", "--cells", "elman,cnn"], "unknown cell 'cnn'"),
+        (["compile", "--dtypes", "float16"], "unknown dtype 'float16'"),
+        (["compile", "--jobs", "0"], "must be > 0"),
+        (["compile", "--jobs", "two"], "expected a int"),
+        (["compile", "--cells", ","], "expected comma-separated names"),
+        (["compile", "--threads", "2"], "unrecognized arguments"),
+    ):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("rnnumba: error:") and what in err, (argv, err)
+    # the real thing, into this session's cache (a cold compile of two dtypes
+    # side by side in CI's own "rnnumba compile" step, before the tests)
+    argv = [sys.executable, "-m", "rnnumba", "compile", "--cells", "elman", "--dtypes", "float64,float32"]
+    run = subprocess.run(
+        [*argv, "--jobs", "2"], env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    for line, dtype in zip(lines, ("float64", "float32"), strict=False):
+        assert re.fullmatch(
+            rf" *elman {dtype}: +[0-9.]+ s \((cached|compiled \d+, loaded \d+ from the cache)\)", line
+        )
+    assert len(lines) == 3 and lines[-1] == "kernel cache: " + rnnumba.cache_dir()
+    assert "CompileWarning" not in run.stderr and "warning" not in run.stderr
+    again = run_python(
+        """
+        import rnnumba
+        r = rnnumba.precompile(cells="elman", dtypes=["float32", "float64"])
+        print([(x["cell"], x["dtype"], x["compiled"], x["loaded"] > 0) for x in r])
+        """
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "[('elman', 'float32', 0, True), ('elman', 'float64', 0, True)]"
+
+
+def test_precompile_checks_its_arguments():
+    for kwargs, what in (
+        (dict(cells="transformer"), "unknown cell"),
+        (dict(cells=[]), "no cell"),
+        (dict(dtypes="int8"), "unknown dtype"),
+        (dict(jobs=0), "jobs"),
+        (dict(jobs=True), "jobs"),
+    ):
+        with pytest.raises(ValueError, match=what):
+            rnnumba.precompile(**kwargs)
+    with pytest.raises(ValueError, match="unknown cell family"):
+        rnnumba.engine.kernels("rnn")
+
+
+def test_compile_notice_names_what_compiles(tmp_path):
+    """The first call that compiles says so in one line: what, once, where the
+    cache is; the same line reaches the command line's output."""
+    run = run_python(
+        """
+        import numpy as np, rnnumba
+        rnnumba.RNN(1, 3, dtype="float32").predict(np.ones((2, 3)))
+        """,
+        tmp_path / "cache",
+    )
+    assert run.returncode == 0, run.stderr
+    notes = [line for line in run.stderr.splitlines() if "CompileWarning" in line]
+    assert len(notes) == 1, run.stderr
+    assert "chunk_predict_elman for float32" in notes[0] and str(tmp_path / "cache") in notes[0]
