@@ -321,9 +321,12 @@ def step_weights(W, n):
     return transposed(W)
 
 
-@jit(inline="always")
+@jit
 def mm_step(A, W, WT, C):
-    """``C = A @ W.T`` for a cell's per-step product, ``WT`` from :func:`step_weights`."""
+    """``C = A @ W.T`` for a cell's per-step product, ``WT`` from :func:`step_weights`.
+
+    A function of its own, not inlined: compiled once per array type instead
+    of once per call site (the GRU has two per step), and no slower."""
     if WT.shape[0] == 0:
         mm_nt(A, W, C)
     else:
@@ -343,10 +346,10 @@ def back_weights(W, n):
     return W[:0]
 
 
-@jit(inline="always")
+@jit
 def mm_back(A, W, WT, C):
     """``C = A @ W[:, :n]`` (``n = C.shape[1]``) for a cell's per-step BPTT
-    product, ``WT`` from :func:`back_weights`."""
+    product, ``WT`` from :func:`back_weights`. Not inlined, as :func:`mm_step`."""
     if WT.shape[0] == 0:
         mm_nn_blocked(A, W, C)
     else:
