@@ -26,8 +26,6 @@ import numpy as np
 from .layout import Layout
 from .network import RNN
 
-_TORCH_NAMES = {"elman": "RNN", "lstm": "LSTM", "gru": "GRU"}
-
 
 def _torch():
     try:

@@ -371,17 +371,15 @@ def test_numpy_integers_accepted():
 
 
 def test_import_is_light():
-    # numpy only, no numba: the CLI and the docs import this module. Loaded from
-    # its file so that rnnumba/__init__.py (which may import numba) stays out.
+    # numpy only, no numba or scipy: the CLI and the docs import this module.
+    # Loaded from its file so that rnnumba/__init__.py (which imports numba)
+    # stays out. (No wall-clock bound: that fails on a busy machine.)
     path = Path(datasets.__file__)
     code = (
-        "import importlib.util, sys, time; import numpy\n"
+        "import importlib.util, sys; import numpy\n"
         f"spec = importlib.util.spec_from_file_location('toy', {str(path)!r})\n"
-        "t = time.perf_counter(); spec.loader.exec_module("
-        "importlib.util.module_from_spec(spec))\n"
-        "print('numba' in sys.modules, time.perf_counter() - t)"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print('numba' in sys.modules, 'scipy' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    has_numba, seconds = out.stdout.split()
-    assert has_numba == "False"
-    assert float(seconds) < 0.05
+    assert out.stdout.split() == ["False", "False"]
