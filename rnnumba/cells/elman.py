@@ -1,7 +1,8 @@
 """The Elman (tanh) cell: ``h_t = tanh(W [h_{t-1}; x_t] + b)``.
 
 CPU kernels over one time-major chunk; see :mod:`rnnumba.cells` for the shared
-call shape and ``rnnumba.gpu.elman`` for the GPU twin.
+call shape; the GPU twins are ``rnnumba.gpu.persistent`` and ``rnnumba.gpu.stepwise``
+(element-wise parts in ``rnnumba.gpu.cells``).
 """
 
 import numpy as np
