@@ -172,6 +172,26 @@ def test_numba_threads_and_one_compile_per_host(client, toy):
             assert data.warmup[first][kernel][0] + data.warmup[first][kernel][1] <= 1
 
 
+def test_precompile_runs_on_every_worker(client):
+    """The documented warm-up of a cluster: client.run(rnnumba.precompile, ...)
+    compiles or loads every kernel of the family on every worker."""
+    import rnnumba
+
+    reports = client.run(rnnumba.precompile, cells="elman", dtypes="float64")
+    assert len(reports) == 2
+    for (report,) in reports.values():
+        assert (report["cell"], report["dtype"]) == ("elman", "float64")
+
+    def entry_points_ready():
+        from rnnumba import engine
+        from rnnumba.solvers.kernels import epoch_kernel
+
+        tops = (*engine.kernels("elman")[2:], epoch_kernel("elman"))
+        return all(k.signatures for k in tops)
+
+    assert list(client.run(entry_points_ready).values()) == [True, True]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("warm", ["host", False])
 def test_cold_cache_shared_by_two_workers(tmp_path, toy, warm):
