@@ -241,16 +241,16 @@ class _Notice(_event.Listener):
         self.quiet = 0  # > 0 inside quiet(): precompile reports on its own
 
     def on_start(self, event):
-        func = event.data["dispatcher"].py_func
+        func = getattr(event.data.get("dispatcher"), "py_func", None)  # None: lifted loops, other targets
+        ours = func is not None and getattr(func, "__module__", "").startswith("rnnumba")
         stack = self.stack()
-        stack.append(func.__qualname__ if func.__module__.startswith("rnnumba") else None)
-        if len(stack) > 1 or self.quiet:
+        stack.append(func.__qualname__ if ours else None)
+        if len(stack) > 1 or self.quiet or stack[0] not in _DRIVERS:  # helpers: well under a second
             return
-        if stack[0] not in _DRIVERS:  # helpers compile in well under a second: no word
-            return
-        dtypes = [str(getattr(a, "dtype", "")) for a in event.data["args"]]
+        dtypes = [str(getattr(a, "dtype", "")) for a in event.data.get("args", ())]
         floats = [d for d in dtypes if d.startswith("float")]
         what = func.__qualname__ + (f" for {floats[0]}" if floats else "")
+        # (raised, with warnings as errors: numba still sends the end event)
         _warn_outside(
             f"compiling rnnumba's {what}, once: later runs load it from the cache in {cache_dir()} "
             "('rnnumba compile' fills it ahead of time)",

@@ -269,3 +269,24 @@ def test_compile_notice_names_what_compiles(tmp_path):
     notes = [line for line in run.stderr.splitlines() if "CompileWarning" in line]
     assert len(notes) == 1, run.stderr
     assert "chunk_predict_elman for float32" in notes[0] and str(tmp_path / "cache") in notes[0]
+
+
+def test_compile_notice_raised_as_an_error_leaves_the_kernels_usable(tmp_path):
+    """With warnings as errors the compiling call raises the notice; the next
+    call compiles and runs as usual."""
+    run = run_python(
+        """
+        import warnings, numpy as np, rnnumba
+        net = rnnumba.RNN(1, 3, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", rnnumba.CompileWarning)
+            try:
+                net.predict(np.ones((2, 3)))
+            except rnnumba.CompileWarning:
+                print("raised")
+        print(net.predict(np.ones((2, 3))).shape)
+        """,
+        tmp_path / "cache",
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["raised", "(2,", "1)"]
