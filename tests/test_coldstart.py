@@ -290,3 +290,32 @@ def test_compile_notice_raised_as_an_error_leaves_the_kernels_usable(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["raised", "(2,", "1)"]
+
+
+def test_a_parallel_kernel_compiled_over_a_cached_chunk_kernel(tmp_path):
+    """The epoch's prange loop calls the chunk kernel by symbol while it
+    compiles (``_jit._finalize_driver``): that must work when the chunk kernel
+    came from the cache (an earlier process compiled it for ``loss_and_grad``),
+    and the epoch it caches must then load on its own."""
+    cache = tmp_path / "cache"
+    first = run_python(
+        """
+        import numpy as np, rnnumba
+        net = rnnumba.RNN(1, 5, random_state=0)
+        print(net.loss_and_grad(np.ones((2, 3, 1)), np.zeros(2))[0])
+        """,
+        cache,
+    )
+    assert first.returncode == 0, first.stderr
+    fit = """
+        import numpy as np, rnnumba
+        from rnnumba import engine
+        X = np.random.default_rng(0).normal(size=(200, 3, 1)); y = X.sum(axis=(1, 2))
+        model = rnnumba.fit(X, y, hidden=5, epochs=2, batch_size=40, random_state=0)
+        hits = engine.kernels("elman").chunk_loss_and_grad.stats.cache_hits
+        print(sum(hits.values()), model.predict(X[:3]).tobytes().hex())
+        """
+    second, third = run_python(fit, cache), run_python(fit, cache)
+    assert second.returncode == 0 and third.returncode == 0, second.stderr + third.stderr
+    assert second.stdout.split()[0] == "1"  # the chunk kernel came from the cache
+    assert third.stdout.split() == ["0", second.stdout.split()[1]]  # the epoch loads whole: same model
