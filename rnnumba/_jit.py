@@ -361,4 +361,19 @@ _GUFUNC = "__numba_parfor_gufunc_"
 _WRAPPERS = ("<numba.np.ufunc.wrappers._GufuncWrapper", "parallelgufuncwrapper")
 
 
-_codegen.CPUCodeLibrary.finalize = _finalize_driver
+# numba's private methods the patch uses (numba 0.68); a numba without them, or
+# RNNUMBA_DRIVERS=0 in the environment, keeps numba's own finalize: correct, and
+# slower to compile
+_NEEDS = (
+    "_optimize_final_module",
+    "_finalize_final_module",
+    "_get_module_for_linking",
+    "_finalize_dynamic_globals",
+    "_verify_declare_only_symbols",
+    "_raise_if_finalized",
+)
+DRIVERS_LINKED_ONCE = os.environ.get("RNNUMBA_DRIVERS", "1") != "0" and all(
+    hasattr(_codegen.CPUCodeLibrary, name) for name in _NEEDS
+)
+if DRIVERS_LINKED_ONCE:
+    _codegen.CPUCodeLibrary.finalize = _finalize_driver

@@ -319,3 +319,24 @@ def test_a_parallel_kernel_compiled_over_a_cached_chunk_kernel(tmp_path):
     assert second.returncode == 0 and third.returncode == 0, second.stderr + third.stderr
     assert second.stdout.split()[0] == "1"  # the chunk kernel came from the cache
     assert third.stdout.split() == ["0", second.stdout.split()[1]]  # the epoch loads whole: same model
+
+
+@pytest.mark.slow
+def test_linking_drivers_once_changes_no_result(tmp_path):
+    """numba's own finalize (RNNUMBA_DRIVERS=0) and the patched one that links a
+    driver's callees without optimising them again give bitwise the same loss,
+    gradient and predictions."""
+    code = """
+        import hashlib, numpy as np, rnnumba, rnnumba._jit as j
+        rng = np.random.default_rng(0)
+        net = rnnumba.RNN(2, 6, random_state=0)
+        X, y = rng.normal(size=(3, 5, 2)), rng.normal(size=3)
+        loss, grad = net.loss_and_grad(X, y, lengths=[5, 2, 4])
+        out = net.predict(X, lengths=[5, 2, 4], many_to_many=True)
+        print(j.DRIVERS_LINKED_ONCE, hashlib.sha256(grad.tobytes() + out.tobytes()).hexdigest(), repr(loss))
+        """
+    patched = run_python(code, tmp_path / "a")
+    plain = run_python(code, tmp_path / "b", RNNUMBA_DRIVERS="0")
+    assert patched.returncode == 0 and plain.returncode == 0, patched.stderr + plain.stderr
+    assert patched.stdout.split()[0] == "True" and plain.stdout.split()[0] == "False"
+    assert patched.stdout.split()[1:] == plain.stdout.split()[1:]
