@@ -152,7 +152,8 @@ def main():
     import numba
 
     from rnnumba import RNN
-    from rnnumba.datasets import Standardizer, make_toy
+    from rnnumba.datasets import make_toy
+    from rnnumba.preprocessing import Standardizer
 
     RNN(1, 26).loss_and_grad(np.zeros((4, 3)), np.zeros(4))  # compile or load before any clock
     print(f"# Dask L-BFGS-B benchmark ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "

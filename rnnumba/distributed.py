@@ -32,9 +32,9 @@ import time
 import numpy as np
 
 from . import engine
-from .datasets import Standardizer
 from .losses import LOSSES
 from .network import RNN
+from .preprocessing import Standardizer
 from .validation import check_int, check_sequences, check_targets
 
 __all__ = [
@@ -434,7 +434,7 @@ class DaskData:
     classes : ndarray, optional
         Encode ``y``'s labels as their index in ``classes`` (RNNClassifier).
     standardize : bool
-        Fit a :class:`~rnnumba.datasets.Standardizer` on the valid input cells
+        Fit a :class:`~rnnumba.preprocessing.Standardizer` on the valid input cells
         (chunk statistics combined in chunk order) and apply it (``scaler``).
     numba_threads : int, "env" or None
         Numba threads per task: None computes them with

@@ -11,9 +11,9 @@ import inspect
 
 import numpy as np
 
-from .datasets import Standardizer
 from .distributed import is_dask_collection
 from .network import RNN
+from .preprocessing import Standardizer
 from .solvers import Problem, train
 from .solvers.options import check_dtype, check_options
 from .validation import check_sequences

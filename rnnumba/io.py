@@ -177,9 +177,9 @@ def load(path):
     ValueError
         A truncated, corrupt or foreign file.
     """
-    from .datasets import Standardizer
     from .estimators import RNNClassifier, RNNRegressor
     from .network import RNN
+    from .preprocessing import Standardizer
 
     meta, theta, classes = _read(path)
     try:

@@ -11,7 +11,6 @@ import pytest
 
 from rnnumba import datasets
 from rnnumba.datasets import (
-    Standardizer,
     ToyData,
     eval_grid,
     f,
@@ -20,6 +19,7 @@ from rnnumba.datasets import (
     make_toy_seq2seq,
     make_toy_varlen,
 )
+from rnnumba.preprocessing import Standardizer
 
 # ---------------------------------------------------------------- f
 
