@@ -105,17 +105,18 @@ def local_sgd_check(n, epochs):
     from rnnumba import RNN
     from rnnumba import distributed as rd
     from rnnumba.datasets import load_toy
+    from rnnumba.distributed.tasks import load_objective
     from rnnumba.solvers import FirstOrder
 
     d = load_toy(n_samples=n, random_state=0)
     N = d.X_train.shape[0]
     ref = RNN(1, 26, random_state=0)
-    X3, lens, Y, many, _, loss = ref._prepare(d.X_train, d.y_train)
-    rd._load_objective(ref)  # before a cached _epoch (numba#8578)
+    data = ref.prepare(d.X_train, d.y_train)
+    load_objective(ref)  # before a cached _epoch (numba#8578)
     opt, rng = FirstOrder(ref, "sgd", lr=0.02, batch_size=20), np.random.default_rng(0)
     mem, t0 = [], time.perf_counter()
     for _ in range(epochs):
-        opt.epoch(X3, lens, Y, many, loss, rng.permutation(opt.n_blocks(N)))
+        opt.epoch(data, rng.permutation(opt.n_blocks(N)))
         mem.append(ref.loss_and_grad(d.X_test, d.y_test)[0])
     t_mem = time.perf_counter() - t0
     rows = {}

@@ -6,10 +6,9 @@ with a :class:`CompileWarning`) and are cached on disk, where
 """
 
 from ._jit import CompileWarning, cache_dir
+from ._version import __version__
 from .layout import Layout
 from .network import RNN
-
-__version__ = "0.1.0"
 
 __all__ = [
     "RNN",
@@ -30,7 +29,7 @@ _LAZY = {
     "fit": ("estimators", "fit"),
     "RNNRegressor": ("estimators", "RNNRegressor"),
     "RNNClassifier": ("estimators", "RNNClassifier"),
-    "load": ("io", "load"),
+    "load": ("estimators", "load"),
     "precompile": ("_precompile", "precompile"),
     "datasets": ("datasets", None),
 }

@@ -45,7 +45,13 @@ class single_threaded:
     """Within the block, SciPy's OpenBLAS runs on one thread (if ``active``).
 
     A plain class rather than ``contextlib.contextmanager``: it wraps every
-    kernel call, so its ~1 us matters at the seed's size.
+    kernel call, so the generator-based manager's overhead would matter at the
+    seed's size.
+
+    Parameters
+    ----------
+    active : bool, default True
+        False makes the block a no-op.
     """
 
     __slots__ = ("active", "saved")

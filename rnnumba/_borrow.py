@@ -9,9 +9,12 @@ with the helpers between the kernels inlined, ~280, most on views of
 ``theta``, its gradient, the data and the chunk's buffers, which the kernels
 now borrow (~115 left). :func:`borrow` gives an array's numba value without
 its memory-manager pointer, so that every view taken from it skips the count.
+
+Under ``NUMBA_DISABLE_JIT=1`` the kernels run as plain Python, where there is
+no reference count to skip: :func:`borrow` is then the identity.
 """
 
-from numba.core import types
+from numba.core import config, types
 from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
 
@@ -37,3 +40,10 @@ def borrow(typingctx, arr):
         return out._getvalue()
 
     return arr(arr), codegen
+
+
+if config.DISABLE_JIT:  # kernels run as Python: an intrinsic cannot be called there
+
+    def borrow(arr):  # noqa: F811
+        """``arr`` itself (plain Python has no reference count to skip)."""
+        return arr

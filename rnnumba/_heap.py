@@ -4,12 +4,11 @@ The kernels allocate their work buffers on every call: states, gates and
 gradients of a chunk, from kilobytes up to tens of megabytes. glibc serves an
 allocation above its mmap threshold (128 KiB at start) with a fresh ``mmap``
 and gives freed memory above its trim threshold back to the system, so such a
-buffer pays page faults and zeroing on every call. Measured at the
-small-long size (32 sequences of 100 steps, hidden 32): a training step took
-1.3 ms in a process that loaded the kernels from the disk cache against
-0.7 ms in one that had just compiled them (the compiler's own allocations had
-happened to raise the thresholds). :func:`tune` raises both thresholds once per
-process, the first time a kernel runs; it changes nothing else.
+buffer pays page faults and zeroing on every call: a training step ran much
+slower in a process that loaded the kernels from the disk cache than in one
+that had just compiled them (the compiler's own allocations had happened to
+raise the thresholds). :func:`tune` raises both thresholds once per process,
+the first time a kernel runs; it changes nothing else.
 ``RNNUMBA_MALLOC=default`` in the environment leaves malloc as it is.
 """
 

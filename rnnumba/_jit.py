@@ -56,10 +56,13 @@ _NUMBA = os.path.dirname(os.path.abspath(numba.__file__))
 
 @functools.cache
 def _package_stamp():
-    """SHA-256 of the path (relative to the package) and contents of every
-    source file of the package that holds compiled code (uses ``@jit`` or
-    ``@intrinsic``): editing the estimators or the command line does not throw
-    the kernels away, and neither does a reinstall of the same files."""
+    """Hash the package's compiled sources: SHA-256 of their paths and contents.
+
+    Every source file of the package that holds compiled code (uses ``@jit``
+    or ``@intrinsic``) counts, with its path relative to the package: editing
+    the estimators or the command line does not throw the kernels away, and
+    neither does a reinstall of the same files.
+    """
     digest = hashlib.sha256()
     for folder, _, files in sorted(os.walk(_PACKAGE)):
         for name in sorted(files):
@@ -76,9 +79,11 @@ def _package_stamp():
 
 
 def cache_root():
-    """The folder under which compiled kernels are cached: ``RNNUMBA_CACHE_DIR``,
-    else ``NUMBA_CACHE_DIR``, else the user's cache folder
-    (``$XDG_CACHE_HOME/rnnumba``, by default ``~/.cache/rnnumba``)."""
+    """Return the folder under which compiled kernels are cached.
+
+    ``RNNUMBA_CACHE_DIR``, else ``NUMBA_CACHE_DIR``, else the user's cache
+    folder (``$XDG_CACHE_HOME/rnnumba``, by default ``~/.cache/rnnumba``).
+    """
     root = os.environ.get("RNNUMBA_CACHE_DIR") or config.CACHE_DIR
     if not root:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -87,8 +92,10 @@ def cache_root():
 
 
 def cache_dir():
-    """The folder of this installation's compiled kernels: one folder per
-    content of the compiled sources, below :func:`cache_root`."""
+    """Return the folder of this installation's compiled kernels.
+
+    One folder per content of the compiled sources, below :func:`cache_root`.
+    """
     return os.path.join(cache_root(), f"kernels-{_package_stamp()[:16]}")
 
 
@@ -124,9 +131,11 @@ _unwritable = set()  # cache folders found read-only in this process (said once 
 
 
 class _PackageCache(FunctionCache):
-    """numba's on-disk cache of compiled functions, for rnnumba's kernels: in
-    :func:`cache_dir`, written under a file lock, read-only where it cannot be
-    written."""
+    """Numba's on-disk cache of compiled functions, for rnnumba's kernels.
+
+    Kept in :func:`cache_dir`, written under a file lock, read-only where it
+    cannot be written.
+    """
 
     _impl_class = _Impl
 
@@ -162,6 +171,7 @@ class _PackageCache(FunctionCache):
 
 
 def _describe(value):
+    """Describe a closure cell's value for the cache key: a dispatcher by its qualified name."""
     if isinstance(value, Dispatcher):
         return f"{value.py_func.__module__}.{value.py_func.__qualname__}"
     return repr(value)
@@ -169,7 +179,7 @@ def _describe(value):
 
 @contextlib.contextmanager
 def _locked(folder):
-    """An exclusive lock on ``folder/.lock`` (created with the folder)."""
+    """Hold an exclusive lock on ``folder/.lock`` (created with the folder)."""
     os.makedirs(folder, exist_ok=True)
     if fcntl is None:  # pragma: no cover
         yield
@@ -226,15 +236,19 @@ def jit(fn=None, *, parallel=False, fastmath=True, inline="never", name=None, dr
 
 
 class CompileWarning(UserWarning):
-    """A call had to compile rnnumba's kernels (once; later processes load them
-    from the disk cache). Silence it with
-    ``warnings.simplefilter("ignore", rnnumba.CompileWarning)``."""
+    """A call had to compile rnnumba's kernels (once; later processes load them from the disk cache).
+
+    Silence it with ``warnings.simplefilter("ignore", rnnumba.CompileWarning)``.
+    """
 
 
 class _Notice(_event.Listener):
-    """Says, once per compile of a driver called from Python (a kernel family's
+    """Listener of numba's compile events: the compile notice and the stack of compiling functions.
+
+    Says, once per compile of a driver called from Python (a kernel family's
     entry point), which kernels compile; and keeps the stack of functions
-    compiling in each thread, for :func:`_finalize_driver`."""
+    compiling in each thread, for :func:`_finalize_driver`.
+    """
 
     def __init__(self):
         self.local = threading.local()
@@ -261,8 +275,10 @@ class _Notice(_event.Listener):
         self.stack().pop()
 
     def stack(self):
-        """Qualified names of the functions compiling in this thread, outermost
-        first (None for functions outside rnnumba)."""
+        """Return the qualified names of the functions compiling in this thread.
+
+        Outermost first; None for functions outside rnnumba.
+        """
         try:
             return self.local.stack
         except AttributeError:
@@ -288,8 +304,7 @@ _STDLIB = os.path.dirname(os.path.abspath(contextlib.__file__))
 
 
 def _warn_outside(message, category):
-    """Warn at the first frame outside numba, rnnumba and the standard library
-    (the user's call)."""
+    """Warn at the first frame outside numba, rnnumba and the standard library (the user's call)."""
     frame = sys._getframe(1)
     while frame is not None and (frame.f_code.co_filename.startswith((_PACKAGE, _NUMBA, _STDLIB, "<frozen"))):
         frame = frame.f_back
@@ -309,10 +324,12 @@ _standard_finalize = _codegen.CPUCodeLibrary.finalize
 
 
 def _finalize_driver(library):
-    """numba's ``CPUCodeLibrary.finalize`` for a driver's libraries (its own,
-    and the three its ``prange`` loops lower to): the library's own code is
-    optimised first, then the (already optimised) callees are linked in for
-    the machine-code step.
+    """Finalize a driver's code library: its own code optimised, then the callees linked in.
+
+    This replaces numba's ``CPUCodeLibrary.finalize`` for a driver's libraries
+    (its own, and the three its ``prange`` loops lower to): the library's own
+    code is optimised first, then the (already optimised) callees are linked
+    in for the machine-code step.
 
     numba links every callee's optimised module into each caller and then
     optimises the whole again, and emits machine code for the whole again: a

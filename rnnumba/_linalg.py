@@ -13,19 +13,11 @@ Two forms vectorise well here:
   instructions, against nine vector multiply-adds per element at an inner
   dimension of 144, float32).
 
-Measured single-threaded on the development machine (AVX-512), 64-byte
-aligned operands, GMAC/s float32 / float64 (``docs/engine.md``):
-
-=========================  ============  ============  ===========
-product                    row updates   dot products  OpenBLAS
-=========================  ============  ============  ===========
-step, 32 x 144 x 128       111 / 61      74-78 / 51    39 / 25
-step, 128 x 576 x 512      114 / 49      101 / 47      56 / 29
-dW, 1600 rows, 128 x 144   100-109 / 55  -             52 / 28
-=========================  ============  ============  ===========
-
-(OpenBLAS: SciPy's, with the AVX2 ``Haswell`` kernels that the development
-machine's environment pins; see ``docs/engine.md``.)
+On the development machine (AVX-512) both forms beat SciPy's OpenBLAS (with
+the AVX2 ``Haswell`` kernels that machine's environment pins; see
+``docs/engine.md``) at the cells' per-step and weight-gradient sizes, and the
+row updates beat the dot products; the measurements are in
+``benchmarks/RESULTS.md`` ("Measurements formerly in docstrings").
 
 The cells use the row updates: per step through :func:`step_weights` and
 :func:`mm_step` (dot products over ``W``'s rows for the seed's small
@@ -37,7 +29,9 @@ gradients, in blocks of ``TN_BLOCK`` rows). A per-step product above
 The row updates' operands should start on a 64-byte boundary
 (:func:`empty_aligned`): numba's own arrays are aligned to 32 bytes, and a
 64-byte load or store that straddles two cache lines costs these loops a
-third of their speed.
+large share of their speed.
+
+GPU sibling: ``rnnumba.gpu.linalg`` (a tiled GEMM over strided views, column sums).
 """
 
 import numpy as np
@@ -53,8 +47,11 @@ LARGE = 1 << 27  # multiply-adds above which BLAS takes over (its cache blocking
 
 @jit(inline="always")
 def _nt_row(A, B, C, i, j0, k):
-    """``C[i, j0:] = A[i, :k] @ B[j0:, :k].T``: four dot products at a time
-    sharing each load of ``A[i]``, vectorised along the inner dimension."""
+    """``C[i, j0:] = A[i, :k] @ B[j0:, :k].T``: one row of ``C``.
+
+    Four dot products at a time share each load of ``A[i]``, vectorised along
+    the inner dimension.
+    """
     n = B.shape[0]
     zero = C.dtype.type(0)  # accumulate in C's precision (float32 stays float32)
     j = j0
@@ -88,11 +85,13 @@ def _nt_loops(A, B, C, k):
 
 @jit
 def _nt_blocked(A, B, C, k):
-    """``C = A[:, :k] @ B[:, :k].T`` in 4x4 blocks of ``C``: sixteen dot products share each
-    load of four rows of ``A`` and four of ``B``, vectorised along the inner
-    dimension. On the development machine's AVX-512 cores this runs at 40-80
-    GMAC/s (float64/float32) on the per-step products, where SciPy's OpenBLAS
-    (its Haswell kernels) gives 25-50."""
+    """``C = A[:, :k] @ B[:, :k].T`` in 4x4 blocks of ``C``.
+
+    Sixteen dot products share each load of four rows of ``A`` and four of
+    ``B``, vectorised along the inner dimension. On the development machine's
+    AVX-512 cores this beats SciPy's OpenBLAS (its Haswell kernels) on the
+    per-step products.
+    """
     m = A.shape[0]
     n = B.shape[0]
     m4, n4 = m - m % 4, n - n % 4
@@ -132,10 +131,12 @@ def _nt_blocked(A, B, C, k):
 
 @jit(inline="always")
 def mm_nt(A, B, C):
-    """C = A @ B.T for C-contiguous A (m, k), B (n, k), C (m, n).
+    """``C = A @ B.T`` for C-contiguous A (m, k), B (n, k), C (m, n).
 
-    Inlined: as a call of its own (then a two-level dispatch) it made the
-    seed's compiled training loop 45% slower (1.40 -> 2.1 s per run)."""
+    :func:`_nt_loops` for short inner dimensions, :func:`_nt_blocked` up to
+    ``LARGE`` multiply-adds, BLAS above. Inlined: as a call of its own (then a
+    two-level dispatch) it made the seed's compiled training loop much slower.
+    """
     m, k = A.shape
     if k < BLOCKED:
         if m * k * B.shape[0] <= SMALL:
@@ -149,18 +150,19 @@ def mm_nt(A, B, C):
 
 @jit(inline="always")
 def mm_nn_rows(A, B, C):
-    """``C = A @ B[:, :n]`` (``n = C.shape[1]``) for ``A`` (m, k) of any layout
-    and C-contiguous ``B`` (k, >= n), as row updates ``C[i] += A[i, q] B[q]`` vectorised along
-    the rows of ``B``: two rows of ``C`` and four of ``B`` at a time, so each
-    load and store of ``C`` carries eight multiply-adds.
+    """``C = A @ B[:, :n]`` (``n = C.shape[1]``) as row updates ``C[i] += A[i, q] B[q]``.
+
+    ``A`` (m, k) may have any layout, ``B`` (k, >= n) is C-contiguous. The
+    updates are vectorised along the rows of ``B``: two rows of ``C`` and four
+    of ``B`` at a time, so each load and store of ``C`` carries eight
+    multiply-adds.
 
     For short inner dimensions, where dot products spend most of their time in
-    remainder loops and reductions: 10 x 27 x 26 (the seed's per-step products)
-    in 0.33 us float32 / 0.43 float64, against 0.51 / 0.52 for :func:`_nt_loops`
-    (which would also need ``B`` transposed). Also a head's few outputs, where
-    copies or a BLAS call would cost more than the arithmetic. Inlined, like
-    :func:`mm_nt` (as a call of its own, the earlier form of these row
-    updates slowed the seed's compiled training loop 45%).
+    remainder loops and reductions: faster than :func:`_nt_loops` on the seed's
+    per-step products (which would also need ``B`` transposed). Also a head's
+    few outputs, where copies or a BLAS call would cost more than the
+    arithmetic. Inlined, like :func:`mm_nt` (as a call of its own, the earlier
+    form of these row updates slowed the seed's compiled training loop).
     """
     m, k = A.shape
     n = C.shape[1]
@@ -197,7 +199,11 @@ def mm_nn_rows(A, B, C):
 
 @jit(inline="always")
 def mm_nn(A, B, C):
-    """C = A @ B for C-contiguous A (m, k), B (k, n), C (m, n)."""
+    """``C = A @ B`` for C-contiguous A (m, k), B (k, n), C (m, n).
+
+    BLAS above ``SMALL`` multiply-adds; below it :func:`mm_nn_rows` for an inner
+    dimension under 8, else :func:`_nt_loops` over a transposed copy of ``B``.
+    """
     m, k = A.shape
     n = B.shape[1]
     if m * k * n > SMALL:
@@ -210,14 +216,12 @@ def mm_nn(A, B, C):
 
 @jit(inline="always")
 def mm_tn(A, B, C):
-    """C = A.T @ B for C-contiguous A (k, m), B (k, n), C (m, n).
+    """``C = A.T @ B`` for C-contiguous A (k, m), B (k, n), C (m, n).
 
     BLAS, except for fewer than four rows of ``C`` (a head's few outputs):
     row updates. For the heads; the cells' weight gradients use
     :func:`mm_tn_blocked`, which is faster than BLAS's AVX2 kernels at every
-    size measured (26 x 27 from 20 rows: 0.72 against 1.06 us float64, 0.67
-    against 0.72 float32; single-threaded, 128 x 144 from 1600 rows: 290
-    against 562 us float32).
+    size measured.
     """
     if A.shape[1] >= 4:
         np.dot(A.T, B, C)
@@ -227,13 +231,12 @@ def mm_tn(A, B, C):
 
 @jit(inline="always")
 def empty_aligned(rows, cols, dtype):
-    """An uninitialised (rows, cols) array whose data start on an ``ALIGN``-byte
-    boundary.
+    """Return an uninitialised (rows, cols) array whose data start on an ``ALIGN``-byte boundary.
 
     numba aligns its arrays to 32 bytes, so half of them start in the middle
-    of a cache line and every 64-byte load or store from them straddles two:
-    the row updates of :func:`mm_nn_blocked` ran at 70 GMAC/s instead of 110
-    (float32, 32 x 144 x 128) on a misaligned ``C``, 81 on a misaligned ``B``.
+    of a cache line and every 64-byte load or store from them straddles two,
+    which slows the row updates of :func:`mm_nn_blocked` markedly on a
+    misaligned ``C`` or ``B``.
     """
     size = rows * cols
     buf = np.empty(size + ALIGN, dtype=dtype)
@@ -253,11 +256,13 @@ def transposed(W):
 
 @jit
 def _nn_blocked(A, B, C, accumulate):
-    """``C = A @ B[:, :n]``, or ``C += A @ B[:, :n]`` if ``accumulate``, as row
-    updates: four rows of ``C`` by four rows of ``B`` at a time, so each load
-    and store of ``C`` carries sixteen multiply-adds, vectorised along the
-    rows of ``B`` and ``C`` (no reductions). ``A`` may have any layout: its
-    entries are read one at a time."""
+    """``C = A @ B[:, :n]``, or ``C += A @ B[:, :n]`` if ``accumulate``, as row updates.
+
+    Four rows of ``C`` by four rows of ``B`` at a time, so each load and store
+    of ``C`` carries sixteen multiply-adds, vectorised along the rows of ``B``
+    and ``C`` (no reductions). ``A`` may have any layout: its entries are read
+    one at a time.
+    """
     m, k = A.shape
     n = C.shape[1]
     k4 = k - k % 4
@@ -296,10 +301,13 @@ def _nn_blocked(A, B, C, accumulate):
 
 @jit(inline="always")
 def mm_nn_blocked(A, B, C):
-    """``C = A @ B[:, :n]`` (``n = C.shape[1]``) for ``A`` (m, k) of any layout,
-    C-contiguous ``B`` (k, >= n) and ``C``: :func:`mm_nn_rows` up to ``SMALL``
-    multiply-adds (a call of its own costs more than the seed's products
-    gain), :func:`_nn_blocked` up to ``LARGE``, BLAS above."""
+    """``C = A @ B[:, :n]`` (``n = C.shape[1]``), by size.
+
+    ``A`` (m, k) of any layout, C-contiguous ``B`` (k, >= n) and ``C``:
+    :func:`mm_nn_rows` up to ``SMALL`` multiply-adds (a call of its own costs
+    more than the seed's products gain), :func:`_nn_blocked` up to ``LARGE``,
+    BLAS above.
+    """
     n = C.shape[1]
     work = A.shape[0] * A.shape[1] * n
     if work <= SMALL:
@@ -312,10 +320,12 @@ def mm_nn_blocked(A, B, C):
 
 @jit(inline="always")
 def step_weights(W, n):
-    """What :func:`mm_step` multiplies ``n`` rows by ``W^T`` with, made once
-    per chunk: ``W^T``, C-contiguous and aligned, or an empty array where the
-    product is at most ``SMALL`` multiply-adds (the seed's), too small to
-    repay the copy: those run as dot products over the rows of ``W``."""
+    """Return what :func:`mm_step` multiplies ``n`` rows by ``W^T`` with, made once per chunk.
+
+    ``W^T``, C-contiguous and aligned, or an empty array where the product is
+    at most ``SMALL`` multiply-adds (the seed's), too small to repay the copy:
+    those run as dot products over the rows of ``W``.
+    """
     if n * W.shape[0] * W.shape[1] <= SMALL:
         return W[:0]
     return transposed(W)
@@ -326,7 +336,8 @@ def mm_step(A, W, WT, C):
     """``C = A @ W.T`` for a cell's per-step product, ``WT`` from :func:`step_weights`.
 
     A function of its own, not inlined: compiled once per array type instead
-    of once per call site (the GRU has two per step), and no slower."""
+    of once per call site (the GRU has two per step), and no slower.
+    """
     if WT.shape[0] == 0:
         mm_nt(A, W, C)
     else:
@@ -335,12 +346,14 @@ def mm_step(A, W, WT, C):
 
 @jit(inline="always")
 def back_weights(W, n):
-    """What :func:`mm_back` multiplies ``n`` rows by ``W`` with, made once per
-    chunk: for a product of at most ``SMALL`` multiply-adds with an inner
-    dimension (``W``'s rows) of ``BLOCKED`` or more, ``W^T`` (dot products
-    along its rows; with row updates instead, the seed-sized LSTM's training
-    step went from 31 to 36 us, float64); else an empty array (row updates
-    over ``W``'s rows)."""
+    """Return what :func:`mm_back` multiplies ``n`` rows by ``W`` with, made once per chunk.
+
+    For a product of at most ``SMALL`` multiply-adds with an inner dimension
+    (``W``'s rows) of ``BLOCKED`` or more, ``W^T`` (dot products along its
+    rows, faster there than row updates: the seed-sized LSTM's training step
+    was slower with row updates); else an empty array (row updates over
+    ``W``'s rows).
+    """
     if n * W.shape[0] * W.shape[1] <= SMALL and W.shape[0] >= BLOCKED:
         return transposed(W)
     return W[:0]
@@ -348,8 +361,10 @@ def back_weights(W, n):
 
 @jit
 def mm_back(A, W, WT, C):
-    """``C = A @ W[:, :n]`` (``n = C.shape[1]``) for a cell's per-step BPTT
-    product, ``WT`` from :func:`back_weights`. Not inlined, as :func:`mm_step`."""
+    """``C = A @ W[:, :n]`` (``n = C.shape[1]``) for a cell's per-step BPTT product.
+
+    ``WT`` comes from :func:`back_weights`. Not inlined, as :func:`mm_step`.
+    """
     if WT.shape[0] == 0:
         mm_nn_blocked(A, W, C)
     else:
@@ -358,13 +373,13 @@ def mm_back(A, W, WT, C):
 
 @jit
 def mm_tn_blocked(A, B, C):
-    """``C = A.T @ B`` for C-contiguous ``A`` (k, m), ``B`` (k, n), ``C`` (m, n)
-    (``k`` may be 0): :func:`_nn_blocked` row updates from ``TN_BLOCK`` rows of
-    ``A`` and ``B`` at a time, which stay in cache while every row of ``C`` is
-    updated from them (72 KiB at the medium size, float32). Blocks of 32 to
-    256 rows were within 10% of each other in float32 at the medium and large
-    sizes; 128 was the best or near it in every case measured (float64 large:
-    56 GMAC/s, 47.5 with 256)."""
+    """``C = A.T @ B`` for C-contiguous ``A`` (k, m), ``B`` (k, n), ``C`` (m, n); ``k`` may be 0.
+
+    :func:`_nn_blocked` row updates from ``TN_BLOCK`` rows of ``A`` and ``B``
+    at a time, which stay in cache while every row of ``C`` is updated from
+    them (72 KiB at the medium size, float32). Block sizes from 32 to 256 rows
+    differed little; 128 was the best or near it in every case measured.
+    """
     if A.shape[0] == 0:
         for i in range(C.shape[0]):
             for j in range(C.shape[1]):
@@ -372,3 +387,71 @@ def mm_tn_blocked(A, B, C):
     # ``q > 0`` is a run-time flag: literal True/False would compile two versions
     for q in range(0, A.shape[0], TN_BLOCK):
         _nn_blocked(A[q : q + TN_BLOCK].T, B[q : q + TN_BLOCK], C, q > 0)
+
+
+# ---------------------------------------------------------------- rows and weight views
+
+
+@jit(inline="always")
+def tensor(theta, offset, shape0, shape1):
+    """``theta[offset : offset + shape0*shape1]`` as a (shape0, shape1) view."""
+    return theta[offset : offset + shape0 * shape1].reshape(shape0, shape1)
+
+
+@jit(inline="always")
+def copy_row(dst, src):
+    """``dst[:] = src`` for 1-D rows, as a plain loop.
+
+    Much cheaper than numba's slice assignment (called hundreds of times per
+    batch).
+    """
+    for k in range(dst.shape[0]):
+        dst[k] = src[k]
+
+
+@jit(inline="always")
+def add_row(dst, src):
+    """``dst += src`` for 1-D rows, as :func:`copy_row`."""
+    for k in range(dst.shape[0]):
+        dst[k] += src[k]
+
+
+LANE_BYTES = 64  # one AVX-512 register; a multiple of AVX2's 32
+PAD_WORK = 1 << 16  # per-step multiply-adds from which padding repays its copies
+
+
+@jit
+def padded_width(K, work, itemsize):
+    """Return the row width of a layer's ``[h; x]`` buffer and of its weights.
+
+    ``K``, or ``K`` rounded up to whole SIMD registers.
+
+    The products vectorise along ``K`` and run its last ``K % lanes`` columns
+    one at a time, each costing about as much as a whole register's worth, so
+    a ragged ``K`` is markedly slower than the next multiple of the lanes.
+    Zero columns (in the weights and in ``x``) change no sum. Only where a
+    step's product (``work`` multiply-adds) is big enough to repay copying the
+    weights in and their gradient out.
+    """
+    lanes = LANE_BYTES // itemsize
+    r = K % lanes
+    if r < 2 or work < PAD_WORK:
+        return K
+    return K + lanes - r
+
+
+@jit(inline="always")
+def padded_weights(theta, offset, rows, K, Kp):
+    """Return the (rows, K) weight matrix at ``offset``.
+
+    A view, or a copy padded with zero columns to ``Kp`` (see :func:`padded_width`).
+    """
+    W = tensor(theta, offset, rows, K)
+    if Kp == K:
+        return W
+    Wp = empty_aligned(rows, Kp, theta.dtype)
+    for j in range(rows):
+        copy_row(Wp[j, :K], W[j])
+        for k in range(K, Kp):
+            Wp[j, k] = 0.0
+    return Wp

@@ -1,8 +1,9 @@
 """Fill the kernel cache ahead of time: :func:`precompile` and ``rnnumba compile``.
 
-A new process loads compiled kernels from the disk cache (``rnnumba._jit``) in
-well under a second, but the first process of an installation compiles them:
-about half a minute per cell and dtype on a 2-core machine. Run this once
+A new process loads compiled kernels from the disk cache (``rnnumba._jit``)
+quickly, but the first process of an installation compiles them, which takes
+far longer for every cell and dtype (see the cold-start section of
+``benchmarks/RESULTS.md``). Run this once
 where that wait should not fall on a user: while building a Docker image, at
 the start of a CI job, or on every Dask worker
 (``client.run(rnnumba.precompile, cells=["elman"])``).
@@ -39,7 +40,7 @@ def precompile(cells=("elman", "lstm", "gru"), dtypes=DTYPES, jobs=1):
 
     Each cell and dtype is compiled (or found in the cache) by running every
     kernel a network of that cell uses, training and prediction, on a tiny
-    batch. Afterwards a new process loads them in well under a second.
+    batch. Afterwards a new process loads them from the cache instead.
 
     Parameters
     ----------
@@ -76,7 +77,22 @@ def precompile(cells=("elman", "lstm", "gru"), dtypes=DTYPES, jobs=1):
 
 
 def warm(cell, dtype):
-    """Compile (or load) one cell family's kernels for one dtype; see :func:`precompile`."""
+    """Compile (or load) one cell family's kernels for one dtype; see :func:`precompile`.
+
+    Parameters
+    ----------
+    cell : str
+        A cell family (:data:`CELLS`).
+    dtype : str
+        ``"float64"`` or ``"float32"``.
+
+    Returns
+    -------
+    dict
+        ``cell``, ``dtype``, ``seconds``, ``compiled``, ``loaded`` and
+        ``cache`` (the cache folder).
+    """
+    from .data import Batch
     from .network import RNN
     from .solvers import FirstOrder
     from .solvers.kernels import epoch_kernel
@@ -94,7 +110,7 @@ def warm(cell, dtype):
         lengths = np.full(40, 3, dtype=np.int64)
         Y = np.zeros((40, 1, 1), dtype=dtype)
         opt = FirstOrder(net, "sgd", lr=0.0, batch_size=20)
-        opt.epoch(X, lengths, Y, False, "mse", np.arange(2, dtype=np.int64))
+        opt.epoch(Batch(X, lengths, Y, False, 40, "mse"), np.arange(2, dtype=np.int64))
     hits_after, misses_after = _counts(tops)
     return {
         "cell": cell,

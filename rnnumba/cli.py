@@ -23,11 +23,15 @@ class _UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (:class:`_UsageError`), not the usage text."""
+
     def error(self, message):  # argparse would print the whole usage text
         raise _UsageError(f"{message} (see rnnumba {self.prog.split()[-1]} --help)")
 
 
 def _positive(kind):
+    """Make an argparse ``type=``: text parsed by ``kind`` (int or float) and required to be > 0."""
+
     def parse(text):
         try:
             value = kind(text)
@@ -41,7 +45,7 @@ def _positive(kind):
 
 
 def _names(text):
-    """A comma-separated list of names (checked by the command itself)."""
+    """Split a comma-separated list of names (checked by the command itself)."""
     names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
         raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
@@ -49,6 +53,7 @@ def _names(text):
 
 
 def _model_flags(p, iters=20):
+    """Add the model and training flags shared by ``toy`` and ``train`` to parser ``p``."""
     g = p.add_argument_group("model and training")
     g.add_argument("--hidden", type=_positive(int), default=26, help="hidden units (default 26)")
     g.add_argument("--batch", type=_positive(int), default=20, help="minibatch size (default 20)")
@@ -71,6 +76,7 @@ def _model_flags(p, iters=20):
 
 
 def _parser():
+    """Build the ``rnnumba`` argument parser with its four subcommands."""
     p = _Parser(prog="rnnumba", description="Numba-accelerated recurrent networks.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     toy = sub.add_parser("toy", help="train the seed's model on the built-in toy data")
@@ -101,6 +107,7 @@ def _parser():
 
 
 def _options(a):
+    """Map parsed model flags ``a`` to the estimator's keywords (``cell=``, ``lr=``, ...)."""
     return dict(
         cell=a.cell,
         num_layers=a.layers,
@@ -120,6 +127,7 @@ def _options(a):
 
 
 def _need(path, what):
+    """Raise a :class:`_UsageError` naming ``what`` unless ``path`` is an existing file."""
     if not os.path.isfile(path):
         raise _UsageError(f"{what} {path!r} does not exist")
 
@@ -184,6 +192,7 @@ def read_data(path, need_y=True):
 
 
 def _write_predictions(pred, path):
+    """Write predictions to a .npz or .csv file, or as CSV lines to stdout when ``path`` is None."""
     rows = pred if isinstance(pred, list) else list(np.asarray(pred))
     if path is None:
         for r in rows:
@@ -208,6 +217,7 @@ def _write_predictions(pred, path):
 
 
 def _fmt(v):
+    """Format a CSV cell: ``repr`` of a float (round-trips exactly), ``str`` of anything else."""
     return repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
 
 
@@ -215,6 +225,7 @@ def _fmt(v):
 
 
 def _toy(a):
+    """``rnnumba toy``: train on the built-in toy data, reporting train/test MSE per epoch."""
     from .datasets import eval_grid, make_toy
     from .estimators import RNNRegressor
 
@@ -265,6 +276,7 @@ def _toy(a):
 
 
 def _plot(model, grid, path):
+    """Save a PNG of the model's predictions on the noise-free grid against the true inverse."""
     import matplotlib.pyplot as plt
 
     Xg, zg = grid
@@ -281,6 +293,7 @@ def _plot(model, grid, path):
 
 
 def _train(a):
+    """``rnnumba train``: fit an estimator on a data file and save it."""
     from .estimators import RNNClassifier, RNNRegressor
 
     X, y, lengths = read_data(a.data)
@@ -315,7 +328,8 @@ def _train(a):
 
 
 def _predict(a):
-    from .io import load
+    """``rnnumba predict``: load a saved estimator and write its predictions."""
+    from .estimators import load
 
     _need(a.model, "model file")
     model = load(a.model)
@@ -327,6 +341,7 @@ def _predict(a):
 
 
 def _compile(a):
+    """``rnnumba compile``: fill the kernel cache (:func:`rnnumba.precompile`) and report."""
     from ._precompile import precompile
 
     for r in precompile(a.cells, a.dtypes, a.jobs):
@@ -337,11 +352,23 @@ def _compile(a):
 
 
 def _warn(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` for the command line: one ``rnnumba: warning:`` line on stderr."""
     print(f"rnnumba: warning: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv=None):
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        0 on success, 2 for a bad flag or file (one line on stderr).
+    """
     try:
         args = _parser().parse_args(argv)
     except _UsageError as exc:

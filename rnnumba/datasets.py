@@ -49,7 +49,7 @@ KINDS = ("fixed", "varlen", "seq2seq")
 
 
 def f(x):
-    """The seed's wavy curve.
+    """Evaluate the seed's wavy curve.
 
     ``f(x) = 2 + 0.5 sin(x/2 - 1) + sin(x) + sin(2x + 2) + sin(x/4 + 1)``
 
@@ -260,7 +260,7 @@ def make_toy_seq2seq(
 
 
 def eval_grid(n=200, length=LENGTH, dtype=np.float64):
-    """The noise-free evaluation grid of the seed's figure.
+    """Build the noise-free evaluation grid of the seed's figure.
 
     Parameters
     ----------
@@ -328,7 +328,7 @@ def load_toy(
     lengths=LENGTHS,
     dtype=np.float64,
 ):
-    """The seed's toy data, split and standardised as in the original.
+    """Load the seed's toy data, split and standardised as in the original.
 
     Parameters
     ----------

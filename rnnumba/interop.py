@@ -28,6 +28,7 @@ from .network import RNN
 
 
 def _torch():
+    """Import ``torch``, or raise an ImportError saying how to install it."""
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -36,11 +37,12 @@ def _torch():
 
 
 def _torch_suffix(layer, direction):
+    """PyTorch's parameter-name suffix: ``_l{layer}``, plus ``_reverse`` for direction 1."""
     return f"_l{layer}" + ("_reverse" if direction else "")
 
 
 def _to_numpy(tensor, dtype, what):
-    """A tensor's values as a NumPy array of ``dtype``, refusing lossy casts."""
+    """Return a tensor's values as a NumPy array of ``dtype``, refusing lossy casts."""
     torch = _torch()
     if not tensor.dtype.is_floating_point:
         raise TypeError(f"{what} has dtype {tensor.dtype}; expected a floating-point tensor")
@@ -59,7 +61,7 @@ def _to_numpy(tensor, dtype, what):
 
 
 def _cell_of(rnn_module):
-    """rnnumba's cell name for a torch module, or a clear error."""
+    """Return rnnumba's cell name for a torch module, or raise a clear error."""
     torch = _torch()
     nn = torch.nn
     if isinstance(rnn_module, nn.LSTM):
@@ -82,7 +84,7 @@ def _cell_of(rnn_module):
 
 
 def from_torch(rnn_module, head=None, dtype=np.float64, *, output_size=1, random_state=None):
-    """An :class:`~rnnumba.RNN` computing what ``head(rnn_module(X))`` computes.
+    """Build an :class:`~rnnumba.RNN` computing what ``head(rnn_module(X))`` computes.
 
     Parameters
     ----------
@@ -171,7 +173,7 @@ def from_torch(rnn_module, head=None, dtype=np.float64, *, output_size=1, random
 
 
 def to_torch_state_dict(net, vector=None, *, kind=None):
-    """The parameters (or a gradient) of ``net`` under PyTorch's names.
+    """Map the parameters (or a gradient) of ``net`` to PyTorch's names.
 
     Parameters
     ----------

@@ -10,7 +10,7 @@ The order inside ``theta`` is::
         for direction in (forward, reverse if bidirectional):
             W      (G*H, H + I_l)  rows: gates; columns: h_{t-1} first, then x_t
             b      (G*H,)
-            extras (cell specific, see ``CELL_EXTRAS``)
+            extras (cell specific, see :func:`cell_extras`)
     W_out  (O, H*D)
     b_out  (O,)
 
@@ -65,6 +65,7 @@ class Entry:
 
     @property
     def size(self):
+        """Number of entries, the product of ``shape``."""
         return int(np.prod(self.shape))
 
 
@@ -96,6 +97,7 @@ class Layout:
     entries: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        """Check the arguments and build :attr:`entries`, the tensors in ``theta`` order."""
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
         for name in ("input_size", "hidden", "output_size", "num_layers"):
@@ -131,32 +133,47 @@ class Layout:
 
     @property
     def directions(self):
+        """``D``: 2 for a bidirectional network, else 1."""
         return 2 if self.bidirectional else 1
 
     @property
     def gates(self):
+        """``G``, the cell's gate blocks: Elman 1, GRU 3, LSTM 4."""
         return GATES[self.cell]
 
     @property
     def n_params(self):
+        """Length of ``theta``: the number of parameters (:func:`n_params` in closed form)."""
         last = self.entries[-1]
         return last.offset + last.size
 
     def __getitem__(self, name):
+        """Return the :class:`Entry` named ``name`` (``"W"``, ``"b_l1_reverse"``, ...); KeyError if none."""
         for entry in self.entries:
             if entry.name == name:
                 return entry
         raise KeyError(name)
 
     def views(self, theta):
-        """Name -> array view into ``theta`` (no copies)."""
+        """Name -> array view into ``theta`` (no copies).
+
+        Parameters
+        ----------
+        theta : array_like (n_params,)
+            A parameter vector (or a gradient) of this layout.
+
+        Returns
+        -------
+        dict of str -> ndarray
+            Every tensor, in ``theta`` order, as a view of its shape.
+        """
         theta = np.asarray(theta)
         if theta.ndim != 1 or theta.shape[0] != self.n_params:
             raise ValueError(f"expected a vector of {self.n_params} parameters, got shape {theta.shape}")
         return {e.name: theta[e.offset : e.offset + e.size].reshape(e.shape) for e in self.entries}
 
     def offsets(self):
-        """The kernels' table, int64 of shape (num_layers*D + 1, 3).
+        """Return the kernels' offsets table, int64 of shape (num_layers*D + 1, 3).
 
         Row ``l*D + d`` holds the offsets of ``W``, ``b`` and the cell's extra
         tensor (-1 when it has none) of layer ``l``, direction ``d``; the last
@@ -176,10 +193,22 @@ class Layout:
         return table
 
     def spec(self, many_to_many=False):
-        """The kernels' integer description, int64, entries named by
-        :data:`CELL`, :data:`HIDDEN`, ... :data:`MANY`: cell code, H, layers,
-        directions, input size, output size, peephole flag, reset-after flag,
-        and whether the head reads every step (many-to-many) or the final state."""
+        """Return the kernels' integer description, an int64 vector.
+
+        Entries named by :data:`CELL`, :data:`HIDDEN`, ... :data:`MANY`: cell
+        code, H, layers, directions, input size, output size, peephole flag,
+        reset-after flag, and whether the head reads every step (many-to-many)
+        or the final state.
+
+        Parameters
+        ----------
+        many_to_many : bool, default False
+            Whether the head reads every step.
+
+        Returns
+        -------
+        ndarray of int64, shape (MANY + 1,)
+        """
         spec = np.zeros(MANY + 1, dtype=np.int64)
         spec[CELL] = CELL_CODE[self.cell]
         spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS] = self.hidden, self.num_layers, self.directions
@@ -189,13 +218,23 @@ class Layout:
 
     @property
     def kernel_family(self):
-        """Which family of compiled kernels runs this network
-        (:func:`rnnumba.engine.kernels`): the cell, and for the GRU its form."""
+        """Which family of compiled kernels runs this network (:func:`rnnumba.engine.kernels`).
+
+        The cell, and for the GRU its form: ``"gru"`` or ``"gru_cho"``.
+        """
         if self.cell == "gru" and not self.reset_after:
             return "gru_cho"
         return self.cell
 
     def to_dict(self):
+        """Return the constructor's arguments as plain Python values (``Layout(**d)`` rebuilds it).
+
+        Returns
+        -------
+        dict
+            ``cell``, ``input_size``, ``hidden``, ``output_size``, ``num_layers``,
+            ``bidirectional``, ``peephole``, ``reset_after``.
+        """
         return dict(
             cell=self.cell,
             input_size=int(self.input_size),

@@ -7,6 +7,10 @@ over the valid predictions; ``y`` holds the class index.
 
 ``scale`` is ``1 / count``; the caller computes ``count`` once for the batch so
 that chunks of it add up exactly.
+
+GPU siblings: ``rnnumba.gpu.head`` (``loss_rows``: the row losses and
+``dy_hat``) and the head's GEMMs in
+``rnnumba.gpu.engine.DeviceEngine.device_loss_and_grad``.
 """
 
 import math
@@ -22,9 +26,12 @@ LOSSES = {"mse": MSE, "xent": XENT}
 
 @jit(inline="always")
 def _affine(W_out, b_out, F, out):
-    """``out = F W_out^T + b_out``: one dot product per output, vectorised along
-    ``F``'s rows. Plain loops: a head has few outputs, and the general
-    products (with their BLAS paths) made it the slowest part of a cold start."""
+    """``out = F W_out^T + b_out``: the affine head, ``out[m, o] = sum_k F[m, k] W_out[o, k] + b_out[o]``.
+
+    One dot product per output, vectorised along ``F``'s rows. Plain loops: a
+    head has few outputs, and the general products (with their BLAS paths)
+    made it the slowest part of a cold start.
+    """
     zero = out.dtype.type(0)  # accumulate in the arrays' precision
     for m in range(F.shape[0]):
         for o in range(W_out.shape[0]):
@@ -35,12 +42,22 @@ def _affine(W_out, b_out, F, out):
 
 
 @jit
-def _head(W_out, b_out, F, Y, loss, scale, dF, dW_out, db_out):
-    """Readout ``y_hat = F W_out^T + b_out`` of M rows, its loss and gradients.
+def head(W_out, b_out, F, Y, loss, scale, dF, dW_out, db_out):
+    """Compute the readout ``y_hat = F W_out^T + b_out`` of M rows, its loss and gradients.
 
-    ``F`` (M, H*D) features, ``Y`` (M, O) targets (class index in column 0 for
-    cross-entropy). Writes ``dF = dy_hat W_out`` (M, H*D), ``dW_out =
-    dy_hat^T F`` and ``db_out``; returns the loss summed over rows, times ``scale``.
+    The equations::
+
+        MSE:   L      = scale * sum_m sum_o (y_hat[m, o] - y[m, o])^2
+               dy_hat = 2 * scale * (y_hat - y)
+        XENT:  L      = scale * sum_m (log sum_o exp(y_hat[m, o]) - y_hat[m, c_m])
+               dy_hat = scale * (softmax(y_hat[m]) - onehot(c_m))      (shifted by max_o)
+        dF = dy_hat W_out        dW_out = dy_hat^T F        db_out = sum_m dy_hat[m]
+
+    ``F`` (M, H*D) features, ``Y`` (M, O) targets (class index ``c_m`` in
+    column 0 for cross-entropy). ``dF`` (M, H*D), ``dW_out`` and ``db_out`` are
+    written (not accumulated); returns ``L``. GPU sibling:
+    ``rnnumba.gpu.head.loss_rows`` (``L`` per row and ``dy_hat``), the products
+    in ``rnnumba.gpu.engine.DeviceEngine.device_loss_and_grad``.
     """
     F, Y, dF = borrow(F), borrow(Y), borrow(dF)  # the caller's: no counting of their views
     M, O, K = F.shape[0], W_out.shape[0], F.shape[1]
@@ -82,6 +99,9 @@ def _head(W_out, b_out, F, Y, loss, scale, dF, dW_out, db_out):
 
 
 @jit
-def _readout(W_out, b_out, F, out):
-    """``out = F W_out^T + b_out`` (raw scores; no softmax)."""
+def readout(W_out, b_out, F, out):
+    """``out = F W_out^T + b_out`` (raw scores; no softmax).
+
+    GPU sibling: ``rnnumba.gpu.engine.DeviceEngine.readout``.
+    """
     _affine(W_out, b_out, F, out)

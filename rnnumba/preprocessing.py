@@ -60,7 +60,7 @@ class Standardizer:
 
     @property
     def is_fitted(self):
-        """bool : Whether ``mean_`` and ``std_`` are set."""
+        """True if ``mean_`` and ``std_`` are set, else False."""
         return self.mean_ is not None
 
     def fit(self, X, lengths=None):
@@ -170,7 +170,7 @@ class Standardizer:
         return self.fit(X, lengths).transform(X, lengths)
 
     def to_dict(self):
-        """The statistics as plain floats, ready for ``json.dumps``.
+        """Return the statistics as plain floats, ready for ``json.dumps``.
 
         Returns
         -------

@@ -125,7 +125,7 @@ def test_matches_reference(name, num_layers, bidirectional, many, loss):
 @pytest.mark.parametrize("name", NAMES)
 def test_large_batch_several_chunks(name):
     """N = 40: the engine cuts the batch into blocks (each with its own partial gradient)."""
-    from rnnumba.network import n_chunks
+    from rnnumba.chunks import n_chunks
 
     rng = np.random.default_rng(5)
     lengths = rng.integers(1, T + 1, 40)
@@ -163,15 +163,15 @@ def test_blas_sized_products(name):
 def test_padded_rows(name, dtype):
     """H = 61, 5 inputs, 2 layers, both directions, 20 samples per chunk: the
     engine pads both layers' ``[h; x]`` rows (66 and 183 wide) and weights to
-    whole SIMD registers (``engine._padded``); the zero columns change nothing."""
-    from rnnumba import engine
+    whole SIMD registers (``_linalg.padded_width``); the zero columns change nothing."""
+    from rnnumba._linalg import padded_width
 
     hidden, inputs = 61, 5
     net, gru = make_net(name, 2, True, dtype=dtype, hidden=hidden, inputs=inputs, scale=1.0 / np.sqrt(hidden))
     gates = {"elman": 1, "lstm": 4, "gru": 3}[net.layout.cell]
     itemsize = np.dtype(dtype).itemsize
     for K in (hidden + inputs, 3 * hidden):  # layer 0, layer 1 (reads both directions)
-        assert engine._padded(K, 20 * gates * hidden * K, itemsize) > K
+        assert padded_width(K, 20 * gates * hidden * K, itemsize) > K
     rng = np.random.default_rng(3)
     lengths = rng.integers(1, 7, 40)
     lengths[:2] = (1, 6)

@@ -84,9 +84,9 @@ def test_every_kernel_compiles_to_ptx_for_sm90():
     failed = [(name, key, info) for name, key, ok, info in results if not ok]
     assert not failed, failed
     # every registered kernel was compiled, in both dtypes
-    from rnnumba.gpu import _registry
+    from rnnumba.gpu import _registry, catalog
 
-    _registry.specs()  # imports every kernel module, registering its builders
+    catalog.specs()  # imports every kernel module, registering its builders
     names = {name for name, *_ in results}
     assert names == set(_registry._BUILDERS), set(_registry._BUILDERS) ^ names
     assert {key[0] for _, key, *_ in results} == {"float32", "float64"}
@@ -96,7 +96,7 @@ def test_every_kernel_compiles_to_ptx_for_sm90():
 
 @pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None, reason="numba-cuda is not installed")
 def test_kernel_list_covers_both_strategies():
-    from rnnumba.gpu import _registry
+    from rnnumba.gpu import catalog
 
-    names = {name for name, _ in _registry.specs()}
+    names = {name for name, _ in catalog.specs()}
     assert {"persistent_forward", "persistent_backward", "step_forward", "step_backward", "gemm"} <= names

@@ -28,6 +28,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 from rnnumba import RNN  # noqa: E402
 from rnnumba import distributed as rd  # noqa: E402
 from rnnumba.datasets import load_toy  # noqa: E402
+from rnnumba.distributed import tasks  # noqa: E402
 from rnnumba.solvers import FirstOrder  # noqa: E402
 
 CLUSTER = dict(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
@@ -92,7 +93,7 @@ def test_objective_is_bitwise_repeatable_and_placement_free(client, toy):
         parts = client.gather(f.data.parts)
         total, grad = 0.0, np.zeros(net.n_params)
         for part in parts:
-            value, g = rd._eval_part(part, theta, net, "mse", 1)
+            value, g = tasks.eval_part(part, theta, net, "mse", 1)
             total += value
             grad += g
         assert v1 == total / f.data.count and np.array_equal(g1, grad / f.data.count)
@@ -146,22 +147,22 @@ def test_bad_inputs_give_clear_errors(client, toy):
 
 
 def test_numba_threads_and_one_compile_per_host(client, toy):
-    cpus = client.run(rd._usable_cpus)
+    cpus = client.run(tasks.usable_cpus)
     n = rd.numba_threads_for(client)
     assert n == max(1, min(cpus.values()) // 2)  # both workers share this host
 
     def probe(threads):
         import numba
 
-        rd._set_threads(threads)
+        tasks.set_threads(threads)
         return numba.get_num_threads()
 
     assert set(client.gather(client.map(probe, [n] * 4, pure=False))) == {n}
     net = RNN(1, 5, random_state=0)
     # this process compiles first (or loads), so the disk cache is warm for the workers
-    X3, lens, Y, many, _, loss = net._prepare(toy.X_train[:40], toy.y_train[:40])
-    net._loss_and_grad(X3, lens, Y, many, 40, loss)
-    FirstOrder(net.copy(), "sgd", lr=0.0, batch_size=20).epoch(X3, lens, Y, many, loss, np.arange(2))
+    data = net.prepare(toy.X_train[:40], toy.y_train[:40])
+    net.loss_and_grad(data)
+    FirstOrder(net.copy(), "sgd", lr=0.0, batch_size=20).epoch(data, np.arange(2))
     X, y, _ = dask_xy(toy, 1050)
     with rd.DaskData(net, X, y, client=client, kernels=("objective", "epoch")) as data:
         assert data.threads == n
@@ -226,10 +227,10 @@ def test_cold_cache_shared_by_two_workers(tmp_path, toy, warm):
 def test_local_sgd_with_one_part_is_the_in_memory_loop(client, toy):
     opts = dict(lr=0.02, batch_size=20)
     ref = RNN(1, 26, random_state=0)
-    X3, lens, Y, many, _, loss = ref._prepare(toy.X_train, toy.y_train)
-    rd._load_objective(ref)  # before a cached _epoch: see its docstring (numba#8578)
+    data = ref.prepare(toy.X_train, toy.y_train)
+    tasks.load_objective(ref)  # before a cached _epoch: see its docstring (numba#8578)
     opt, rng = FirstOrder(ref, "sgd", **opts), np.random.default_rng(5)
-    curve = [opt.epoch(X3, lens, Y, many, loss, rng.permutation(opt.n_blocks(2100)))[0] for _ in range(2)]
+    curve = [opt.epoch(data, rng.permutation(opt.n_blocks(2100)))[0] for _ in range(2)]
     net = RNN(1, 26, random_state=0)
     X, y, _ = dask_xy(toy, 2100)
     theta, res, dcurve = rd.fit_minibatch(net, X, y, client=client, options=opts, epochs=2, random_state=5)
@@ -238,25 +239,24 @@ def test_local_sgd_with_one_part_is_the_in_memory_loop(client, toy):
 
 
 def test_local_sgd_replicas_draw_their_own_dropout_masks(toy):
-    """One link of local SGD (``_local_round``, no cluster needed) on the same
+    """One link of local SGD (``tasks.local_round``, no cluster needed) on the same
     data from the same start: with dropout, replica 1's masks differ from
     replica 0's, and replica 0's are the one-process run's; without dropout the
     replica index changes nothing."""
     X, y = toy.X_train[:200], toy.y_train[:200]
     for p in (0.0, 0.3):
         net = RNN(1, 8, num_layers=2, dropout=p, random_state=0)
-        part = rd._prepare_part(X, y, None, 0, 0, net.layout.to_dict(), "mse", net.dtype, None)
+        part = tasks.prepare_part(X, y, None, 0, 0, net.layout.to_dict(), "mse", net.dtype, None)
         opts = dict(lr=0.05, batch_size=20, seed=7)
         cfg = dict(net=net, method="sgd", options=opts, loss="mse", threads=None, step=0)
         payload = np.zeros((3, net.n_params), dtype=net.dtype)
         payload[0] = net.theta
         order = np.arange(10)
-        thetas = [rd._local_round(part, order, payload.copy(), cfg, r)[0][0] for r in (0, 1, 0)]
+        thetas = [tasks.local_round(part, order, payload.copy(), cfg, r)[0][0] for r in (0, 1, 0)]
         assert np.array_equal(thetas[0], thetas[2])  # repeatable
         assert np.array_equal(thetas[0], thetas[1]) == (p == 0.0)
         one = net.copy()  # replica 0 is the in-memory loop with the same seed
-        X3, lens, Y, many, _, loss = one._prepare(X, y)
-        FirstOrder(one, "sgd", **opts).epoch(X3, lens, Y, many, loss, order)
+        FirstOrder(one, "sgd", **opts).epoch(one.prepare(X, y), order)
         assert np.array_equal(one.theta, thetas[0])
 
 
@@ -272,11 +272,11 @@ def test_local_sgd_converges_like_in_memory(client, solver, lr, replicas, sync):
     d = load_toy(n_samples=6000, random_state=2)  # 4200 training rows
     epochs = 6
     ref = RNN(1, 26, random_state=0)
-    X3, lens, Y, many, _, loss = ref._prepare(d.X_train, d.y_train)
-    rd._load_objective(ref)  # before a cached _epoch (numba#8578)
+    data = ref.prepare(d.X_train, d.y_train)
+    tasks.load_objective(ref)  # before a cached _epoch (numba#8578)
     opt, rng = FirstOrder(ref, solver, lr=lr, batch_size=20), np.random.default_rng(0)
     for _ in range(epochs):
-        opt.epoch(X3, lens, Y, many, loss, rng.permutation(opt.n_blocks(4200)))
+        opt.epoch(data, rng.permutation(opt.n_blocks(4200)))
     mem = ref.loss_and_grad(d.X_train, d.y_train)[0]
     net = RNN(1, 26, random_state=0)
     X, y, _ = dask_xy(d, 1050)  # 4 parts

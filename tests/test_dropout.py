@@ -18,20 +18,20 @@ import reference as ref
 from test_cells import CELLS, NAMES, make_data, make_net, rel_err
 
 import rnnumba
-from rnnumba import RNN, engine
-from rnnumba.io import load, save
-from rnnumba.network import n_chunks
+from rnnumba import RNN, dropout, engine, load
+from rnnumba.chunks import n_chunks
+from rnnumba.io import save
 
 
 def masks_of(net, seed, N, T):
     """(num_layers - 1, N, T, H*D) multipliers the kernels use for ``seed``."""
     L, HD = net.layout.num_layers, net.layout.hidden * net.layout.directions
-    drop = engine.dropout_plan(net.dropout, seed)
+    drop = dropout.plan(net.dropout, seed)
     lens = np.full(N, T, dtype=np.int64)
     out = np.empty((L - 1, N, T, HD))
     for layer in range(L - 1):
         A = np.ones((T, N, HD), dtype=net.dtype)
-        engine._dropout(A, drop, layer, 0, lens)
+        dropout.apply(A, drop, layer, 0, lens)
         out[layer] = A.transpose(1, 0, 2)
     return out
 
@@ -134,10 +134,11 @@ def test_chunking_and_threads_do_not_change_the_masks():
     assert abs(value - r_value) <= 1e-10 * r_value and rel_err(grad, r_grad) <= 1e-10
     # one chunk, directly through the engine: the same up to the order of the chunk sums
     one = np.empty_like(grad)
-    Xp, L, Y, many, count, _ = net._prepare(X, y, lengths)
-    drop = engine.dropout_plan(0.5, 11)
-    none = net._no_state  # zero initial states, no dL/dh0
-    args = (net.theta, one, net._specs[0], net._offsets, Xp, L, Y, 0, 1 / count, drop, none, none)
+    Xp, L, Y, many, count, _ = net.prepare(X, y, lengths)
+    drop = dropout.plan(0.5, 11)
+    none = net.backend.no_state  # zero initial states, no dL/dh0
+    be = net.backend
+    args = (net.theta, one, be.specs[0], be.offsets, Xp, L, Y, 0, 1 / count, drop, none, none)
     v1 = engine.loss_and_grad(net.layout.kernel_family, *args, 1)
     assert abs(v1 - value) <= 1e-13 * value and rel_err(one, grad) <= 1e-13
 
@@ -191,13 +192,13 @@ def test_first_order_masks_follow_the_update_count():
 
     X, y = toy(60)
     net = RNN(2, 5, num_layers=2, dropout=0.5, random_state=0)
-    Xp, L, Y, many, _, loss = net._prepare(X, y)
+    data = net.prepare(X, y)
     a, b = net.copy(), net.copy()
     oa, ob = FirstOrder(a, "sgd", 0.05, 20, seed=4), FirstOrder(b, "sgd", 0.05, 20, seed=4)
     order = np.arange(3)
-    oa.epoch(Xp, L, Y, many, loss, np.concatenate([order, order]))
-    ob.epoch(Xp, L, Y, many, loss, order)
-    ob.epoch(Xp, L, Y, many, loss, order)
+    oa.epoch(data, np.concatenate([order, order]))
+    ob.epoch(data, order)
+    ob.epoch(data, order)
     assert np.array_equal(a.theta, b.theta)
 
 

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rnnumba
+from rnnumba.chunks import n_chunks
 from rnnumba.layout import Layout, n_params
-from rnnumba.network import n_chunks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -147,12 +147,18 @@ def test_cross_entropy_matches_reference(many):
     assert abs(loss - rloss) <= 1e-12 * rloss and rel(grad, rgrad) < 1e-10
 
 
-def test_reference_itself_is_finite_difference_checked():
+def test_engine_and_reference_gradients_are_finite_differences():
     net = rnnumba.RNN(2, 3, 2, random_state=0)
     X, lengths, y = data(4, 3, 2, 2)
     f = net.objective(X, y, lengths=lengths)
     num = ref.numerical_grad(lambda th: f(th)[0], net.theta.copy())
     assert rel(f(net.theta)[1], num) < 1e-7
+    # the NumPy reference the other tests compare against, on its own
+    r_value, r_grad = ref.loss_and_grad(net.layout, net.theta, X, lengths, y)
+    r_num = ref.numerical_grad(
+        lambda th: ref.loss_and_grad(net.layout, th, X, lengths, y)[0], net.theta.copy()
+    )
+    assert rel(r_grad, r_num) < 1e-7 and abs(r_value - f(net.theta)[0]) <= 1e-12 * r_value
 
 
 def test_long_sequences():
@@ -396,7 +402,7 @@ def test_non_finite_values_on_the_dense_path(dtype):
     rng = np.random.default_rng(8)
     X, y = rng.normal(size=(40, 5, 1)).astype(dtype), rng.normal(size=40).astype(dtype)
     net = rnnumba.RNN(1, 8, dtype=dtype, random_state=0)
-    assert net._plan(40, 5).chunks > 1  # the parallel kernel
+    assert net.backend.plan(40, 5).chunks > 1  # the parallel kernel
     loss = net.loss_and_grad(X, y)[0]
     theta = net.theta.copy()
     for where, value in [(0, np.nan), (39, np.inf), (17, -np.inf)]:
@@ -418,13 +424,13 @@ def test_dense_batch_fast_path_equals_the_full_checks(dtype):
     """C-contiguous arrays of the network's dtype without lengths skip the
     general checks: what comes out must be exactly what they give, and
     anything else (bad input included) must fall through to them."""
-    from rnnumba.network import Plan
+    from rnnumba.backends.cpu import Plan
     from rnnumba.validation import check_sequences, check_targets, dense_batch
 
     dt = np.dtype(dtype)
     rng = np.random.default_rng(3)
 
-    def plans(N, T):  # as RNN._plan
+    def plans(N, T):  # as CPU.plan
         return Plan(1, False, np.full(N, T, dtype=np.int64), None)
 
     shapes = [((5, 4), (5,), 1, 1), ((5, 4, 2), (5, 1), 2, 1), ((5, 4, 2), (5, 3), 2, 3)]

@@ -4,6 +4,7 @@ clear errors for anything that is not an rnnumba model."""
 import json
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,7 +134,8 @@ def _npz(path, **arrays):
 
 
 def _meta(reg, **changes):
-    kind, net, params, fitted = io._describe(reg)
+    state = reg.to_state()
+    kind, net, params, fitted = state["kind"], state["net"], state["params"], state["fitted"]
     meta = {
         "format": "rnnumba",
         "version": 1,
@@ -187,3 +189,8 @@ def test_pickle_of_loaded_model(reg, toy, tmp_path):
     reg.save(tmp_path / "m.npz")
     back = pickle.loads(pickle.dumps(rnnumba.load(tmp_path / "m.npz")))
     np.testing.assert_array_equal(back.predict(toy[0]), reg.predict(toy[0]))
+
+
+def test_version_is_the_one_in_pyproject():
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert f'version = "{rnnumba.__version__}"' in text

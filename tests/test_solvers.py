@@ -60,8 +60,7 @@ def _reference_epoch(
 
 def _epoch(net, X, y, order, **kw):
     opt = FirstOrder(net, **kw)
-    Xp, lens, Y, many, _, loss = net._prepare(X, y)
-    return opt, opt.epoch(Xp, lens, Y, many, loss, order)
+    return opt, opt.epoch(net.prepare(X, y), order)
 
 
 CONFIGS = [
@@ -93,7 +92,7 @@ def test_epoch_matches_plain_loop(cfg):
 @pytest.mark.parametrize("N", [20, 70, 300])  # 2, 4 and 18 chunks of the engine
 def test_epoch_step_uses_the_public_gradient_bitwise(N):
     """The epoch's own parallel chunk loop sums exactly as net.loss_and_grad."""
-    from rnnumba.network import n_chunks
+    from rnnumba.chunks import n_chunks
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(N, 4, 2)), rng.normal(size=N)
@@ -109,10 +108,10 @@ def test_state_carries_across_epochs():
     X, y = _data(N=40)
     a, b = RNN(1, 4, random_state=2), RNN(1, 4, random_state=2)
     opt = FirstOrder(a, "adam", lr=0.01, batch_size=8)
-    Xp, lens, Y, many, _, loss = a._prepare(X, y)
+    data = a.prepare(X, y)
     order = np.arange(5)
-    opt.epoch(Xp, lens, Y, many, loss, order)
-    opt.epoch(Xp, lens, Y, many, loss, order[::-1].copy())
+    opt.epoch(data, order)
+    opt.epoch(data, order[::-1].copy())
     assert opt.step == 10
     state = np.zeros((2, b.n_params))
     _reference_epoch(b, X, y, order, 8, "adam", 0.01, state=state)
@@ -135,19 +134,19 @@ def test_classification_and_many_to_many_epochs_reduce_loss():
     y_cls = (X[:, :, 0].sum(axis=1) > 0).astype(np.int64)
     net = RNN(2, 6, output_size=2, random_state=0)
     opt = FirstOrder(net, "adam", lr=0.05, batch_size=10)
-    Xp, lens, Y, many, _, loss = net._prepare(X, y_cls)
-    first = opt.epoch(Xp, lens, Y, many, loss, np.arange(6))[0]
+    data = net.prepare(X, y_cls)
+    first = opt.epoch(data, np.arange(6))[0]
     for _ in range(10):
-        last = opt.epoch(Xp, lens, Y, many, loss, np.arange(6))[0]
-    assert loss == "xent" and last < first
+        last = opt.epoch(data, np.arange(6))[0]
+    assert data.loss == "xent" and last < first
     Y3 = np.cumsum(X[:, :, :1], axis=1)
     net = RNN(2, 6, random_state=0)
     opt = FirstOrder(net, "sgd", lr=0.05, batch_size=10)
-    Xp, lens, Y, many, _, loss = net._prepare(X, Y3, lengths=rng.integers(1, 5, size=60))
-    first = opt.epoch(Xp, lens, Y, many, loss, np.arange(6))[0]
+    data = net.prepare(X, Y3, lengths=rng.integers(1, 5, size=60))
+    first = opt.epoch(data, np.arange(6))[0]
     for _ in range(10):
-        last = opt.epoch(Xp, lens, Y, many, loss, np.arange(6))[0]
-    assert many and last < first
+        last = opt.epoch(data, np.arange(6))[0]
+    assert data.many and last < first
 
 
 def test_divergence_restores_last_finite_parameters():
@@ -173,7 +172,7 @@ def test_first_order_rejects_unknown_method():
 def _objective(decay=0.0):
     X, y = _data(N=30)
     net = RNN(1, 4, random_state=0)
-    return net, ScipyObjective(net, *net._prepare(X, y), weight_decay=decay)
+    return net, ScipyObjective(net, net.prepare(X, y), weight_decay=decay)
 
 
 def test_scipy_objective_gradient_with_weight_decay():
@@ -218,7 +217,7 @@ def test_scipy_callback_stops_and_interrupt_is_caught():
                 raise KeyboardInterrupt
             return real(x)
 
-    g = Interrupting(net, *f.args)
+    g = Interrupting(net, f.data)
     result, interrupted = minimize(g, x0, "L-BFGS-B", 50)
     assert interrupted and result.message == "interrupted" and np.all(np.isfinite(result.x))
 

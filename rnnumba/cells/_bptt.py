@@ -1,15 +1,21 @@
-"""What the cells' loops share."""
+"""What the cells' loops share.
+
+Splitting a BPTT step's product, and step 0's products over the input columns
+alone when every ``h_{-1}`` is zero.
+"""
 
 from .._jit import jit
 from .._linalg import SMALL
 
 
 @jit(inline="always")
-def _split_dhx(dHX, dh_next, dX, t, lengths):
-    """Split a step's ``[dh_{t-1}; dx_t]`` product ``dHX`` (n, H+I): valid samples
-    take ``dh_{t-1}`` into ``dh_next`` (a frozen sample keeps the ``dh`` it passes
-    through) and, if ``dX`` is not empty, ``dx_t`` into ``dX[t]`` (0 past a
-    sample's end)."""
+def split_dhx(dHX, dh_next, dX, t, lengths):
+    """Split a step's product ``dHX = da_t W`` (n, H+I) into ``[dh_{t-1}; dx_t]``.
+
+    Valid samples take ``dh_{t-1} = dHX[:, :H]`` into ``dh_next`` (a frozen
+    sample keeps the ``dh`` it passes through) and, if ``dX`` is not empty,
+    ``dx_t = dHX[:, H:]`` into ``dX[t]`` (0 past a sample's end).
+    """
     H = dh_next.shape[1]
     want_dx = dX.shape[0] > 0
     for i in range(dHX.shape[0]):
@@ -25,9 +31,11 @@ def _split_dhx(dHX, dh_next, dX, t, lengths):
 
 
 @jit(inline="always")
-def _copy_rows(dst, src):
-    """``dst[:, :src.shape[1]] = src`` for the rows of ``dst`` (none if empty):
-    dL/dh_{-1} out of a backward pass, when it was asked for."""
+def copy_rows(dst, src):
+    """``dst[:, :src.shape[1]] = src`` for the rows of ``dst`` (none if empty).
+
+    Used for dL/dh_{-1} out of a backward pass, when it was asked for.
+    """
     for i in range(dst.shape[0]):
         for j in range(src.shape[1]):
             dst[i, j] = src[i, j]
@@ -35,11 +43,13 @@ def _copy_rows(dst, src):
 
 @jit
 def input_part_only(HX, H, rows):
-    """Whether step 0's products may leave out the ``h_{-1}`` columns: every
-    initial state (row 0 of ``HX``) is zero, and the input part of a product
-    with ``rows`` outputs is small enough for the plain loops below. At the
-    seed's T = 3 that is a third of the forward products and of the weight
-    gradient's rows."""
+    """Whether step 0's products may leave out the ``h_{-1}`` columns.
+
+    True when every initial state (row 0 of ``HX``) is zero, so that
+    ``W [h_{-1}; x_0] = W_x x_0``, and the input part of a product with ``rows``
+    outputs is small enough for the plain loops below. At the seed's T = 3
+    that is a third of the forward products and of the weight gradient's rows.
+    """
     n, I = HX.shape[1], HX.shape[2] - H
     if n * I * rows > SMALL:
         return False
@@ -52,7 +62,7 @@ def input_part_only(HX, H, rows):
 
 @jit
 def mm_x_nt(HX0, W, Z, H):
-    """``Z = x_0 W_x^T``: step 0's product over the input columns only."""
+    """``Z = x_0 W_x^T`` (``W_x = W[:, H:]``): step 0's product over the input columns only."""
     I = HX0.shape[1] - H
     for i in range(Z.shape[0]):
         for j in range(Z.shape[1]):
@@ -64,8 +74,10 @@ def mm_x_nt(HX0, W, Z, H):
 
 @jit
 def mm_x_tn(dZ0, HX0, dW, H):
-    """``dW_x += dz_0^T x_0``: step 0's share of the weight gradient when its
-    ``h_{-1}`` is zero (the ``h`` columns get nothing from it)."""
+    """``dW_x += dz_0^T x_0`` (``dW_x = dW[:, H:]``): step 0's share of the weight gradient.
+
+    Used when ``h_{-1}`` is zero: the ``h`` columns get nothing from step 0.
+    """
     I = HX0.shape[1] - H
     for i in range(dZ0.shape[0]):
         for j in range(dZ0.shape[1]):

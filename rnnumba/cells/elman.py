@@ -1,8 +1,8 @@
 """The Elman (tanh) cell: ``h_t = tanh(W [h_{t-1}; x_t] + b)``.
 
 CPU kernels over one time-major chunk; see :mod:`rnnumba.cells` for the shared
-call shape; the GPU twins are ``rnnumba.gpu.persistent`` and ``rnnumba.gpu.stepwise``
-(element-wise parts in ``rnnumba.gpu.cells``).
+call shape and the BPTT recursion; the GPU twins are ``rnnumba.gpu.persistent``
+and ``rnnumba.gpu.stepwise`` (element-wise parts in ``rnnumba.gpu.cells``).
 """
 
 import numpy as np
@@ -11,13 +11,27 @@ from .._borrow import borrow
 from .._jit import jit
 from .._linalg import back_weights, empty_aligned, mm_back, mm_step, mm_tn_blocked, step_weights
 from .._math import tanh  # noqa: F401  (re-exported for the other cells)
-from ._bptt import _copy_rows, _split_dhx, input_part_only, mm_x_nt, mm_x_tn
+from ._bptt import copy_rows, input_part_only, mm_x_nt, mm_x_tn, split_dhx
 
 STATE_WIDTH = 0  # nothing beyond h is needed for BPTT: tanh' = 1 - h^2
 
 
 @jit
-def _forward(W, b, extra, HX, S, lengths):
+def forward(W, b, extra, HX, S, lengths):
+    """Run the forward pass over a chunk.
+
+    For every step ``t`` and valid sample::
+
+        z_t = W [h_{t-1}; x_t]        one product per step (step 0: x_0's columns
+                                      only when every h_{-1} is 0)
+        h_t = tanh(z_t + b)           written into HX[t+1, :, :H]
+
+    A sample past its length keeps ``h`` (``HX[t+1] = HX[t]``). ``HX[t, :, H:]``
+    holds ``x_t`` and ``HX[0, :, :H]`` ``h_{-1}`` (the caller's); ``S`` and
+    ``extra`` are unused (``STATE_WIDTH = 0``). GPU siblings: the Elman branches
+    of ``rnnumba.gpu.persistent.build_forward`` and
+    ``rnnumba.gpu.stepwise.build_step_forward``.
+    """
     W, HX = borrow(W), borrow(HX)  # the caller's: no counting of their views
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0]
@@ -39,11 +53,24 @@ def _forward(W, b, extra, HX, S, lengths):
 
 
 @jit
-def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
-    """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` are written
-    (not accumulated); ``dX`` (T, n, I) and ``dh0`` (n, H), if not empty,
-    receive dL/dx_t and dL/dh_{-1}."""
-    W, HX, dHs, dW, dX = borrow(W), borrow(HX), borrow(dHs), borrow(dW), borrow(dX)  # as in _forward
+def backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
+    """Run BPTT over a chunk, from ``t = T-1`` down.
+
+    With ``r_t`` what step t+1 passes back::
+
+        dh_t            = dHs[t] + r_t
+        dz_t            = dh_t * (1 - h_t^2)          0 past a sample's length,
+                                                      where r_{t-1} = dh_t
+        [r_{t-1}; dx_t] = dz_t W
+        dW = sum_t dz_t^T [h_{t-1}; x_t]     db = sum_t dz_t   (over samples too)
+
+    ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` are written (not
+    accumulated); ``dX`` (T, n, I) and ``dh0`` (n, H), if not empty, receive
+    ``dx_t`` and ``r_{-1}`` = dL/dh_{-1}. GPU siblings: the Elman branches of
+    ``rnnumba.gpu.persistent.build_backward`` and
+    ``rnnumba.gpu.stepwise.build_step_backward``.
+    """
+    W, HX, dHs, dW, dX = borrow(W), borrow(HX), borrow(dHs), borrow(dW), borrow(dX)  # as in forward
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0]
     K = HX.shape[2]
@@ -61,8 +88,8 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
                 dZ[t, i, j] = dh * (1.0 - h * h) if valid else 0.0
         if t > 0 or dX.shape[0] > 0 or dh0.shape[0] > 0:  # nothing reads step 0's otherwise
             mm_back(dZ[t], W, WT, dHX)  # [dh_{t-1}; dx_t] = dz_t W
-            _split_dhx(dHX, dh_next, dX, t, lengths)
-    _copy_rows(dh0, dh_next)
+            split_dhx(dHX, dh_next, dX, t, lengths)
+    copy_rows(dh0, dh_next)
     # tied weights: one product over all steps, dW = sum_t dz_t^T [h_{t-1}; x_t]
     if input_part_only(HX, H, H):  # h_{-1} = 0: step 0 adds to the x columns only
         mm_tn_blocked(dZ[1:].reshape((T - 1) * n, H), HX[1:T].reshape((T - 1) * n, K), dW)

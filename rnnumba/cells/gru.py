@@ -1,4 +1,6 @@
-"""The GRU cell (rows r, z, n in PyTorch's order)::
+"""The GRU cell, in PyTorch's form or Cho et al.'s.
+
+Rows r, z, n in PyTorch's order::
 
     r   = sigmoid(W_r [h_{t-1}; x_t] + b_r)
     z   = sigmoid(W_z [h_{t-1}; x_t] + b_z)
@@ -16,7 +18,10 @@ input half ``W_nx x_t`` of all steps is one product before the recurrence, and
 its gradients one product after it.
 
 CPU kernels over one time-major chunk; see :mod:`rnnumba.cells` for the shared
-call shape and :mod:`rnnumba.cells.elman` for the model they follow.
+call shape and BPTT recursion and :mod:`rnnumba.cells.elman` for the model they
+follow. GPU siblings: ``rnnumba.gpu.cells`` (``gru_forward``, ``gru_backward``;
+Cho's form ``cho_backward1``/``cho_backward2``) inside ``rnnumba.gpu.persistent``
+and ``rnnumba.gpu.stepwise``.
 """
 
 import numpy as np
@@ -34,7 +39,7 @@ from .._linalg import (
     step_weights,
 )
 from .._math import sigmoid, tanh
-from ._bptt import _copy_rows
+from ._bptt import copy_rows
 
 # floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
 # k = 0: r, 1: z, 2: n of step t and 3: W_nh h_{t-1} + b_hn (reset_after) or
@@ -71,9 +76,20 @@ def _inputs(HX, H):
 
 @jit(inline="always")
 def _step(a_rz, a_nh, ax, b, b_hn, hin, h0, s1, h1, H, reset_after):
-    """One sample's step: fills the state row ``s1`` (r, z, n, hn) and ``h1``
-    from the products ``a_rz`` (2H), ``a_nh`` and ``ax`` (H each). One short
-    loop per quantity (see ``lstm._step``: wider loops stayed scalar)."""
+    """Run one sample's step from the products of its step.
+
+    The products are ``a_rz = W_rz [h_{t-1}; x_t]`` (2H), ``a_nh = W_nh hin``
+    and ``ax = W_nx x_t`` (H each)::
+
+        r, z = sigmoid(a_rz + b_rz)
+        n    = tanh(ax + b_n + r * (a_nh + b_hn))     reset_after (hin = h_{t-1})
+        n    = tanh(ax + b_n + a_nh)                  Cho         (hin = r * h_{t-1})
+        h_t  = (1 - z) * n + z * h_{t-1}
+
+    Fills the state row ``s1`` (r, z, n, and ``a_nh + b_hn`` or ``hin``) and
+    ``h1``; ``h0`` is h_{t-1}. One short loop per quantity (see
+    ``lstm._step``: wider loops stayed scalar).
+    """
     for j in range(2 * H):  # r, z: adjacent in a_rz and in s1
         s1[R * H + j] = sigmoid(a_rz[j] + b[j])
     if reset_after:  # n = tanh(W_nx x + b_n + r * (W_nh h + b_hn))
@@ -92,10 +108,22 @@ def _step(a_rz, a_nh, ax, b, b_hn, hin, h0, s1, h1, H, reset_after):
 
 @jit(inline="always")
 def _step_back(dh, h0, s1, da_rz, da_n, da_nh, hin, H, reset_after):
-    """One sample's step of BPTT: from ``dh`` = dL/dh_t (overwritten with its
-    part of dL/dh_{t-1}, ``dh * z``) to the pre-activation gradients; ``hin``
-    gets what ``W_nh`` multiplied. One short loop per quantity, as in
-    :func:`_step`."""
+    """Run one sample's step of BPTT, from ``dh`` = dL/dh_t to the pre-activation gradients.
+
+    The equations::
+
+        da_n  = dh * (1 - z) * (1 - n^2)
+        da_z  = dh * (h_{t-1} - n) * z (1 - z)
+        dh   <- dh * z                                 (the pointwise part of dL/dh_{t-1})
+        reset_after:  da_r = da_n * (W_nh h_{t-1} + b_hn) * r (1 - r)
+                      da_nh = da_n * r,   hin = h_{t-1}
+        Cho:          da_nh = da_n,       hin = r * h_{t-1}
+                      (da_r needs da_n W_nh first: the caller forms it)
+
+    ``da_nh`` is dL/d(W_nh hin) and ``hin`` what ``W_nh`` multiplied. One
+    short loop per quantity, as in :func:`_step`. GPU siblings:
+    ``gru_backward``, ``cho_backward1`` in ``rnnumba.gpu.cells``.
+    """
     for j in range(H):  # h' = (1 - z) * n + z * h
         da_n[j] = dh[j] * (1.0 - s1[Z * H + j]) * (1.0 - s1[N * H + j] * s1[N * H + j])
     for j in range(H):
@@ -117,11 +145,26 @@ def _step_back(dh, h0, s1, da_rz, da_n, da_nh, hin, H, reset_after):
 
 
 def _family(reset_after, suffix):
-    """The GRU's compiled ``_forward`` and ``_backward`` for one form: PyTorch's
-    (``reset_after``) or Cho et al.'s; each form compiles only its own branch."""
+    """Build the GRU's compiled ``forward`` and ``backward`` for one form.
 
-    @jit(name="_forward" + suffix)
+    PyTorch's (``reset_after``) or Cho et al.'s; each form compiles only its
+    own branch.
+    """
+
+    @jit(name="forward" + suffix)
     def forward(W, b, extra, HX, S, lengths):
+        """Run the forward pass over a chunk.
+
+        With ``W_rz = W[:2H]`` and ``W_nh``, ``W_nx`` as in the module::
+
+            ax_t = W_nx x_t                   every step in one product, before the loop
+            a_rz = W_rz [h_{t-1}; x_t]        per step
+            hin  = h_{t-1}  or  r * h_{t-1}   (reset_after / Cho; r from a_rz + b_r)
+            a_nh = W_nh hin                   per step
+
+        then :func:`_step` per valid sample (``h_t`` into ``HX[t+1, :, :H]``,
+        r, z, n, hn into ``S[t+1]``); a sample past its length keeps ``h``.
+        """
         W, HX, S = borrow(W), borrow(HX), borrow(S)  # the caller's: no counting of their views
         T, n = HX.shape[0] - 1, HX.shape[1]
         H = b.shape[0] // 3
@@ -164,11 +207,28 @@ def _family(reset_after, suffix):
                     for j in range(H):
                         HX[t + 1, i, j] = HX[t, i, j]
 
-    @jit(name="_backward" + suffix)
+    @jit(name="backward" + suffix)
     def backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
-        """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` and
-        ``dextra`` (the gradient of ``b_hn``) are written (not accumulated); ``dX``
-        (T, n, I) and ``dh0`` (n, H), if not empty, receive dL/dx_t and dL/dh_{-1}."""
+        """Run BPTT over a chunk, from ``t = T-1`` down.
+
+        With ``r_t`` what step t+1 passes back::
+
+            dh_t              = dHs[t] + r_t
+            da_rz, da_n, da_nh, dh_t * z = _step_back(dh_t)
+            dhin              = da_nh W_nh
+              Cho:  da_r = dhin * h_{t-1} * r (1 - r),   dhin <- dhin * r
+            [dh'; dx_t]       = da_rz W_rz
+            r_{t-1}           = dh_t * z + dh' + dhin
+          after the loop (sums over steps and samples):
+            dW_rz = sum_t da_rz^T [h_{t-1}; x_t]   dW_nh = sum_t da_nh^T hin_t
+            dW_nx = sum_t da_n^T x_t               dx_t += da_n W_nx
+            db_rz = sum da_rz    db_n = sum da_n   db_hn = sum da_nh (reset_after; Cho: 0)
+
+        Past a sample's length every ``da`` is 0 and ``dh`` passes through.
+        ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` and ``dextra``
+        (the gradient of ``b_hn``) are written (not accumulated); ``dX`` (T, n, I)
+        and ``dh0`` (n, H), if not empty, receive dL/dx_t and dL/dh_{-1}.
+        """
         W, HX, S, dHs, dW, dX = (
             borrow(W),
             borrow(HX),
@@ -237,7 +297,7 @@ def _family(reset_after, suffix):
                 elif want_dx:
                     for j in range(K - H):
                         dX[t, i, j] = 0.0
-        _copy_rows(dh0, dh_next)
+        copy_rows(dh0, dh_next)
         # tied weights: one product per block over all steps
         mm_tn_blocked(dA_rz.reshape(T * n, 2 * H), HX[:T].reshape(T * n, K), dW[: 2 * H])
         dW_nh = empty_aligned(H, H, HX.dtype)
@@ -275,5 +335,5 @@ def _family(reset_after, suffix):
     return forward, backward
 
 
-_forward, _backward = _family(True, "")
-_forward_cho, _backward_cho = _family(False, "_cho")
+forward, backward = _family(True, "")
+forward_cho, backward_cho = _family(False, "_cho")

@@ -1,5 +1,6 @@
-"""The LSTM cell (gates i, f, g, o in PyTorch's order), optionally with
-Graves' peephole connections::
+"""The LSTM cell, optionally with Graves' peephole connections.
+
+Gates i, f, g, o in PyTorch's order::
 
     a   = W [h_{t-1}; x_t] + b                    (4H rows: a_i, a_f, a_g, a_o)
     i   = sigmoid(a_i + p_i * c_{t-1})
@@ -13,7 +14,9 @@ Graves' peephole connections::
 empty for the plain LSTM (then every ``p`` term above is absent).
 
 CPU kernels over one time-major chunk; see :mod:`rnnumba.cells` for the shared
-call shape and :mod:`rnnumba.cells.elman` for the model they follow.
+call shape and BPTT recursion and :mod:`rnnumba.cells.elman` for the model they
+follow. GPU siblings: ``rnnumba.gpu.cells`` (``lstm_forward``,
+``lstm_backward``) inside ``rnnumba.gpu.persistent`` and ``rnnumba.gpu.stepwise``.
 """
 
 import numpy as np
@@ -22,7 +25,7 @@ from .._borrow import borrow
 from .._jit import jit
 from .._linalg import back_weights, empty_aligned, mm_back, mm_step, mm_tn_blocked, step_weights
 from .._math import sigmoid, tanh
-from ._bptt import _copy_rows, _split_dhx
+from ._bptt import copy_rows, split_dhx
 
 # floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
 # k = 0: c_t, 1: i, 2: f, 3: g, 4: o, 5: tanh(c_t) of step t;
@@ -32,7 +35,18 @@ C, I, F, G, O, TC = 0, 1, 2, 3, 4, 5
 
 
 @jit
-def _forward(W, b, extra, HX, S, lengths):
+def forward(W, b, extra, HX, S, lengths):
+    """Run the forward pass over a chunk.
+
+    For every step ``t``::
+
+        a_t = W [h_{t-1}; x_t]        one product per step, all four gates (4H rows)
+
+    then, per valid sample, :func:`_step` (the module's equations, ``+ b``),
+    writing ``h_t`` into ``HX[t+1, :, :H]`` and ``c_t, i, f, g, o, tanh(c_t)``
+    into ``S[t+1]``. A sample past its length keeps both ``h`` and ``c``.
+    ``S[0, :, :H]`` holds ``c_{-1}`` and ``HX[0, :, :H]`` ``h_{-1}`` (the caller's).
+    """
     W, HX, S = borrow(W), borrow(HX), borrow(S)  # the caller's: no counting of their views
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0] // 4
@@ -52,12 +66,20 @@ def _forward(W, b, extra, HX, S, lengths):
 
 @jit(inline="always")
 def _step(z, b, p, s0, s1, h, H, peep):
-    """One sample's step from its gate pre-activations ``z`` (4H): fills the
-    state row ``s1`` (c, i, f, g, o, tanh c) and ``h``; ``s0[:H]`` is c_{t-1}.
+    """Run one sample's step from its products ``z = W [h_{t-1}; x_t]`` (4H).
+
+    The equations::
+
+        i = sigmoid(z_i + b_i + p_i * c_{t-1})      f = sigmoid(z_f + b_f + p_f * c_{t-1})
+        g = tanh(z_g + b_g)                         c_t = f * c_{t-1} + i * g
+        o = sigmoid(z_o + b_o + p_o * c_t)          h_t = o * tanh(c_t)
+
+    (``p`` terms only if ``peep``; they are added into ``z`` in place). Fills
+    the state row ``s1`` (c, i, f, g, o, tanh c) and ``h``; ``s0[:H]`` is c_{t-1}.
 
     One short loop per quantity, each writing one array: a loop that wrote all
     six rows at once needed more run-time aliasing checks than LLVM makes, and
-    stayed scalar (4x slower).
+    stayed scalar.
     """
     if peep:  # i, f see c_{t-1}
         for j in range(H):
@@ -82,9 +104,22 @@ def _step(z, b, p, s0, s1, h, H, peep):
 
 @jit(inline="always")
 def _step_back(dh, dc, s0, s1, p, dz, H, peep):
-    """One sample's step of BPTT: ``dh`` = dL/dh_t, ``dc`` = dL/dc_t from step
-    t+1 (overwritten with dL/dc_{t-1}); writes the gate gradients ``dz`` (4H).
-    One short loop per quantity, as in :func:`_step`."""
+    """Run one sample's step of BPTT, from ``dh`` = dL/dh_t and ``dc`` = dL/dc_t.
+
+    The equations::
+
+        da_o     = dh * tanh(c_t) * o (1 - o)
+        dc      += dh * o * (1 - tanh(c_t)^2)  + da_o * p_o
+        da_i     = dc * g * i (1 - i)
+        da_f     = dc * c_{t-1} * f (1 - f)
+        da_g     = dc * i * (1 - g^2)
+        dc_{t-1} = dc * f  + da_i * p_i + da_f * p_f
+
+    (``p`` terms only if ``peep``). ``dc`` comes from step t+1 and is
+    overwritten with dL/dc_{t-1}; the gate gradients go to ``dz`` (4H: i, f,
+    g, o). One short loop per quantity, as in :func:`_step`. GPU sibling:
+    ``lstm_backward`` in ``rnnumba.gpu.cells``.
+    """
     for j in range(H):  # h = o * tanh(c)
         dz[3 * H + j] = dh[j] * s1[TC * H + j] * s1[O * H + j] * (1.0 - s1[O * H + j])
     for j in range(H):
@@ -106,10 +141,23 @@ def _step_back(dh, dc, s0, s1, p, dz, H, peep):
 
 
 @jit
-def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
-    """BPTT. ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` and the
-    peephole gradient ``dextra`` are written (not accumulated); ``dX`` (T, n, I)
-    and ``dh0`` (n, 2H), if not empty, receive dL/dx_t and [dL/dh_{-1}; dL/dc_{-1}]."""
+def backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
+    """Run BPTT over a chunk, from ``t = T-1`` down.
+
+    With ``r_t`` what step t+1 passes back::
+
+        dh_t             = dHs[t] + r_t
+        da_t, dc_{t-1}   = _step_back(dh_t, dc_t)           (dc_t carried; 0 at t = T-1)
+        [r_{t-1}; dx_t]  = da_t W
+        dW = sum_t da_t^T [h_{t-1}; x_t]     db = sum_t da_t
+        dp_i = sum_t da_i * c_{t-1}   dp_f = sum_t da_f * c_{t-1}   dp_o = sum_t da_o * c_t
+
+    (sums over samples too). Past a sample's length ``da_t = 0`` and both
+    ``dh`` and ``dc`` pass through. ``dHs`` (T, n, H) is dL/dh_t from above;
+    ``dW``, ``db`` and the peephole gradient ``dextra`` are written (not
+    accumulated); ``dX`` (T, n, I) and ``dh0`` (n, 2H), if not empty, receive
+    dL/dx_t and [dL/dh_{-1}; dL/dc_{-1}].
+    """
     W, HX, S, dHs, dW, dX = borrow(W), borrow(HX), borrow(S), borrow(dHs), borrow(dW), borrow(dX)  # as above
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0] // 4
@@ -134,9 +182,9 @@ def _backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
                     dZ[t, i, j] = 0.0
         if t > 0 or dX.shape[0] > 0 or dh0.shape[0] > 0:  # nothing reads step 0's otherwise
             mm_back(dZ[t], W, WT, dHX)  # [dh_{t-1}; dx_t] = da_t W
-            _split_dhx(dHX, dh_next, dX, t, lengths)
-    _copy_rows(dh0, dh_next)
-    _copy_rows(dh0[:, H:], dc_next)
+            split_dhx(dHX, dh_next, dX, t, lengths)
+    copy_rows(dh0, dh_next)
+    copy_rows(dh0[:, H:], dc_next)
     # tied weights: one product over all steps, dW = sum_t da_t^T [h_{t-1}; x_t]
     mm_tn_blocked(dZ.reshape(T * n, 4 * H), HX[:T].reshape(T * n, K), dW)
     for j in range(4 * H):

@@ -27,9 +27,16 @@ __all__ = ["available", "DeviceEngine", "DeviceTrainer", "Batch", "train_epochs"
 
 
 def available():
-    """``(ok, reason)``: ``ok`` when numba-cuda is installed and a GPU (or the
-    CUDA simulator, ``NUMBA_ENABLE_CUDASIM=1``) can run the kernels; otherwise
-    ``reason`` says what to install or check."""
+    """Whether the GPU kernels can run here, and if not, why.
+
+    Returns
+    -------
+    ok : bool
+        True when numba-cuda is installed and a GPU (or the CUDA simulator,
+        ``NUMBA_ENABLE_CUDASIM=1``) can run the kernels.
+    reason : str
+        The device's name, or what to install or check.
+    """
     return _available()
 
 

@@ -1,7 +1,7 @@
 """numba.cuda, imported lazily, and what the kernels need to know of the device.
 
-Nothing here imports ``numba.cuda`` at module import: :func:`cuda` does, on
-first use (~0.6 s), so ``import rnnumba.gpu`` works without numba-cuda and
+Nothing here imports ``numba.cuda`` at module import (it is slow to import):
+:func:`cuda` does, on first use, so ``import rnnumba.gpu`` works without numba-cuda and
 without a GPU. The simulator (``NUMBA_ENABLE_CUDASIM=1``, read by numba when
 ``numba.cuda`` is first imported) reports a fictitious small device so that
 the size-based choices below are exercised at tiny sizes.
@@ -21,6 +21,7 @@ SIM_SMS = 2
 
 
 def _has_numba_cuda():
+    """Whether the ``numba_cuda`` package is installed (without importing it)."""
     try:
         return importlib.util.find_spec("numba_cuda") is not None
     except (ImportError, ValueError):  # e.g. sys.modules["numba_cuda"] = None
@@ -29,8 +30,11 @@ def _has_numba_cuda():
 
 @functools.lru_cache(maxsize=1)
 def cuda():
-    """``numba.cuda``, imported on first use; ImportError with a hint if the
-    CUDA target (the ``numba-cuda`` package) is missing."""
+    """Import and return ``numba.cuda``, on first use.
+
+    An ImportError with a hint if the CUDA target (the ``numba-cuda``
+    package) is missing.
+    """
     if not _has_numba_cuda():
         raise ImportError(f"rnnumba's GPU backend needs the numba-cuda package: {INSTALL_HINT}")
     from numba import cuda as _cuda
@@ -39,7 +43,7 @@ def cuda():
 
 
 def simulator():
-    """True when numba runs CUDA kernels in its Python simulator."""
+    """Tell whether numba runs CUDA kernels in its Python simulator."""
     if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
         return True
     try:
@@ -51,7 +55,7 @@ def simulator():
 
 
 def available():
-    """``(ok, reason)``: can rnnumba run kernels on a GPU (or the simulator)?"""
+    """``(ok, reason)``: whether rnnumba can run kernels on a GPU (or the simulator)."""
     if not _has_numba_cuda():
         return False, f"numba-cuda is not installed: {INSTALL_HINT}"
     try:
@@ -93,9 +97,12 @@ _OPTED = {}
 
 
 def allow_shared(kernel, nbytes):
-    """Let ``kernel`` (a dispatcher compiled with one signature) launch with
-    ``nbytes`` of dynamic shared memory. Returns False where that cannot be
-    arranged (the caller then chooses the kernels that need less)."""
+    """Let ``kernel`` launch with ``nbytes`` of dynamic shared memory.
+
+    ``kernel`` is a dispatcher compiled with one signature. Returns False
+    where that cannot be arranged (the caller then chooses the kernels that
+    need less).
+    """
     if nbytes <= DEFAULT_SMEM or simulator():
         return True
     key = id(kernel)
@@ -115,8 +122,10 @@ def allow_shared(kernel, nbytes):
 
 
 def max_threads(kernel):
-    """The largest block ``kernel`` (compiled with one signature) can launch
-    with, given its register use; 1024 in the simulator or if unknown."""
+    """Return the largest block ``kernel`` (compiled with one signature) can launch with.
+
+    Its register use limits it; 1024 in the simulator or if unknown.
+    """
     if simulator():
         return 1024
     try:

@@ -33,11 +33,12 @@ def builder(name):
 
 
 def nbtype(dtype):
+    """Return the numba scalar type of ``dtype``: float32, else float64."""
     return types.float32 if np.dtype(dtype) == np.float32 else types.float64
 
 
 def vec(dtype):
-    """The signature type of a flat array of ``dtype``."""
+    """Return the signature type of a flat array of ``dtype``."""
     return types.Array(nbtype(dtype), 1, "C")
 
 
@@ -47,7 +48,7 @@ IVEC = types.Array(types.int64, 1, "C")
 
 @functools.cache
 def compiled(name, *key):
-    """The dispatcher of kernel ``name`` specialised for ``key``."""
+    """Return the dispatcher of kernel ``name`` specialised for ``key``."""
     fn, sig = _BUILDERS[name](*key)
     kernel = cuda().jit(sig)(fn)
     from ._device import simulator
@@ -56,9 +57,11 @@ def compiled(name, *key):
 
 
 class _Checked:
-    """Simulator only: the simulator ignores signatures, a GPU does not. Check
-    each launch's arguments against the kernel's signature as strictly as
-    numba-cuda's dispatch would (exact dtypes, 1-D C-contiguous arrays)."""
+    """Simulator only: the simulator ignores signatures, a GPU does not.
+
+    Check each launch's arguments against the kernel's signature as strictly as
+    numba-cuda's dispatch would (exact dtypes, 1-D C-contiguous arrays).
+    """
 
     def __init__(self, kernel, sig, name):
         self.kernel, self.sig, self.name = kernel, sig, name
@@ -74,6 +77,7 @@ class _Checked:
 
 
 def check_args(name, sig, args):
+    """TypeError unless ``args`` match ``sig`` as numba-cuda's dispatch requires (see :class:`_Checked`)."""
     if len(args) != len(sig):
         raise TypeError(f"{name}: {len(args)} arguments for {len(sig)} parameters")
     for k, (arg, ty) in enumerate(zip(args, sig, strict=True)):
@@ -101,14 +105,3 @@ def check_args(name, sig, args):
 def source(name, *key):
     """``(python_function, signature)`` of one kernel variant (for compile_ptx)."""
     return _BUILDERS[name](*key)
-
-
-def specs():
-    """``[(name, key), ...]``: every kernel variant the engine and the solvers
-    can launch, in both dtypes, at the production tile sizes."""
-    from . import head, linalg, persistent, solvers, stepwise
-
-    out = []
-    for module in (linalg, head, persistent, stepwise, solvers):
-        out.extend(module.variants())
-    return out

@@ -12,8 +12,11 @@ from .linalg import fill
 
 
 class Batch:
-    """A padded batch on the device: ``X`` (N*T*I), ``lengths`` (N,), ``Y``
-    (N*(1 or T)*yw) or None, and their shapes."""
+    """A padded batch on the device.
+
+    ``X`` (N*T*I), ``lengths`` (N,), ``Y`` (N*(1 or T)*yw) or None, and their
+    shapes.
+    """
 
     def __init__(self, X, lengths, Y, N, T, I, yw, maxlen):
         self.X, self.lengths, self.Y = X, lengths, Y
@@ -21,8 +24,11 @@ class Batch:
 
     @classmethod
     def upload(cls, X, lengths, Y=None, dtype=np.float64):
-        """Host arrays -> device. Padded entries of ``X`` are zeroed first
-        (they may hold anything, NaN included, and must not reach a GEMM)."""
+        """Host arrays -> device.
+
+        Padded entries of ``X`` are zeroed first (they may hold anything, NaN
+        included, and must not reach a GEMM).
+        """
         c = cuda()
         X = np.asarray(X, dtype=dtype)
         N, T, I = X.shape
@@ -61,7 +67,8 @@ class Workspace:
     (x side / h side; one buffer except for the reset-after GRU), ``dout``
     two (N,T,H*D) buffers for dL/d(layer outputs), the head's ``F``, ``dF``,
     ``yhat``, ``dY``, ``rowloss``, ``loss``; and the stepwise kernels' per-step
-    buffers (kept for every plan: a refused persistent launch falls back)."""
+    buffers (kept for every plan: a refused persistent launch falls back).
+    """
 
     def __init__(self, layout, kind_, N, T, dtype):
         H, D, L, G = layout.hidden, layout.directions, layout.num_layers, GATES[kind_]
@@ -89,6 +96,19 @@ class Workspace:
         self.dtype = dtype
 
     def scratch(self, n):
+        """Return a device array of at least ``n`` elements, reused (and grown) across calls.
+
+        Parameters
+        ----------
+        n : int
+            The number of elements needed.
+
+        Returns
+        -------
+        DeviceNDArray
+            Uninitialised scratch for split-K partials and column-sum partials
+            (:func:`rnnumba.gpu.linalg.gemm`, :func:`rnnumba.gpu.linalg.colsum`).
+        """
         if self._scratch is None or self._scratch.shape[0] < n:
             self._scratch = cuda().device_array(max(int(n), 1), dtype=self.dtype)
         return self._scratch

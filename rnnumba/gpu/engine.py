@@ -1,7 +1,7 @@
 """The GPU engine: layers, directions and the head around the recurrence kernels.
 
-:class:`DeviceEngine` is the device twin of :func:`rnnumba.engine._loss_and_grad`
-and :func:`rnnumba.engine._predict`: same :class:`~rnnumba.layout.Layout`, same
+:class:`DeviceEngine` is the device twin of :func:`rnnumba.engine.loss_and_grad`
+and the ``predict`` kernel of :func:`rnnumba.engine.kernels`: same :class:`~rnnumba.layout.Layout`, same
 flat ``theta``/``grad`` (one device array each), same masking rules, same
 losses. Per layer and direction:
 
@@ -24,13 +24,14 @@ import warnings
 
 import numpy as np
 
+from ..losses import LOSSES
 from . import head, linalg, persistent, stepwise
 from ._device import DEFAULT_SMEM, cuda, properties, simulator
 from .buffers import Batch, Workspace
 from .cells import CHO, GATES, GRU, LSTM, kind
 from .linalg import colsum, dtkey, fill, gemm, grid1
 
-LOSS_CODES = {"mse": 0, "xent": 1, 0: 0, 1: 1}
+LOSS_CODES = {**LOSSES, **{code: code for code in LOSSES.values()}}  # names or codes -> codes
 STRATEGIES = ("auto", "persistent", "persistent-global", "stepwise")
 # "auto" streams the weights from L2 (persistent-global) rather than launching
 # per step while one step's recurrent product N*G*H*H stays below this
@@ -44,6 +45,7 @@ _BUGS = (TypeError, ValueError, AttributeError, IndexError, KeyError, NameError)
 
 
 def _wsrc(strategy):
+    """Where a persistent strategy's kernels read the weights: ``"global"`` or ``"shared"``."""
     return "global" if strategy == "persistent-global" else "shared"
 
 
@@ -112,6 +114,11 @@ class DeviceEngine:
         return self._plans[N]
 
     def _plan(self, N, sms, limit, most):
+        """Plan as :meth:`plan` does, for given device limits.
+
+        ``sms`` multiprocessors, ``limit`` bytes of shared memory a block and at
+        most ``most`` threads a block.
+        """
         H, G, isz = self.layout.hidden, GATES[self.kind], self.dtype.itemsize
 
         def need(nb, wsrc):
@@ -141,8 +148,10 @@ class DeviceEngine:
         return strategy, nb, threads
 
     def _degrade(self, N, exc):
-        """A persistent launch was refused (configuration errors are reported
-        at launch): plan again within 48 KiB of shared memory, then stepwise."""
+        """Plan again after a refused persistent launch: within 48 KiB of shared memory, then stepwise.
+
+        Configuration errors are reported at launch, so this runs then.
+        """
         if self.strategy != "auto":
             raise exc
         sms, _ = properties()
@@ -159,6 +168,18 @@ class DeviceEngine:
         )
 
     def workspace(self, N, T):
+        """Return the device buffers for batches of shape (N, T), made once and kept.
+
+        Parameters
+        ----------
+        N, T : int
+            Samples and (padded) steps of the batch.
+
+        Returns
+        -------
+        Workspace
+            At most four shapes are kept; a fifth clears them.
+        """
         key = (N, T)
         if key not in self._ws:
             if len(self._ws) >= 4:  # a fit meets at most two shapes (the last batch)
@@ -199,8 +220,11 @@ class DeviceEngine:
 
     # -- device API ---------------------------------------------------------------
     def device_loss_and_grad(self, theta, grad, batch, loss, scale, many, loss_out=None, loss_idx=0):
-        """Fill the device vector ``grad``; the loss goes to ``loss_out[loss_idx]``
-        (a device array; the workspace's own one by default), which is returned."""
+        """Fill the device vector ``grad``; the loss goes to ``loss_out[loss_idx]``.
+
+        ``loss_out`` is a device array (the workspace's own one by default),
+        which is returned.
+        """
         H, D, O = self.layout.hidden, self.layout.directions, self.layout.output_size
         HD = H * D
         ws = self.workspace(batch.N, batch.T)
@@ -239,6 +263,11 @@ class DeviceEngine:
         return out
 
     def _features(self, batch, ws, many):
+        """Return the head's input and its row count.
+
+        The top layer's outputs (N*T rows, many-to-many) or the final states
+        gathered into ``ws.F`` (N rows); CPU sibling ``rnnumba.engine._features``.
+        """
         top = ws.out[self.layout.num_layers - 1]
         if many:
             return top, batch.N * batch.T
@@ -247,6 +276,10 @@ class DeviceEngine:
         return ws.F, batch.N
 
     def _readout(self, theta, F, M, ws):
+        """``yhat = F W_out^T + b_out`` for ``M`` rows into ``ws.yhat``.
+
+        CPU sibling: ``rnnumba.losses.readout``.
+        """
         HD, O = self.layout.hidden * self.layout.directions, self.layout.output_size
         w_out, b_out = int(self.offsets[-1, 0]), int(self.offsets[-1, 1])
         gemm((F, 0, HD, 1), (theta, w_out, 1, HD), (ws.yhat, 0, O, 1), M, O, HD, bias=(theta, b_out))
@@ -260,6 +293,24 @@ class DeviceEngine:
         return x_in, ld_in, w_off, b_off, x_off, H + ld_in
 
     def forward(self, theta, batch, ws):
+        """Forward through every layer and direction into the workspace.
+
+        Per layer ``l`` and direction ``d``::
+
+            Xp   = u W_x^T + b           one GEMM over all steps (u = x, or layer l-1's outputs)
+            h_t  = cell(Xp_t + W_h h_{t-1}, ...)   the recurrence, persistent or stepwise
+
+        writing ``h`` into ``ws.out[l]`` (columns ``d*H:(d+1)*H``), the state each
+        step read into ``ws.hprev`` and what BPTT needs into ``ws.gst``. No
+        dropout. CPU sibling: ``chunk_forward`` in :func:`rnnumba.engine.kernels`.
+
+        Parameters
+        ----------
+        theta : device array (P,)
+        batch : Batch
+        ws : Workspace
+            From :meth:`workspace` for the batch's shape.
+        """
         H = self.layout.hidden
         GH = GATES[self.kind] * H
         NT = batch.N * batch.T
@@ -279,6 +330,13 @@ class DeviceEngine:
                 self._recurrence(theta, batch, ws, layer, d, w_off, w_ld, x_off)
 
     def _recurrence(self, theta, batch, ws, layer, d, w_off, w_ld, x_off):
+        """Run the forward recurrence of one layer and direction, given ``ws.xp``.
+
+        Persistent: one launch (:func:`rnnumba.gpu.persistent.launch_forward`).
+        Stepwise, per step ``t``: ``Z = h_{t-1} W_h^T`` (one GEMM; Cho: the r and
+        z rows, then a second GEMM ``Z[:, 2H:] = (r * h_{t-1}) W_nh^T``) and the
+        pointwise kernel (:func:`rnnumba.gpu.stepwise.forward_kernel`).
+        """
         H, D, G = self.layout.hidden, self.layout.directions, GATES[self.kind]
         N, T, GH = batch.N, batch.T, G * H
         k = layer * D + d
@@ -309,7 +367,19 @@ class DeviceEngine:
 
     # -- BPTT ---------------------------------------------------------------------
     def backward(self, theta, grad, batch, ws):
-        """BPTT from ``ws.dout[0]`` (dL/d top-layer outputs), top layer first."""
+        """BPTT from ``ws.dout[0]`` (dL/d top-layer outputs), top layer first.
+
+        Per layer and direction, the recurrence backwards writes every step's
+        gate gradients ``dA`` (``dAh``: their h-side form, the reset-after GRU's
+        n rows differ), then over all steps at once::
+
+            dW[:, :H] = dAh^T h_prev      (Cho's n rows: da_n^T (r * h_prev))
+            dW[:, H:] = dA^T u            db = sum dA       (+ b_hn / peephole gradients)
+            du        = sum_d dA W_x      dL/d(layer below's outputs), directions in order
+
+        No dropout. CPU sibling: the BPTT half of ``chunk_loss_and_grad`` in
+        :func:`rnnumba.engine.kernels`.
+        """
         H, D, L, G = self.layout.hidden, self.layout.directions, self.layout.num_layers, GATES[self.kind]
         HD, GH, NT = H * D, G * H, batch.N * batch.T
         sc = ws.scratch
@@ -359,6 +429,14 @@ class DeviceEngine:
                 )
 
     def _recurrence_back(self, theta, batch, ws, layer, d, w_off, w_ld, x_off, d_out):
+        """Run the backward recurrence of one layer and direction: ``dA`` (and ``dAh``) of every step.
+
+        Persistent: one launch (:func:`rnnumba.gpu.persistent.launch_backward`).
+        Stepwise, per step from the last: the pointwise kernel
+        (:func:`rnnumba.gpu.stepwise.backward_kernel`), for Cho's GRU
+        ``DRH = da_n W_nh`` and its second phase, then ``dh_{t-1} += da W_h``
+        (one GEMM).
+        """
         H, D, G = self.layout.hidden, self.layout.directions, GATES[self.kind]
         N, T, HD, GH = batch.N, batch.T, H * D, G * H
         k = layer * D + d

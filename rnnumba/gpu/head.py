@@ -6,13 +6,14 @@ row ``n*T + tau`` reads the top layer's output at every step, and rows in the
 padding are masked (no loss, zero gradient, NaN predictions).
 
 Per-row losses are written to an array and summed by one block in a fixed
-order. CPU sibling: :mod:`rnnumba.losses`.
+order. CPU siblings: :mod:`rnnumba.losses` and ``rnnumba.engine._features``.
 """
 
 import math
 
 import numpy as np
 
+from ..losses import MSE  # the CPU head's loss codes: one owner
 from ._device import cuda
 from ._registry import I64, IVEC, builder, compiled, vec
 from .linalg import dtkey, grid1
@@ -23,15 +24,18 @@ cu = None
 
 
 def _bind():
+    """Bind the module global ``cu`` to ``numba.cuda`` (see the comment above)."""
     global cu
     cu = cuda()
 
 
-MSE, XENT = 0, 1
-
-
 @builder("gather_final")
 def build_gather_final(dt):
+    """Many-to-one head input ``F`` (N, H*D) from the top layer's outputs ``Out`` (N, T, H*D).
+
+    ``F[n] = [h^{top,0}_{len_n - 1}; h^{top,1}_0]``, one thread per entry. CPU
+    sibling: ``rnnumba.engine._features``.
+    """
     _bind()
 
     def gather_final(Out, N, T, H, D, lengths, F):
@@ -49,6 +53,13 @@ def build_gather_final(dt):
 
 @builder("scatter_final")
 def build_scatter_final(dt):
+    """Scatter ``dF`` (N, H*D) into the final steps' rows of ``dOut``: the transpose of ``gather_final``.
+
+    ``dOut[n, len_n - 1, :H] = dF[n, :H]`` and ``dOut[n, 0, H:] = dF[n, H:]``;
+    the rest of ``dOut`` (N, T, H*D) is zeroed by the caller. CPU sibling:
+    the many-to-one ``dHs`` update in ``rnnumba.engine``'s
+    ``chunk_loss_and_grad``.
+    """
     _bind()
 
     def scatter_final(dF, N, T, H, D, lengths, dOut):
@@ -66,7 +77,16 @@ def build_scatter_final(dt):
 
 @builder("loss_rows")
 def build_loss_rows(dt):
-    """Row losses (unscaled) and ``dY = scale * dloss/dyhat``."""
+    """Row losses (unscaled) and ``dY = scale * dloss/dyhat``, one thread per row.
+
+    Per row ``m`` (class ``c`` for cross-entropy)::
+
+        MSE:   rowloss = sum_o (yhat_o - y_o)^2               dY = 2 scale (yhat - y)
+        XENT:  rowloss = log sum_o exp(yhat_o) - yhat_c       dY = scale (softmax(yhat) - onehot(c))
+
+    Rows in the padding (many-to-many) get 0 for both. CPU sibling:
+    ``rnnumba.losses.head``.
+    """
     _bind()
     zero = np.dtype(dt).type(0.0)
     two = np.dtype(dt).type(2.0)
@@ -114,7 +134,11 @@ def build_loss_rows(dt):
 
 @builder("mask_rows")
 def build_mask_rows(dt):
-    """NaN in the predictions of padded steps (many-to-many)."""
+    """NaN in the predictions of padded steps (many-to-many).
+
+    CPU sibling: ``rnnumba.network.RNN.predict`` fills ``out`` with NaN before
+    the engine writes the valid steps.
+    """
     _bind()
     nan = np.dtype(dt).type(np.nan)
 
@@ -130,24 +154,29 @@ def build_mask_rows(dt):
 
 
 def gather_final(Out, N, T, H, D, lengths, F):
+    """Launch ``gather_final``: each direction's final state of the top layer into ``F`` (N, H*D)."""
     compiled("gather_final", dtkey(F.dtype))[grid1(N * H * D)](Out, N, T, H, D, lengths, F)
 
 
 def scatter_final(dF, N, T, H, D, lengths, dOut):
+    """Launch ``scatter_final``: ``dF`` (N, H*D) back to the final steps' rows of ``dOut``."""
     compiled("scatter_final", dtkey(dF.dtype))[grid1(N * H * D)](dF, N, T, H, D, lengths, dOut)
 
 
 def loss_rows(Yhat, O, Y, yw, M, T, lengths, many, loss, scale, dY, rowloss):
+    """Launch ``loss_rows``: ``M`` rows' losses into ``rowloss`` and ``dL/dyhat`` into ``dY``."""
     compiled("loss_rows", dtkey(Yhat.dtype))[grid1(M)](
         Yhat, O, Y, yw, M, T, lengths, int(many), int(loss), Yhat.dtype.type(scale), dY, rowloss
     )
 
 
 def mask_rows(out, O, M, T, lengths):
+    """Launch ``mask_rows``: NaN in the rows of ``out`` (M = N*T, O) past each sample's length."""
     compiled("mask_rows", dtkey(out.dtype))[grid1(M * O)](out, O, M, T, lengths)
 
 
 def variants():
+    """``[(name, key), ...]``: this module's kernels in both dtypes (see ``_registry.specs``)."""
     return [
         (name, (dt,))
         for dt in ("float32", "float64")

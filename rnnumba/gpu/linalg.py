@@ -1,12 +1,15 @@
-"""Dense building blocks on the device: a tiled GEMM over strided views of
-flat arrays, deterministic column sums and full sums, fills.
+"""Dense building blocks on the device.
+
+A tiled GEMM over strided views of flat arrays, deterministic column sums and
+full sums, fills.
 
 Determinism: every output element is summed by one thread in a fixed ``k``
 order; split-K partial products and column-sum partials are written to
 scratch and added in split order by a second kernel. No atomics anywhere, so
 a result depends only on the shapes, never on scheduling.
 
-CPU siblings: :mod:`rnnumba._linalg` (small products) and NumPy/BLAS.
+CPU siblings: :mod:`rnnumba._linalg` (small products: ``mm_nt``, ``mm_nn``,
+``mm_tn_blocked``, ...) and NumPy/BLAS.
 """
 
 import numpy as np
@@ -20,6 +23,7 @@ cu = None
 
 
 def _bind():
+    """Bind the module global ``cu`` to ``numba.cuda`` (see the comment above)."""
     global cu
     cu = cuda()
 
@@ -34,18 +38,22 @@ SIM_BLOCK = 8
 
 
 def tile():
+    """``(TM, TN, TK, R)`` of the GEMM: :data:`TILE`, or :data:`SIM_TILE` in the simulator."""
     return SIM_TILE if simulator() else TILE
 
 
 def block():
+    """Threads per block of the 1-D kernels: :data:`BLOCK`, or :data:`SIM_BLOCK` in the simulator."""
     return SIM_BLOCK if simulator() else BLOCK
 
 
 def dtkey(dtype):
+    """``dtype``'s name (``"float32"``, ``"float64"``), the dtype part of a kernel's key."""
     return np.dtype(dtype).name
 
 
 def _cdiv(a, b):
+    """``ceil(a / b)`` for integers."""
     return -(-a // b)
 
 
@@ -58,11 +66,16 @@ def grid1(n):
 # --------------------------------------------------------------------------- GEMM
 @builder("gemm")
 def build_gemm(dt, TM, TN, TK, R):
-    """``C[z] (+)= A[:, chunk z] @ B[chunk z, :] (+ bias)`` on strided views:
+    """``C[z] (+)= A[:, chunk z] @ B[chunk z, :] (+ bias)`` on strided views.
+
     ``A[i, k] = A[a_off + i*a_si + k*a_sk]``, ``B[k, j] = B[b_off + k*b_sk + j*b_sj]``,
     ``C[i, j] = C[c_off + z*c_sz + i*c_si + j*c_sj]``; ``bias[bias_off + j]``
     is added when ``bias_off >= 0``; ``accumulate`` adds to C instead of
-    overwriting it. Grid: (ceil(N/TN), ceil(M/TM), splits), (TM/R)*(TN/R) threads."""
+    overwriting it. Grid: (ceil(N/TN), ceil(M/TM), splits), (TM/R)*(TN/R) threads.
+
+    CPU siblings: ``rnnumba._linalg.mm_nt`` / ``mm_nn`` / ``mm_tn_blocked``
+    (and BLAS), which take contiguous operands instead of strided views.
+    """
     _bind()
     T = nbtype(dt)
     TY, TX = TM // R, TN // R
@@ -185,9 +198,11 @@ def build_sum_splits(dt):
 
 
 def splits(M, N, K):
-    """``(n, k_chunk)``: how a product's K is cut (a function of shapes only):
-    enough chunks that about two blocks per multiprocessor work, never a
-    chunk under 512 (the simulator: 8)."""
+    """``(n, k_chunk)``: how a product's K is cut (a function of shapes only).
+
+    Enough chunks that about two blocks per multiprocessor work, never a chunk
+    under 512 (the simulator: 8).
+    """
     TM, TN, TK, _ = tile()
     tiles = _cdiv(M, TM) * _cdiv(N, TN)
     min_k, target = (8, 4) if simulator() else (512, 264)
@@ -204,7 +219,8 @@ def gemm(A, B, C, M, N, K, accumulate=False, bias=None, scratch=None):
     ``(array, offset)``, added to every row. ``scratch(n)`` returns a device
     array of at least ``n`` elements; given it (and no bias), long reductions
     are split over K into partials that :func:`build_sum_splits` adds in a
-    fixed order."""
+    fixed order.
+    """
     if M <= 0 or N <= 0:
         return
     dt = C[0].dtype
@@ -228,7 +244,11 @@ def gemm(A, B, C, M, N, K, accumulate=False, bias=None, scratch=None):
 # --------------------------------------------------------------------------- column sums
 @builder("colsum_partial")
 def build_colsum_partial(dt):
-    """``P[c, j] = sum_{k in chunk c} A[k, j] (* B[k, j])`` (k in order)."""
+    """``P[c, j] = sum_{k in chunk c} A[k, j] (* B[k, j])`` (k in order).
+
+    CPU sibling: the bias (and peephole) gradient loops of the cells'
+    ``backward``, ``db = sum_t da_t``.
+    """
     _bind()
     zero = np.dtype(dt).type(0.0)
 
@@ -250,6 +270,7 @@ def build_colsum_partial(dt):
 
 @builder("colsum_final")
 def build_colsum_final(dt):
+    """``out[out_off + j] (+)= sum_c P[c, j]``, the chunks' partials added in chunk order."""
     _bind()
 
     def colsum_final(P, nchunk, M, out, out_off, accumulate):
@@ -267,8 +288,10 @@ def build_colsum_final(dt):
 
 
 def colsum(A, a_off, a_ld, K, M, out, out_off, B=None, b_off=0, b_ld=0, accumulate=False, scratch=None):
-    """``out[out_off + j] (+)= sum_k A[k, j] * (B[k, j] if B else 1)``, k < K, j < M
-    (``A[k, j] = A[a_off + k*a_ld + j]``), in chunks of K added in order."""
+    """``out[out_off + j] (+)= sum_k A[k, j] * (B[k, j] if B else 1)``, k < K, j < M.
+
+    ``A[k, j] = A[a_off + k*a_ld + j]``; summed in chunks of K added in order.
+    """
     dt = out.dtype
     nb = block()
     chunk_len = 8 if simulator() else 256
@@ -284,8 +307,10 @@ def colsum(A, a_off, a_ld, K, M, out, out_off, B=None, b_off=0, b_ld=0, accumula
 # --------------------------------------------------------------------------- full sums, fills
 @builder("sum_all")
 def build_sum_all(dt, NB):
-    """One block of NB threads: ``out[idx] = scale * sum(x[off:off+n] (**2))``,
-    strided per thread, then a fixed tree in shared memory."""
+    """One block of NB threads: ``out[idx] = scale * sum(x[off:off+n] (**2))``.
+
+    Strided per thread, then a fixed tree in shared memory.
+    """
     _bind()
     T = nbtype(dt)
     zero = np.dtype(dt).type(0.0)
@@ -315,12 +340,14 @@ def build_sum_all(dt, NB):
 
 
 def sum_all(x, off, n, out, idx, scale=1.0, squares=False):
+    """Launch ``sum_all``: ``out[idx] = scale * sum(x[off:off+n])`` (of squares if ``squares``), one block."""
     nb = block()
     compiled("sum_all", dtkey(x.dtype), nb)[1, nb](x, off, n, int(squares), x.dtype.type(scale), out, idx)
 
 
 @builder("fill")
 def build_fill(dt):
+    """``x[off + k] = value`` for ``k < n``, one thread per entry."""
     _bind()
 
     def fill(x, off, n, value):
@@ -332,12 +359,14 @@ def build_fill(dt):
 
 
 def fill(x, off, n, value=0.0):
+    """Launch ``fill``: ``x[off:off+n] = value`` (nothing for ``n <= 0``)."""
     if n <= 0:
         return
     compiled("fill", dtkey(x.dtype))[grid1(n)](x, off, n, x.dtype.type(value))
 
 
 def variants():
+    """``[(name, key), ...]``: this module's kernels in both dtypes, production tiles."""
     out = []
     for dt in ("float32", "float64"):
         out.append(("gemm", (dt,) + TILE))

@@ -15,17 +15,19 @@ Arrays are flat, batch-major and in original time order: row ``n*T + tau``.
 ``Gst`` (N,T,gs_ld) what BPTT needs (see :func:`rnnumba.gpu.cells.store_width`).
 Direction ``reverse`` reads a sample's valid steps ``len-1 .. 0``.
 
-Stepwise sibling (large H): :mod:`rnnumba.gpu.stepwise`; CPU sibling:
-:mod:`rnnumba.cells`.
+Stepwise sibling (large H): :mod:`rnnumba.gpu.stepwise`; CPU siblings: the
+cells' ``forward``/``backward`` in :mod:`rnnumba.cells` (their equations are
+the ones here, as ``rnnumba.gpu.cells`` writes them per unit).
 """
 
 import math
 
 import numpy as np
 
+from . import persistent_backward  # noqa: F401  (registers the backward kernel's builder)
 from ._device import allow_shared, cuda, max_threads
 from ._registry import I64, IVEC, builder, compiled, nbtype, vec
-from .cells import CELL_KINDS, CHO, ELMAN, GATES, GRU, LSTM, funcs
+from .cells import CELL_KINDS, CHO, ELMAN, GATES, GRU, LSTM, funcs, weight_readers
 from .linalg import grid1
 
 # numba.cuda, bound when the first kernel is built; a module global (not a
@@ -34,13 +36,16 @@ cu = None
 
 
 def _bind():
+    """Bind the module global ``cu`` to ``numba.cuda`` (see the comment above)."""
     global cu
     cu = cuda()
 
 
 def smem_bytes(kind, H, nb, itemsize, backward, wsrc="shared"):
-    """Dynamic shared memory of one block holding ``nb`` samples (and the
-    recurrent weights, with ``wsrc="shared"``)."""
+    """Dynamic shared memory, in bytes, of one block holding ``nb`` samples.
+
+    Includes the recurrent weights with ``wsrc="shared"``.
+    """
     G = GATES[kind]
     if backward:
         per_sample = G * H + 2 * H + (H if kind == LSTM else 0)
@@ -49,39 +54,27 @@ def smem_bytes(kind, H, nb, itemsize, backward, wsrc="shared"):
     return ((G * H * H if wsrc == "shared" else 0) + nb * per_sample) * itemsize
 
 
-def _weight_readers(wsrc):
-    """Inline device functions reading ``W_h^T[k, r]`` (forward) and
-    ``W_h[r, k]`` (backward) from shared memory or from global memory."""
-    c = cuda()
-    dev = c.jit(device=True, inline="always")
-    if wsrc == "shared":
-
-        @dev
-        def fwd(sm, WT, idx):
-            return sm[idx]
-
-        @dev
-        def bwd(sm, theta, w_off, w_ld, H, r, k):
-            return sm[r * H + k]
-
-    else:
-
-        @dev
-        def fwd(sm, WT, idx):
-            return WT[idx]
-
-        @dev
-        def bwd(sm, theta, w_off, w_ld, H, r, k):
-            return theta[w_off + r * w_ld + k]
-
-    return fwd, bwd
-
-
 @builder("persistent_forward")
 def build_forward(dt, kind, peephole, wsrc):
+    """Build the forward recurrence of one layer and direction, a whole sequence per launch.
+
+    Thread ``e`` of a block handles unit ``j`` of sample ``s`` (looping over
+    ``nb * H`` items); at every step ``t`` (original time ``tau``) it forms::
+
+        a = Xp[tau] + W_h h_{t-1}                        (Xp = x W_x^T + b, from a GEMM)
+        Elman:  h_t = tanh(a)
+        LSTM:   lstm_forward(a_i, a_f, a_g, a_o, c_{t-1}, p)  -> i, f, g, o, c_t, h_t
+        GRU:    hn = W_nh h_{t-1} + b_hn;  gru_forward(a_r, a_z, Xp_n, hn, h_{t-1})
+        Cho:    r, z; then, after a barrier, n = tanh(Xp_n + W_nh (r * h_{t-1}))
+
+    and writes ``h_t`` to ``Out``, ``h_{t-1}`` to ``Hprev`` and the cell's
+    stored values to ``Gst``; past a sample's length its state freezes.
+    ``wsrc``: the weights ``W_h^T`` in shared memory or read from ``WT`` in
+    global memory. CPU siblings: the cells' ``forward`` (:mod:`rnnumba.cells`).
+    """
     _bind()
     SHARED = wsrc == "shared"
-    wt, _ = _weight_readers(wsrc)
+    wt, _ = weight_readers(wsrc)
     T_ = nbtype(dt)
     F = funcs(dt)
     sigmoid, lstm_forward, gru_forward = F.sigmoid, F.lstm_forward, F.gru_forward
@@ -247,183 +240,6 @@ def build_forward(dt, kind, peephole, wsrc):
     return persistent_forward, sig
 
 
-@builder("persistent_backward")
-def build_backward(dt, kind, peephole, wsrc):
-    _bind()
-    SHARED = wsrc == "shared"
-    _, wn = _weight_readers(wsrc)
-    T_ = nbtype(dt)
-    F = funcs(dt)
-    lstm_backward, gru_backward = F.lstm_backward, F.gru_backward
-    cho_backward1, cho_backward2 = F.cho_backward1, F.cho_backward2
-    G = GATES[kind]
-    IS_LSTM, IS_GRU, IS_CHO, IS_ELMAN = kind == LSTM, kind == GRU, kind == CHO, kind == ELMAN
-    PEEP = bool(peephole)
-    RB = 2 if IS_CHO else G  # gate blocks whose W^T da enters dh_prev directly
-    zero = np.dtype(dt).type(0.0)
-    one = np.dtype(dt).type(1.0)
-
-    def persistent_backward(
-        theta,
-        w_off,
-        w_ld,
-        x_off,
-        dOut,
-        dout_ld,
-        dout_col,
-        Out,
-        out_ld,
-        out_col,
-        Hprev,
-        Gst,
-        gs_ld,
-        dA,
-        dAh,
-        lengths,
-        N,
-        T,
-        H,
-        reverse,
-        nb,
-    ):
-        sm = cu.shared.array(0, T_)
-        tid = cu.threadIdx.x
-        nt = cu.blockDim.x
-        n0 = cu.blockIdx.x * nb
-        GH = G * H
-        if SHARED:
-            for e in range(tid, GH * H, nt):  # W_h as is: sm[r*H + k]
-                r = e // H
-                k = e - r * H
-                sm[e] = theta[w_off + r * w_ld + k]
-        s_da = GH * H if SHARED else 0  # (nb, GH): this step's dL/da, h side
-        s_dh = s_da + nb * GH  # (nb, H): dL/dh carried to the previous step
-        s_loc = s_dh + nb * H  # (nb, H): the pointwise part of dh_prev
-        s_dc = s_loc + nb * H  # (nb, H): LSTM dL/dc carried
-        for e in range(tid, nb * H, nt):
-            sm[s_dh + e] = zero
-            if IS_LSTM:
-                sm[s_dc + e] = zero
-        cu.syncthreads()
-        for t in range(T - 1, -1, -1):
-            for e in range(tid, nb * H, nt):
-                s = e // H
-                j = e - s * H
-                n = n0 + s
-                sd = s_da + s * GH
-                if n < N and t < lengths[n]:
-                    tau = lengths[n] - 1 - t if reverse else t
-                    row = n * T + tau
-                    ab = row * GH
-                    gb = row * gs_ld
-                    dh = sm[s_dh + e] + dOut[row * dout_ld + dout_col + j]
-                    if IS_ELMAN:
-                        h = Out[row * out_ld + out_col + j]
-                        da = dh * (one - h * h)
-                        dA[ab + j] = da
-                        sm[sd + j] = da
-                        sm[s_loc + e] = zero
-                    elif IS_LSTM:
-                        p_i = zero
-                        p_f = zero
-                        p_o = zero
-                        if PEEP:
-                            p_i = theta[x_off + j]
-                            p_f = theta[x_off + H + j]
-                            p_o = theta[x_off + 2 * H + j]
-                        da_i, da_f, da_g, da_o, dcp = lstm_backward(
-                            dh,
-                            sm[s_dc + e],
-                            Gst[gb + j],
-                            Gst[gb + H + j],
-                            Gst[gb + 2 * H + j],
-                            Gst[gb + 3 * H + j],
-                            Gst[gb + 5 * H + j],
-                            Gst[gb + 4 * H + j],
-                            p_i,
-                            p_f,
-                            p_o,
-                        )
-                        sm[s_dc + e] = dcp
-                        dA[ab + j] = da_i
-                        dA[ab + H + j] = da_f
-                        dA[ab + 2 * H + j] = da_g
-                        dA[ab + 3 * H + j] = da_o
-                        sm[sd + j] = da_i
-                        sm[sd + H + j] = da_f
-                        sm[sd + 2 * H + j] = da_g
-                        sm[sd + 3 * H + j] = da_o
-                        sm[s_loc + e] = zero
-                    elif IS_GRU:
-                        da_r, da_z, da_n, dhn, loc = gru_backward(
-                            dh,
-                            Gst[gb + j],
-                            Gst[gb + H + j],
-                            Gst[gb + 2 * H + j],
-                            Gst[gb + 3 * H + j],
-                            Hprev[row * H + j],
-                        )
-                        dA[ab + j] = da_r
-                        dA[ab + H + j] = da_z
-                        dA[ab + 2 * H + j] = da_n
-                        dAh[ab + j] = da_r
-                        dAh[ab + H + j] = da_z
-                        dAh[ab + 2 * H + j] = dhn
-                        sm[sd + j] = da_r
-                        sm[sd + H + j] = da_z
-                        sm[sd + 2 * H + j] = dhn
-                        sm[s_loc + e] = loc
-                    else:  # Cho, first half
-                        da_z, da_n, loc = cho_backward1(
-                            dh, Gst[gb + H + j], Gst[gb + 2 * H + j], Hprev[row * H + j]
-                        )
-                        dA[ab + H + j] = da_z
-                        dA[ab + 2 * H + j] = da_n
-                        sm[sd + H + j] = da_z
-                        sm[sd + 2 * H + j] = da_n
-                        sm[s_loc + e] = loc
-                else:
-                    if n < N and t >= lengths[n]:  # padding: no gradient there
-                        for g in range(G):
-                            dA[(n * T + t) * GH + g * H + j] = zero
-                            if IS_GRU:
-                                dAh[(n * T + t) * GH + g * H + j] = zero
-                    for g in range(G):
-                        sm[sd + g * H + j] = zero
-                    sm[s_loc + e] = sm[s_dh + e]  # a frozen step passes dh through
-            cu.syncthreads()
-            if IS_CHO:  # second half: drh = W_nh^T da_n, then da_r
-                for e in range(tid, nb * H, nt):
-                    s = e // H
-                    k = e - s * H
-                    n = n0 + s
-                    if n < N and t < lengths[n]:
-                        tau = lengths[n] - 1 - t if reverse else t
-                        row = n * T + tau
-                        sd = s_da + s * GH
-                        drh = zero
-                        for j in range(H):
-                            drh += wn(sm, theta, w_off, w_ld, H, 2 * H + j, k) * sm[sd + 2 * H + j]
-                        da_r, term = cho_backward2(drh, Gst[row * gs_ld + k], Hprev[row * H + k])
-                        dA[row * GH + k] = da_r
-                        sm[sd + k] = da_r
-                        sm[s_loc + e] += term
-                cu.syncthreads()
-            for e in range(tid, nb * H, nt):  # dh_prev = pointwise part + W_h^T da
-                s = e // H
-                k = e - s * H
-                sd = s_da + s * GH
-                acc = sm[s_loc + e]
-                for r in range(RB * H):
-                    acc += wn(sm, theta, w_off, w_ld, H, r, k) * sm[sd + r]
-                sm[s_dh + e] = acc
-            cu.syncthreads()
-
-    V = vec(dt)
-    sig = (V, I64, I64, I64, V, I64, I64, V, I64, I64, V, V, I64, V, V, IVEC, I64, I64, I64, I64, I64)
-    return persistent_backward, sig
-
-
 @builder("transpose_w")
 def build_transpose_w(dt):
     """``WT[k*GH + r] = W[r, k]`` for the global-memory persistent forward."""
@@ -441,10 +257,12 @@ def build_transpose_w(dt):
 
 
 def prepare(dt, kind, peephole, H, nb, itemsize, wsrc):
-    """Compile the pair of kernels and let them use the shared memory a block
-    of ``nb`` samples needs. Returns ``(ok, max_threads)``: ok is False if the
-    driver refuses; max_threads is the largest block both kernels can launch
-    with (their register use limits it)."""
+    """Compile the pair of kernels and let them use the shared memory a block of ``nb`` samples needs.
+
+    Returns ``(ok, max_threads)``: ok is False if the driver refuses;
+    max_threads is the largest block both kernels can launch with (their
+    register use limits it).
+    """
     ok, most = True, 1024
     for name, backward in (("persistent_forward", False), ("persistent_backward", True)):
         kern = compiled(name, dt, kind, bool(peephole), wsrc)
@@ -454,9 +272,11 @@ def prepare(dt, kind, peephole, H, nb, itemsize, wsrc):
 
 
 def launch_forward(dt, kind, peephole, wsrc, nb, nthreads, args):
-    """One launch over the whole sequence: blocks of ``nb`` samples, ``nthreads``
-    threads each. With ``wsrc="global"`` the transposed weights ``args[1]`` are
-    written first."""
+    """One launch of the forward recurrence over the whole sequence.
+
+    Blocks of ``nb`` samples, ``nthreads`` threads each. With
+    ``wsrc="global"`` the transposed weights ``args[1]`` are written first.
+    """
     theta, WT, w_off, w_ld = args[:4]
     N, H = args[13], args[15]
     G = GATES[kind]
@@ -467,12 +287,18 @@ def launch_forward(dt, kind, peephole, wsrc, nb, nthreads, args):
 
 
 def launch_backward(dt, kind, peephole, wsrc, nb, nthreads, args):
+    """One launch of the backward recurrence over the whole sequence.
+
+    Blocks of ``nb`` samples, ``nthreads`` threads each; ``args`` are the
+    kernel's (see :func:`build_backward`).
+    """
     N, H = args[16], args[18]
     smem = smem_bytes(kind, H, nb, np.dtype(dt).itemsize, True, wsrc)
     compiled("persistent_backward", dt, kind, bool(peephole), wsrc)[-(-N // nb), nthreads, 0, smem](*args)
 
 
 def variants():
+    """``[(name, key), ...]``: every persistent kernel (cells, peepholes, weight sources) in both dtypes."""
     out = []
     for dt in ("float32", "float64"):
         out.append(("transpose_w", (dt,)))

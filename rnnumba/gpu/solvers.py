@@ -1,10 +1,13 @@
-"""Training on the device: the data go to the GPU once per fit, every
-minibatch step (forward, BPTT, clipping, weight decay, the SGD / momentum /
-Nesterov / Adam update, the divergence check) runs as kernels on the flat
-parameter vector, and the host syncs once per epoch for the epoch's loss.
+"""Training on the device.
+
+The data go to the GPU once per fit, every minibatch step (forward, BPTT,
+clipping, weight decay, the SGD / momentum / Nesterov / Adam update, the
+divergence check) runs as kernels on the flat parameter vector, and the host
+syncs once per epoch for the epoch's loss.
 
 The GPU twin of :class:`rnnumba.solvers.FirstOrder` (and of its compiled
-epoch, ``rnnumba.solvers.kernels._epoch``), with the same semantics:
+epoch, :func:`rnnumba.solvers.kernels.epoch_kernel`, whose step is
+``rnnumba.solvers.kernels._update``), with the same semantics:
 
 * minibatch ``k`` holds rows ``k*batch_size ..`` of the data; an epoch runs
   the blocks in the given ``order`` (the caller shuffles the order);
@@ -23,6 +26,7 @@ import warnings
 
 import numpy as np
 
+from ..solvers.kernels import ADAM, SGD  # the CPU epoch's method codes: one owner
 from ._device import cuda
 from ._registry import I64, IVEC, builder, compiled, nbtype, vec
 from .engine import Batch, DeviceEngine
@@ -34,19 +38,24 @@ cu = None
 
 
 def _bind():
+    """Bind the module global ``cu`` to ``numba.cuda`` (see the comment above)."""
     global cu
     cu = cuda()
 
 
-SGD, ADAM = 0, 1
 SOLVERS = ("sgd", "momentum", "nesterov", "adam")
 OK, BAD_LOSS, BAD_THETA = 0, 1, 2
 
 
 @builder("norm_check")
 def build_norm_check(dt, NB):
-    """One block: ``stats[0] = |grad|^2`` (fixed-order tree); flags step
-    ``step`` in ``status`` when the loss or that norm is not finite."""
+    """One block: ``stats[0] = |grad|^2`` (fixed-order tree), and a finiteness check.
+
+    Flags step ``step`` in ``status`` when the loss or that norm is not finite.
+
+    CPU sibling: the norm and finiteness check at the top of
+    ``rnnumba.solvers.kernels._update``.
+    """
     _bind()
     T = nbtype(dt)
     zero = np.dtype(dt).type(0.0)
@@ -77,7 +86,23 @@ def build_norm_check(dt, NB):
 
 @builder("update")
 def build_update(dt):
-    """One optimiser step on every parameter (see the module docstring)."""
+    """One optimiser step on every parameter, one thread each.
+
+    With ``g`` the gradient::
+
+        if clip > 0 and |g|^2 > clip^2:   g <- g * clip / |g|       (|g|^2 from norm_check)
+        prev <- theta;   g <- g + wd * theta
+        SGD:   theta <- theta - lr * g                              (mu = 0)
+               v <- mu v + g;  theta <- theta - lr * v              (momentum)
+               v <- mu v + g;  theta <- theta - lr * (g + mu v)     (Nesterov)
+        Adam:  m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
+               theta <- theta - lr * (m / bc1) / (sqrt(v / bc2) + eps)
+
+    with ``bc1 = 1 - b1^t``, ``bc2 = 1 - b2^t`` computed on the host.
+    Nothing moves once ``status`` is set; on a bad loss at this ``step`` the
+    parameters go back to ``prev``. CPU sibling:
+    ``rnnumba.solvers.kernels._update``.
+    """
     _bind()
     one = np.dtype(dt).type(1.0)
 
@@ -136,7 +161,10 @@ def build_update(dt):
 
 @builder("theta_check")
 def build_theta_check(dt, NB):
-    """One block: flags step ``step`` when an updated parameter is not finite."""
+    """One block: flags step ``step`` when an updated parameter is not finite.
+
+    CPU sibling: the ``finite`` check of ``rnnumba.solvers.kernels._update``.
+    """
     _bind()
 
     def theta_check(theta, P, status, step):
@@ -163,6 +191,10 @@ def build_theta_check(dt, NB):
 
 @builder("restore")
 def build_restore(dt):
+    """``theta = prev`` on every parameter when ``theta_check`` flagged step ``step``.
+
+    CPU sibling: the restore from ``prev`` in ``rnnumba.solvers.kernels._update``.
+    """
     _bind()
 
     def restore(theta, prev, P, status, step):
@@ -175,6 +207,7 @@ def build_restore(dt):
 
 
 def variants():
+    """``[(name, key), ...]``: the optimiser's kernels in both dtypes."""
     out = []
     for dt in ("float32", "float64"):
         out += [("norm_check", (dt, 256)), ("update", (dt,)), ("theta_check", (dt, 256)), ("restore", (dt,))]
@@ -260,9 +293,21 @@ class DeviceTrainer:
         self.step = 0
 
     def n_blocks(self, n_rows=None):
+        """Return the number of minibatch blocks, ``ceil(n_rows / batch_size)``.
+
+        Parameters
+        ----------
+        n_rows : int, optional
+            Rows of data; the trainer's own ``N`` by default.
+
+        Returns
+        -------
+        int
+        """
         return -(-(self.N if n_rows is None else n_rows) // self.batch_size)
 
     def _batch(self, k):
+        """Minibatch ``k`` as ``(Batch of device views, loss-term count, rows)``."""
         s0, s1 = k * self.batch_size, min(self.N, (k + 1) * self.batch_size)
         d, T, I = self.data, self.T, self.I
         rows = s1 - s0
@@ -287,7 +332,8 @@ class DeviceTrainer:
         Returns ``(mean_loss, finite)``: the row-weighted mean of the
         completed steps' losses (NaN if none), and False when a step went
         non-finite (``theta`` then holds the last parameters with a finite
-        loss, and later epochs do nothing)."""
+        loss, and later epochs do nothing).
+        """
         dt = dtkey(self.dtype)
         nb = block()
         P, S = self.P, self.dtype.type
@@ -340,7 +386,7 @@ class DeviceTrainer:
         return mean, status[0] == OK
 
     def theta(self):
-        """The current parameters, copied to the host."""
+        """Return the current parameters, copied to the host."""
         return self.d_theta.copy_to_host()
 
 
@@ -368,7 +414,7 @@ def train_epochs(
     strategy="auto",
     engine=None,
 ):
-    """A whole minibatch fit on the GPU: ``(theta, loss_curve)``.
+    """Run a whole minibatch fit on the GPU; return ``(theta, loss_curve)``.
 
     ``solver``: "sgd", "momentum" (SGD with ``momentum``, default 0.9),
     "nesterov" (likewise, Nesterov's form) or "adam". ``random_state`` seeds

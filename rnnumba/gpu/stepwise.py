@@ -1,13 +1,18 @@
-"""Stepwise recurrence: per time step, one tiled GEMM for ``h_{t-1} W_h^T``
-over the whole batch, then one pointwise kernel for the cell (Cho's GRU: two
-of each). Used for hidden sizes whose recurrent weights do not fit in one
-block's shared memory; see ``docs/gpu.md``.
+"""Stepwise recurrence: a GEMM and a pointwise kernel per time step.
+
+Per time step, one tiled GEMM for ``h_{t-1} W_h^T`` over the whole batch,
+then one pointwise kernel for the cell (Cho's GRU: two of each). Used for
+hidden sizes whose recurrent weights do not fit in one block's shared memory;
+see ``docs/gpu.md``.
 
 Buffers as in :mod:`rnnumba.gpu.persistent`, plus per-step scratch:
 ``Z`` (N, G*H) the recurrent products, ``Hc``/``Cc`` (N, H) the current state
 and cell (Cho: ``Cc`` holds r*h_prev), and for BPTT ``DAs`` (N, G*H) this
 step's gate gradients (zero for finished samples), ``DH``/``DC`` (N, H) the
 gradient carried to the previous step, ``DRH`` (N, H) Cho's W_nh^T da_n.
+
+CPU siblings: the cells' ``forward``/``backward`` in :mod:`rnnumba.cells`;
+persistent sibling: :mod:`rnnumba.gpu.persistent`.
 """
 
 import math
@@ -25,12 +30,28 @@ cu = None
 
 
 def _bind():
+    """Bind the module global ``cu`` to ``numba.cuda`` (see the comment above)."""
     global cu
     cu = cuda()
 
 
 @builder("step_forward")
 def build_step_forward(dt, kind, peephole, phase):
+    """Build the pointwise half of forward step ``t``, one thread per (sample, unit).
+
+    Given ``Z = h_{t-1} W_h^T`` from the step's GEMM and ``Xp = x W_x^T + b``::
+
+        Elman:  h_t = tanh(Xp + Z)
+        LSTM:   lstm_forward(Xp + Z, c_{t-1}, p)                -> i, f, g, o, c_t, h_t
+        GRU:    gru_forward(Xp_rz + Z_rz, Xp_n, Z_n + b_hn, h_{t-1})
+        Cho:    phase 1: r, z = sigmoid(Xp + Z), Cc = r * h_{t-1};
+                phase 2 (Z_n = (r * h_{t-1}) W_nh^T): n = tanh(Xp_n + Z_n),
+                h_t = (1 - z) n + z h_{t-1}
+
+    A sample past its length is left as it is (its state freezes). CPU
+    siblings: the cells' ``forward``; persistent sibling:
+    :func:`rnnumba.gpu.persistent.build_forward`.
+    """
     _bind()
     F = funcs(dt)
     sigmoid, lstm_forward, gru_forward = F.sigmoid, F.lstm_forward, F.gru_forward
@@ -118,6 +139,17 @@ def build_step_forward(dt, kind, peephole, phase):
 
 @builder("step_backward")
 def build_step_backward(dt, kind, peephole, phase):
+    """Build the pointwise half of BPTT step ``t``, one thread per (sample, unit).
+
+    ``dh = DH + dOut[tau]`` (``DH``: carried from step t+1), then the cell's local
+    derivative (``lstm_backward``, ``gru_backward``, ``cho_backward1``; Elman
+    ``da = dh (1 - h^2)``) into ``dA`` (and ``dAh``) and ``DAs``, and ``DH`` set
+    to the pointwise part of dh_{t-1}; the caller's GEMM then adds
+    ``DAs W_h``. Cho's phase 2, after ``DRH = da_n W_nh``: ``cho_backward2`` ->
+    ``da_r`` and ``DH += DRH * r``. Padded steps zero their ``dA`` and leave
+    ``DH``. CPU siblings: the cells' ``backward``; persistent sibling:
+    :func:`rnnumba.gpu.persistent.build_backward`.
+    """
     _bind()
     F = funcs(dt)
     lstm_backward, gru_backward = F.lstm_backward, F.gru_backward
@@ -245,14 +277,47 @@ def build_step_backward(dt, kind, peephole, phase):
 
 
 def forward_kernel(dt, kind, peephole, phase=1):
+    """Return the compiled ``step_forward`` kernel for a dtype, cell kind, peephole flag and phase.
+
+    Parameters
+    ----------
+    dt : str
+        ``"float32"`` or ``"float64"``.
+    kind : {"elman", "lstm", "gru", "cho"}
+    peephole : bool
+    phase : {1, 2}
+        Cho's GRU has two phases per step; the other cells one.
+
+    Returns
+    -------
+    numba-cuda dispatcher
+        See :func:`build_step_forward`.
+    """
     return compiled("step_forward", dt, kind, bool(peephole), phase)
 
 
 def backward_kernel(dt, kind, peephole, phase=1):
+    """Return the compiled ``step_backward`` kernel for a dtype, cell kind, peephole flag and phase.
+
+    Parameters
+    ----------
+    dt : str
+        ``"float32"`` or ``"float64"``.
+    kind : {"elman", "lstm", "gru", "cho"}
+    peephole : bool
+    phase : {1, 2}
+        Cho's GRU has two phases per step; the other cells one.
+
+    Returns
+    -------
+    numba-cuda dispatcher
+        See :func:`build_step_backward`.
+    """
     return compiled("step_backward", dt, kind, bool(peephole), phase)
 
 
 def variants():
+    """``[(name, key), ...]``: every stepwise kernel (cells, peepholes, phases) in both dtypes."""
     out = []
     for dt in ("float32", "float64"):
         for kind in CELL_KINDS:

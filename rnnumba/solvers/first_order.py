@@ -2,9 +2,10 @@
 
 import numpy as np
 
-from .. import _heap, engine, losses
+from .. import _heap, losses
 from .._blas import single_threaded
-from ..network import n_chunks
+from ..chunks import n_chunks
+from ..dropout import plan as dropout_plan
 from ..validation import kernel_array
 from . import kernels
 
@@ -74,22 +75,21 @@ class FirstOrder:
         self.state = kernels.new_state(net.theta)
         self.prev = net.theta.copy()
         self.step = 0
-        self.drop = engine.dropout_plan(net.dropout, 0 if seed is None else seed)
+        self.drop = dropout_plan(net.dropout, 0 if seed is None else seed)
+        self.specs = (net.layout.spec(False), net.layout.spec(True))
+        self.offsets = net.layout.offsets()
 
     def n_blocks(self, n_rows):
         """Minibatches per epoch for ``n_rows`` training rows."""
         return -(-n_rows // self.batch_size)
 
-    def epoch(self, X, lengths, Y, many, loss, order):
+    def epoch(self, batch, order):
         """One pass over the minibatches in ``order``.
 
         Parameters
         ----------
-        X, lengths, Y : ndarray
-            Validated padded arrays (``RNN._prepare``).
-        many : bool
-            Many-to-many head.
-        loss : {"mse", "xent"}
+        batch : Batch
+            Validated training data (:meth:`rnnumba.RNN.prepare`).
         order : int64 ndarray
             Block indices, e.g. a permutation of ``range(n_blocks)``.
 
@@ -101,6 +101,7 @@ class FirstOrder:
             False when a step went non-finite; ``theta`` then holds the last
             parameters whose loss was finite.
         """
+        X, lengths, Y, many, _, loss = batch
         _heap.tune()
         net = self.net
         N, B, H = X.shape[0], self.batch_size, net.layout.hidden
@@ -109,8 +110,8 @@ class FirstOrder:
             loss_sum, rows, steps, status = kernels.epoch_kernel(net.layout.kernel_family)(
                 net.theta,
                 net.grad,
-                net._specs[many],
-                net._offsets,
+                self.specs[many],
+                self.offsets,
                 X,
                 lengths,
                 Y,

@@ -14,6 +14,9 @@ njit function calling a parallel one crashes a later process, numba issue
 8578.) The optimiser's step is a plain function of its own (:func:`_update`),
 so that the parallel function stays small: numba's parallel passes cost
 compile time in proportion to its size.
+
+GPU sibling: ``rnnumba.gpu.solvers`` (``DeviceTrainer.epoch`` and the kernels
+``norm_check``, ``update``, ``theta_check``, ``restore``).
 """
 
 import functools
@@ -24,6 +27,8 @@ from numba import prange
 
 from .. import engine
 from .._jit import jit
+from ..chunks import chunk_bounds, sum_chunks
+from ..dropout import mix
 from ..layout import MANY, OUTPUTS
 from ..losses import MSE
 
@@ -36,7 +41,20 @@ OK, NONFINITE = 0, 1
 
 @functools.cache
 def epoch_kernel(family):
-    """The compiled epoch of a cell family (:func:`rnnumba.engine.kernels`)."""
+    """Return the compiled epoch of a cell family.
+
+    Parameters
+    ----------
+    family : str
+        A cell family of :func:`rnnumba.engine.kernels`.
+
+    Returns
+    -------
+    numba dispatcher
+        ``epoch(theta, grad, spec, offsets, X, lengths, Y, loss, order,
+        batch_size, plan, method, hp, state, step, prev)``, documented on the
+        function itself; made once per process and family.
+    """
     chunk_loss_and_grad = engine.kernels(family).chunk_loss_and_grad
 
     @jit(parallel=True, name=f"epoch_{family}", driver=True)
@@ -60,6 +78,11 @@ def epoch_kernel(family):
     ):
         """Run the minibatches ``order`` (block indices) once.
 
+        The k-th block of this epoch is update ``u = step + k`` (counted from 0
+        over all epochs): its minibatch's loss and gradient (the engine's
+        chunks, summed in chunk order) use the dropout key ``mix(base + u)``,
+        then :func:`_update` steps with ``t = u + 1``.
+
         Parameters
         ----------
         theta, grad : ndarray (P,)
@@ -71,9 +94,9 @@ def epoch_kernel(family):
         order : int64 (n_blocks,)
             Block ``k`` holds rows ``k*batch_size`` up to ``(k+1)*batch_size``.
         plan : int64 (4,)
-            ``rnnumba.network.n_chunks`` of a full block and of the last block,
+            ``rnnumba.chunks.n_chunks`` of a full block and of the last block,
             then dropout between layers: a base key and the threshold
-            (:func:`rnnumba.engine._dropout`); update number ``u`` (counted over
+            (:func:`rnnumba.dropout.apply`); update number ``u`` (counted over
             all epochs) draws its masks with the key ``mix(base + u)``.
         method : int
             :data:`SGD` or :data:`ADAM`.
@@ -120,7 +143,7 @@ def epoch_kernel(family):
                 for i in range(s0, s1):
                     count += lengths[i]
             nc = plan[0] if s1 - s0 == batch_size else plan[1]
-            drop[0] = np.int64(engine._mix(np.uint64(plan[2]) + np.uint64(step + k)))
+            drop[0] = np.int64(mix(np.uint64(plan[2]) + np.uint64(step + k)))
             scale = 1.0 / (count * per)
             Xb, Lb, Yb, nb = X[s0:s1], lengths[s0:s1], Y[s0:s1], s1 - s0
             if nc == 1:  # no parallel region: its start-up costs more than a small batch
@@ -141,8 +164,10 @@ def epoch_kernel(family):
                     nb,
                 )
             else:
-                for c in prange(nc):  # the engine's chunks, as its chunks_loss_and_grad
-                    c0, c1 = c * nb // nc, (c + 1) * nb // nc
+                # the engine's chunks, as its chunks_loss_and_grad (a loop of its own: a cached
+                # function calling a parallel one can crash a later process, numba#8578)
+                for c in prange(nc):
+                    c0, c1 = chunk_bounds(c, 0, nb, nc)
                     values[c] = chunk_loss_and_grad(
                         theta,
                         partial[c],
@@ -159,7 +184,7 @@ def epoch_kernel(family):
                         c0,
                         c1,
                     )
-                value = engine._sum_chunks(grad, partial, values, nc)
+                value = sum_chunks(grad, partial, values, nc)
             if not _update(theta, grad, value, method, hp, state, step + k + 1, prev):
                 return loss_sum, rows, k, NONFINITE
             loss_sum += value * (s1 - s0)
@@ -171,12 +196,25 @@ def epoch_kernel(family):
 
 @jit
 def _update(theta, grad, value, method, hp, state, t, prev):
-    """One optimiser step from the minibatch loss ``value`` and its gradient.
+    """Take one optimiser step from the minibatch loss ``value`` and its gradient ``g``.
 
+    The update::
+
+        if clip > 0 and |g| > clip:   g <- g * clip / |g|          (global L2 norm)
+        g <- g + decay * theta
+        SGD:   theta <- theta - lr * g                              (mu = 0)
+               v <- mu v + g;  theta <- theta - lr * v              (momentum)
+               v <- mu v + g;  theta <- theta - lr * (g + mu v)     (Nesterov)
+        Adam:  m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
+               theta <- theta - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    ``state[0]`` holds ``v`` (SGD) or ``m`` (Adam), ``state[1]`` Adam's ``v``.
     Returns False, with ``theta`` restored from ``prev``, when the loss, the
     gradient or the new parameters are not finite; else keeps the parameters
     before the step in ``prev``. ``t`` counts the updates (Adam's bias
-    correction): 1 for the first.
+    correction): 1 for the first. GPU sibling: ``rnnumba.gpu.solvers``
+    (``build_norm_check``, ``build_update``, ``build_theta_check``,
+    ``build_restore``).
     """
     P = theta.shape[0]
     lr, mu, nesterov = hp[LR], hp[MOMENTUM], hp[NESTEROV] != 0.0
@@ -217,10 +255,22 @@ def _update(theta, grad, value, method, hp, state, t, prev):
 
 @jit
 def _copy(dst, src):
+    """``dst[:] = src`` for 1-D arrays."""
     for p in range(dst.shape[0]):
         dst[p] = src[p]
 
 
 def new_state(theta):
-    """Zeroed optimiser state for ``theta``: momentum / Adam moments."""
+    """Zeroed optimiser state for ``theta``: momentum / Adam moments.
+
+    Parameters
+    ----------
+    theta : ndarray (P,)
+        The parameters; the state takes their dtype.
+
+    Returns
+    -------
+    ndarray (2, P)
+        Zeros: the momentum buffer (SGD) or Adam's first and second moments.
+    """
     return np.zeros((2, theta.shape[0]), dtype=theta.dtype)

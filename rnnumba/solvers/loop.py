@@ -1,27 +1,24 @@
-"""The epoch loop around the solvers: shuffling, stopping rules, progress,
-Ctrl-C and divergence. Python runs once per epoch, never per minibatch."""
+"""The epoch loop around the solvers: shuffling, stopping rules, progress, Ctrl-C and divergence.
+
+Python runs once per epoch, never per minibatch.
+"""
 
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .first_order import FIRST_ORDER, FirstOrder
+from .first_order import FIRST_ORDER
 from .progress import Progress
 from .scipy_bridge import ScipyObjective, minimize
 
 
 @dataclass
 class Problem:
-    """Validated training arrays (from ``RNN._prepare``) and their network."""
+    """A network and its validated training data (:meth:`rnnumba.RNN.prepare`)."""
 
     net: object
-    X: np.ndarray
-    lengths: np.ndarray
-    Y: np.ndarray
-    many: bool
-    count: int
-    loss: str
+    batch: object
 
 
 @dataclass
@@ -38,9 +35,12 @@ class History:
 
 
 class _Rules:
-    """Per-epoch bookkeeping shared by both solver families: the loss curve,
-    scikit-learn's ``tol``/``n_iter_no_change`` rule, early stopping on a
-    validation score (keeping the best parameters), and user callbacks."""
+    """Per-epoch bookkeeping shared by both solver families.
+
+    The loss curve, scikit-learn's ``tol``/``n_iter_no_change`` rule, early
+    stopping on a validation score (keeping the best parameters), and user
+    callbacks.
+    """
 
     def __init__(self, net, history, tol, n_iter_no_change, validation_score, callbacks, progress):
         self.net, self.h, self.tol, self.patience = net, history, tol, n_iter_no_change
@@ -160,57 +160,29 @@ def _diverged(h, where, stacklevel=5):
 
 
 def _first_order(problem, solver, epochs, rng, options, shuffle, rules):
-    p = problem
-    if getattr(p.net, "_gpu", None) is not None:
-        return _first_order_device(problem, solver, epochs, rng, options, shuffle, rules)
-    seed = int(rng.integers(2**63)) if p.net.dropout else None  # no draw without dropout: same shuffles
-    opt = FirstOrder(p.net, solver, seed=seed, **options)
-    n_blocks = opt.n_blocks(p.X.shape[0])
-    _epochs(
-        lambda order: opt.epoch(p.X, p.lengths, p.Y, p.many, p.loss, order),
-        n_blocks,
-        epochs,
-        rng,
-        shuffle,
-        rules,
-        6,
-    )
-
-
-def _first_order_device(problem, solver, epochs, rng, options, shuffle, rules):
-    """The same loop with :class:`rnnumba.gpu.DeviceTrainer` (``net.device == "cuda"``):
-    the data go to the GPU once, every step runs there, and ``net.theta`` is
-    refreshed from the device only when the host needs it (validation scores,
-    callbacks) and once at the end."""
-    from ..gpu import DeviceTrainer
-
-    p, net = problem, problem.net
-    trainer = DeviceTrainer(
-        net.layout, net.theta, p.X, p.lengths, p.Y, p.loss, p.many, method=solver, engine=net._gpu, **options
-    )
-    n_blocks = -(-p.X.shape[0] // options["batch_size"])  # as FirstOrder.n_blocks: the same shuffles
+    """Epochs of the network's backend trainer (:mod:`rnnumba.backends`)."""
+    net = problem.net
+    seed = int(rng.integers(2**63)) if net.dropout else None  # no draw without dropout: same shuffles
+    trainer = net.backend.trainer(net, problem.batch, solver, options, seed)
     sync_each = rules.validation_score is not None or bool(rules.callbacks)
 
-    def one(order):
-        out = trainer.epoch(order)
-        if sync_each:
-            net.theta[:] = trainer.theta()
+    def one():
+        out = trainer.epoch(rng, shuffle)
+        if sync_each:  # validation scores and callbacks see the current parameters
+            trainer.sync()
         return out
 
     try:
-        _epochs(one, n_blocks, epochs, rng, shuffle, rules, 7)
+        _epochs(one, epochs, rules, 6)
     finally:  # before rules.finish(), which may put back the best epoch's parameters
-        theta = trainer.theta()
-        if np.all(np.isfinite(theta)):  # a Ctrl-C between two kernels of one step could leave a NaN
-            net.theta[:] = theta
+        trainer.finish()
 
 
-def _epochs(run, n_blocks, epochs, rng, shuffle, rules, stacklevel):
+def _epochs(run, epochs, rules, stacklevel):
     h = rules.h
     for epoch in range(epochs):
         try:
-            order = rng.permutation(n_blocks) if shuffle else np.arange(n_blocks)
-            mean, finite = run(order)
+            mean, finite = run()
             if not finite:
                 _diverged(h, f"epoch {epoch + 1}", stacklevel)
                 return
@@ -224,7 +196,7 @@ def _epochs(run, n_blocks, epochs, rng, shuffle, rules, stacklevel):
 def _scipy(problem, method, maxiter, options, solver_options, rules):
     p, h = problem, rules.h
     rules.loss_rule = False
-    f = ScipyObjective(p.net, p.X, p.lengths, p.Y, p.many, p.count, p.loss, options.get("weight_decay", 0.0))
+    f = ScipyObjective(p.net, p.batch, options.get("weight_decay", 0.0))
     x0 = p.net.theta.astype(np.float64)
     state = {"interrupted": False}
 

@@ -5,12 +5,14 @@ import numbers
 
 import numpy as np
 
+from ..backends import check_device
 from ..validation import check_int
 from .first_order import FIRST_ORDER
 from .scipy_bridge import GRADIENT_METHODS, scipy_method
 
 
 def _number(value, name, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a finite float within the bounds (``*_open``: strict), or a ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     value = float(value)
@@ -22,13 +24,25 @@ def _number(value, name, low=None, high=None, low_open=False, high_open=False):
 
 
 def _flag(value, name):
+    """``value`` as a bool (Python or NumPy bools only), or a ValueError naming it."""
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 
 def check_dtype(dtype):
-    """``dtype`` as numpy float32 or float64, else a ValueError."""
+    """``dtype`` as numpy float32 or float64, else a ValueError.
+
+    Parameters
+    ----------
+    dtype : dtype-like
+        What the user gave (``"float32"``, ``np.float64``, ...).
+
+    Returns
+    -------
+    numpy.dtype
+        ``float32`` or ``float64``.
+    """
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -39,7 +53,17 @@ def check_dtype(dtype):
 
 
 def check_callbacks(callbacks):
-    """None, one callable or a sequence of callables -> a list."""
+    """None, one callable or a sequence of callables -> a list.
+
+    Parameters
+    ----------
+    callbacks : None, callable, or list or tuple of callables
+
+    Returns
+    -------
+    list
+        The callables (empty for None); a ValueError for anything else.
+    """
     if callbacks is None:
         return []
     if callable(callbacks):
@@ -51,6 +75,12 @@ def check_callbacks(callbacks):
 
 def check_options(est):
     """Validate an estimator's hyper-parameters.
+
+    Parameters
+    ----------
+    est : RNNRegressor or RNNClassifier
+        The estimator whose attributes (``hidden``, ``solver``, ``lr``, ...)
+        are checked.
 
     Returns
     -------
@@ -110,17 +140,13 @@ def check_options(est):
             _number(subsample, "subsample", 0.0, 1.0, low_open=True)
         if solver in FIRST_ORDER:
             raise ValueError("subsample applies to scipy solvers; minibatch solvers see every row")
-    device = getattr(est, "device", "cpu")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    device = check_device(getattr(est, "device", "cpu"))
     dropout = _number(getattr(est, "dropout", 0.0), "dropout", 0.0, 1.0, high_open=True)
     if dropout and solver not in FIRST_ORDER:
         raise ValueError(
             f"dropout={dropout} needs a minibatch solver ('sgd' or 'adam'); {solver!r} minimises "
             "a deterministic objective"
         )
-    if dropout and device == "cuda":
-        raise ValueError("dropout between layers is not implemented on the GPU backend (device='cuda')")
     rs = est.random_state
     if not (
         rs is None

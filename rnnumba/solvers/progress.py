@@ -4,7 +4,15 @@ import sys
 
 
 class Progress:
-    """Report the running loss once per epoch (no-op unless ``verbose``)."""
+    """Report the running loss once per epoch (no-op unless ``verbose``).
+
+    Parameters
+    ----------
+    total : int
+        The number of epochs planned.
+    verbose : bool or int
+        Report only when true.
+    """
 
     def __init__(self, total, verbose):
         self.verbose, self.total, self.k, self.bar = bool(verbose), total, 0, None
@@ -17,6 +25,15 @@ class Progress:
         self.bar = tqdm(total=total, desc="rnnumba", unit="epoch", leave=True)
 
     def update(self, loss, score=None):
+        """Report one finished epoch.
+
+        Parameters
+        ----------
+        loss : float
+            The epoch's running training loss.
+        score : float, optional
+            The validation score, when there is one.
+        """
         if not self.verbose:
             return
         self.k += 1
@@ -31,6 +48,7 @@ class Progress:
             print(f"epoch {self.k}/{self.total}  loss {loss:.5g}{extra}", file=sys.stderr, flush=True)
 
     def close(self):
+        """Close the tqdm bar, if any (idempotent)."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -14,7 +14,7 @@ _BY_LOWER = {m.lower(): m for m in GRADIENT_METHODS}
 
 
 def scipy_method(name):
-    """The canonical spelling of a scipy gradient method, or None."""
+    """Return the canonical spelling of a scipy gradient method, or None."""
     return _BY_LOWER.get(str(name).lower()) if isinstance(name, str) else None
 
 
@@ -23,47 +23,42 @@ class Stop(Exception):
 
 
 class ScipyObjective:
-    """``f(x) -> (loss, grad)`` on validated arrays, remembering its last point.
+    """``f(x) -> (loss, grad)`` on a :class:`~rnnumba.data.Batch`, remembering its last point.
 
     The data loss plus ``weight_decay/2 * |x|^2``. The last finite point and
     its value are kept so that an interrupted or diverged run can return
     them.
     """
 
-    def __init__(self, net, X, lengths, Y, many, count, loss, weight_decay=0.0):
-        self.net, self.args = net, (X, lengths, Y, many, count, loss)
+    def __init__(self, net, batch, weight_decay=0.0):
+        self.net = net
+        self.data = net.backend.resident(batch)  # on a GPU: uploaded once
         self.weight_decay = float(weight_decay)
         self.last_x = None
         self.last_f = np.inf
         self.n_calls = 0
-        self._device = None
-        if getattr(net, "_gpu", None) is not None:  # net.device == "cuda": upload the data once
-            from ..gpu._device import cuda
-            from ..gpu.engine import Batch
-
-            c = cuda()
-            self._device = (
-                Batch.upload(X, lengths, Y, net.dtype),
-                c.device_array(net.n_params, dtype=net.dtype),
-            )
-
-    def _evaluate(self, theta):
-        net = self.net
-        if self._device is None:
-            return net._loss_and_grad(*self.args, theta=theta)
-        from ..gpu._device import cuda
-
-        batch, d_grad = self._device
-        _, _, _, many, count, loss = self.args
-        d_theta = cuda().to_device(theta)
-        d_loss = net._gpu.device_loss_and_grad(d_theta, d_grad, batch, loss, 1.0 / count, many)
-        d_grad.copy_to_host(net.grad)
-        return float(d_loss.copy_to_host()[0])
 
     def __call__(self, x):
+        """Evaluate the objective and its gradient at ``x``.
+
+        A point with a finite value and gradient is kept as ``last_x`` and
+        ``last_f``.
+
+        Parameters
+        ----------
+        x : ndarray
+            The parameters.
+
+        Returns
+        -------
+        value : float
+            The loss plus the weight-decay term; inf when it is not finite.
+        grad : ndarray
+            The gradient, in float64.
+        """
         net = self.net
         theta = kernel_array(x, net.dtype)
-        value = self._evaluate(theta)
+        value = net.backend.loss_and_grad(theta, net.grad, self.data)
         grad = net.grad.astype(np.float64, copy=True)
         if self.weight_decay:
             value += 0.5 * self.weight_decay * float(np.dot(x, x))
@@ -76,7 +71,7 @@ class ScipyObjective:
         return value, grad
 
     def value_at(self, x):
-        """The objective at ``x``, re-using the last evaluation when it was there."""
+        """Return the objective at ``x``, re-using the last evaluation when it was there."""
         if self.last_x is not None and np.array_equal(x, self.last_x):
             return self.last_f
         return self(x)[0]

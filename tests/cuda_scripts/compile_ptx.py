@@ -33,11 +33,11 @@ def main():
             "skip": f"the NVIDIA compiler is not usable ({type(exc).__name__}: {str(exc)[:300]}); "
             "pip install nvidia-cuda-runtime nvidia-cuda-nvrtc nvidia-nvvm"
         }
-    from rnnumba.gpu import _registry
+    from rnnumba.gpu import _registry, catalog
 
     only = sys.argv[1:]  # optional name filter
     results = []
-    for name, key in _registry.specs():
+    for name, key in catalog.specs():
         if only and name not in only:
             continue
         fn, sig = _registry.source(name, *key)

@@ -1,0 +1,190 @@
+"""The CPU backend: compiled kernels run over blocks of samples in parallel.
+
+The kernels are those of :mod:`rnnumba.engine` and :mod:`rnnumba.solvers.kernels`.
+
+Siblings: :mod:`rnnumba.backends.cuda` (the same contract on a GPU) and
+:class:`rnnumba.distributed.DaskBackend` (on a Dask cluster).
+"""
+
+from collections import namedtuple
+
+import numpy as np
+
+from .. import _heap, engine
+from .._blas import single_threaded
+from ..chunks import blas_may_thread, n_chunks
+from ..losses import LOSSES
+from ..validation import dense_batch
+
+MSE = LOSSES["mse"]
+NO_DROPOUT = np.zeros(2, dtype=np.int64)  # writeable: a read-only array would compile a second engine
+# what CPU.plan remembers per batch shape (N, T)
+Plan = namedtuple("Plan", "chunks blas lengths kernel")
+
+
+def block_order(n_blocks, rng, shuffle):
+    """Return an epoch's minibatch order: a permutation drawn from ``rng``, or ``0..n-1``."""
+    return rng.permutation(n_blocks) if shuffle else np.arange(n_blocks)
+
+
+class CPU:
+    """Loss, gradient, predictions and training epochs on this machine's cores.
+
+    Parameters
+    ----------
+    layout : Layout
+    dtype : numpy dtype
+        float32 or float64.
+
+    Attributes
+    ----------
+    specs : (ndarray, ndarray)
+        The kernels' layout table for one output per sequence and per step
+        (:meth:`rnnumba.layout.Layout.spec`).
+    offsets : ndarray
+        Where each tensor starts in ``theta`` (:meth:`rnnumba.layout.Layout.offsets`).
+    kernels : rnnumba.engine.Kernels
+        The cell's compiled kernel family.
+    """
+
+    name = "cpu"
+    states = True  # initial and final states supported
+    dropout = True
+
+    def __init__(self, layout, dtype):
+        self.layout, self.dtype = layout, np.dtype(dtype)
+        self.specs = (layout.spec(False), layout.spec(True))
+        self.offsets = layout.offsets()
+        self.kernels = engine.kernels(layout.kernel_family)
+        self.no_state = np.empty((0, 0, 0), dtype=self.dtype)  # zero initial states
+        self._plans = {}
+
+    def plan(self, N, T):
+        """Return the :class:`Plan` of an (N, T) batch, remembered.
+
+        The plan holds the chunks, whether BLAS may start threads, the all-``T``
+        lengths and the training kernel. It is remembered because at the seed's
+        size every microsecond of a call counts.
+        """
+        plan = self._plans.get((N, T))
+        if plan is None:
+            _heap.tune()  # once, before the first kernel runs
+            if len(self._plans) > 1024:
+                self._plans.clear()
+            chunks = n_chunks(N, self.layout.hidden)
+            blas = blas_may_thread(self.layout, N, T, chunks)
+            kernel = engine.training_kernel(self.layout.kernel_family, chunks)
+            lengths = np.full(N, T, dtype=np.int64)
+            plan = self._plans[N, T] = Plan(chunks, blas, lengths, kernel)
+        return plan
+
+    def dense_loss_and_grad(self, theta, grad, X, y):
+        """Make the common training call without a :class:`~rnnumba.data.Batch`.
+
+        MSE on C-contiguous arrays of the right dtype and shape, no lengths.
+        Returns the loss, or None when the call needs the full path (other
+        input, or a NaN: the full path then says which value is bad).
+        """
+        L = self.layout
+        batch = dense_batch(X, y, self.dtype, L.input_size, L.output_size, self.plan, finite=False)
+        if batch is None:
+            return None
+        X, Y, (chunks, blas, lengths, kernel) = batch
+        no = self.no_state
+        args = (theta, grad, self.specs[0], self.offsets, X, lengths, Y, MSE, 1.0 / Y.size, NO_DROPOUT)
+        if not blas:
+            value = float(kernel(*args, no, no, chunks))
+        else:
+            with single_threaded():
+                value = float(kernel(*args, no, no, chunks))
+        return value if value == value else None  # the kernel checks X and y: NaN -> full path
+
+    def loss_and_grad(self, theta, grad, batch, drop=NO_DROPOUT, h0=None, dh0=None):
+        """Mean loss of ``batch`` at ``theta``; ``grad`` filled in place.
+
+        Parameters
+        ----------
+        theta, grad : ndarray (P,)
+        batch : Batch
+        drop : int64 ndarray (2,)
+            :func:`rnnumba.dropout.plan`'s (key, threshold); zeros: none.
+        h0, dh0 : ndarray (S, N, W), optional
+            Packed initial states, and a buffer for dL/dh0.
+
+        Returns
+        -------
+        float
+        """
+        X, lengths, Y, many, count, loss = batch
+        chunks, blas, _, kernel = self.plan(X.shape[0], X.shape[1])
+        h0 = self.no_state if h0 is None else h0
+        dh0 = self.no_state if dh0 is None else dh0
+        args = (theta, grad, self.specs[many], self.offsets, X, lengths, Y, LOSSES[loss], 1.0 / count)
+        with single_threaded(blas):
+            return float(kernel(*args, drop, h0, dh0, chunks))
+
+    def predict(self, theta, seqs, many, h0=None, hn=None):
+        """Head outputs (N, T if ``many`` else 1, O), NaN in the padding.
+
+        Parameters
+        ----------
+        theta : ndarray (P,)
+        seqs : Sequences
+        many : bool
+            Every step's output, not only each sequence's last.
+        h0, hn : ndarray (S, N, W), optional
+            Packed initial states, and a buffer the final states go to.
+
+        Returns
+        -------
+        ndarray
+        """
+        X, lengths = seqs.X, seqs.lengths
+        N, T = X.shape[:2]
+        out = np.full((N, T if many else 1, self.layout.output_size), np.nan, dtype=self.dtype)
+        plan = self.plan(N, T)
+        h0 = self.no_state if h0 is None else h0
+        hn = self.no_state if hn is None else hn
+        args = (theta, self.specs[many], self.offsets, X, lengths, h0)
+        with single_threaded(plan.blas):
+            if plan.chunks == 1:  # no parallel region for a small batch
+                self.kernels.chunk_predict(*args, engine.FIRST, N, out, hn)
+            else:
+                self.kernels.predict(*args, plan.chunks, out, hn)
+        return out
+
+    def resident(self, batch):
+        """``batch`` kept where this backend computes (here: as it is)."""
+        return batch
+
+    def trainer(self, net, batch, method, options, seed=None):
+        """Return a :class:`rnnumba.solvers.FirstOrder` over ``batch``: see :class:`Trainer`."""
+        from ..solvers.first_order import FirstOrder
+
+        return Trainer(FirstOrder(net, method, seed=seed, **options), batch)
+
+
+class Trainer:
+    """Epochs of a first-order optimiser over one batch.
+
+    The backend contract's ``trainer``: ``epoch(rng, shuffle) -> (mean_loss, finite)``,
+    ``sync()`` (parameters back into ``net.theta``: here they never left) and
+    ``finish()``.
+    """
+
+    def __init__(self, optimizer, batch):
+        self.optimizer, self.batch = optimizer, batch
+        self.n_blocks = optimizer.n_blocks(batch.X.shape[0])
+
+    def epoch(self, rng, shuffle=True):
+        """One pass over the minibatches, in an order drawn from ``rng``.
+
+        The minibatches go in order if not ``shuffle``; see :meth:`FirstOrder.epoch`.
+        """
+        return self.optimizer.epoch(self.batch, block_order(self.n_blocks, rng, shuffle))
+
+    def sync(self):
+        """Nothing to copy: the CPU updates ``net.theta`` in place."""
+
+    def finish(self):
+        """Nothing to release."""

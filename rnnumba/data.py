@@ -1,0 +1,125 @@
+"""The validated data objects: what every backend and solver takes.
+
+User arrays come in many forms (a list of sequences, a padded array with
+``lengths``, a strided view, any numeric dtype). They are checked and
+normalised once, here, into one of two in-memory objects:
+
+* :class:`Sequences`: inputs only (what ``predict`` reads);
+* :class:`Batch`: inputs and kernel-ready targets (what ``loss_and_grad``,
+  the epoch and the scipy objective read).
+
+Their arrays are C-contiguous, writeable and of the network's dtype, so each
+compiled kernel has one signature whatever form the user passed. A function
+that receives one of these objects does not validate again.
+
+The Dask form of a :class:`Batch` is :class:`rnnumba.distributed.DaskData`:
+the same arrays, one part per worker.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .losses import LOSSES
+from .validation import check_sequences, check_targets
+
+__all__ = ["Batch", "Sequences", "batch", "sequences"]
+
+
+class Sequences(NamedTuple):
+    """Validated inputs.
+
+    Attributes
+    ----------
+    X : ndarray (N, T, I)
+        Right-padded, C-contiguous, writeable, of the model's dtype; the
+        padding (steps ``t >= lengths[n]``) is never read.
+    lengths : ndarray (N,) of int64
+        Valid steps of each sequence, in ``[1, T]``.
+    from_list : bool
+        Whether the user gave a list of sequences (outputs go back as a list).
+    """
+
+    X: np.ndarray
+    lengths: np.ndarray
+    from_list: bool
+
+
+class Batch(NamedTuple):
+    """Validated inputs and targets, as the kernels read them.
+
+    Attributes
+    ----------
+    X : ndarray (N, T, I)
+        As :attr:`Sequences.X`.
+    lengths : ndarray (N,) of int64
+    Y : ndarray (N, 1 or T, O or 1)
+        Regression targets, or class indices stored as floats (one column).
+    many : bool
+        One target per step (many-to-many) rather than one per sequence.
+    count : int
+        Number of target values; the loss is their mean.
+    loss : {"mse", "xent"}
+    """
+
+    X: np.ndarray
+    lengths: np.ndarray
+    Y: np.ndarray
+    many: bool
+    count: int
+    loss: str
+
+
+def sequences(X, lengths=None, input_size=None, dtype=np.float64):
+    """Validate and pad inputs into a :class:`Sequences`.
+
+    Parameters
+    ----------
+    X : array_like (N, T) or (N, T, I), list of (T_i,) or (T_i, I) arrays, or Sequences
+        A :class:`Sequences` passes through unchecked.
+    lengths : array_like of int (N,), optional
+        Valid steps of each row of a padded array; default all ``T``.
+    input_size : int, optional
+        The features per step the model expects.
+    dtype : numpy dtype, default float64
+
+    Returns
+    -------
+    Sequences
+    """
+    if isinstance(X, Sequences):
+        return X
+    return Sequences(*check_sequences(X, lengths, input_size, np.dtype(dtype)))
+
+
+def batch(X, y, lengths=None, loss=None, input_size=None, output_size=1, dtype=np.float64):
+    """Validate inputs and targets into a :class:`Batch`.
+
+    Parameters
+    ----------
+    X : array_like or Sequences
+        As for :func:`sequences`.
+    y : array_like
+        Regression targets (N,), (N, O), (N, T, O) or a list of (T_i,) /
+        (T_i, O) arrays; integer class indices (N,), (N, T) or a list of
+        (T_i,) arrays.
+    lengths : array_like of int, optional
+    loss : {"mse", "xent"}, optional
+        Default: "xent" for integer ``y``, else "mse".
+    input_size, output_size : int
+        The model's features per step and outputs (classes, for "xent").
+    dtype : numpy dtype, default float64
+
+    Returns
+    -------
+    Batch
+    """
+    seqs = sequences(X, lengths, input_size, dtype)
+    if loss is None:
+        first = y[0] if isinstance(y, (list, tuple)) and len(y) else y
+        loss = "xent" if np.asarray(first).dtype.kind in "iu" else "mse"
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+    N, T = seqs.X.shape[:2]
+    Y, many, count = check_targets(y, N, T, seqs.lengths, output_size, loss, np.dtype(dtype))
+    return Batch(seqs.X, seqs.lengths, Y, many, count, loss)

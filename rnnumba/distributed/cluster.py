@@ -1,0 +1,112 @@
+"""The cluster side of :mod:`rnnumba.distributed`.
+
+Lazy dask imports, the client, Numba's threads per task, and compiled kernels
+on every worker.
+
+Nothing here imports dask at import time: :func:`is_dask_collection` is cheap
+for the estimators to call on any input.
+"""
+
+import sys
+
+from .tasks import usable_cpus, warm_task
+
+
+def is_dask_collection(x):
+    """Tell whether ``x`` is a dask array (or any dask collection); never imports dask."""
+    if "dask" not in sys.modules:  # nothing can be a dask collection yet
+        return False
+    from dask.base import is_dask_collection as is_collection
+
+    return bool(is_collection(x))
+
+
+def import_dask():
+    """Import and return ``(dask, dask.array, distributed)``.
+
+    Raises
+    ------
+    ImportError
+        Saying what to install, when the ``dask`` extra is missing.
+    """
+    try:
+        import dask
+        import dask.array as da
+        import distributed
+    except ImportError as exc:  # pragma: no cover - the extra is installed in CI
+        raise ImportError(
+            "training on dask arrays needs dask[distributed]: pip install 'rnnumba[dask]'"
+        ) from exc
+    return dask, da, distributed
+
+
+def resolve_client(client):
+    """Return ``client``, or the current Dask client when it is None (ValueError if none)."""
+    _, _, distributed = import_dask()
+    if client is not None:
+        return client
+    try:
+        return distributed.get_client()
+    except ValueError as exc:
+        raise ValueError(
+            "no Dask client: pass client= or start one first, e.g. distributed.Client(scheduler_address)"
+        ) from exc
+
+
+def numba_threads_for(client):
+    """Numba threads per Dask thread that fill, and never oversubscribe, each host.
+
+    Per host: usable CPUs // Dask threads on that host (at least 1); the
+    minimum over hosts. Two workers x 1 thread on 2 cores -> 1.
+    """
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    if not info:
+        raise RuntimeError("the Dask cluster has no workers")
+    cpus = client.run(usable_cpus)
+    hosts = {}
+    for addr, w in info.items():
+        h = hosts.setdefault(w["host"], [0, 1])
+        h[0] += w["nthreads"]
+        h[1] = max(h[1], cpus.get(addr, 1))
+    return max(1, min(c // max(1, n) for n, c in hosts.values()))
+
+
+def warm_workers(client, net, kernels=("objective",), threads=None, mode="host"):
+    """Get compiled kernels into every worker without a compile stampede.
+
+    Workers on one host share one numba cache directory unless told otherwise,
+    and several processes compiling into one cache at once is a known crash
+    source. ``mode="host"``: one worker per host first (hosts in parallel; it
+    compiles into its host's cache, or loads it), then all the others, which
+    then only read the cache. ``"serial"``: the first wave one host after
+    another, for hosts sharing one writable cache directory (NFS). ``False``:
+    nothing (every worker loads or compiles on its first task).
+
+    Returns
+    -------
+    dict
+        ``{worker address: {kernel: (cache hits, cache misses, seconds)}}``.
+    """
+    if not mode:
+        return {}
+    if mode not in ("host", "serial"):
+        raise ValueError(f"warm must be 'host', 'serial' or False, got {mode!r}")
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    by_host = {}
+    for addr in sorted(info):
+        by_host.setdefault(info[addr]["host"], []).append(addr)
+    first = [ws[0] for ws in by_host.values()]
+    rest = [a for ws in by_host.values() for a in ws[1:]]
+    template, out = net.copy(), {}
+
+    def wave(addrs):
+        futs = [
+            client.submit(warm_task, template, tuple(kernels), threads, workers=[a], pure=False)
+            for a in addrs
+        ]
+        out.update(zip(addrs, client.gather(futs), strict=True))
+
+    for group in [[a] for a in first] if mode == "serial" else [first]:
+        wave(group)
+    wave(rest)
+    return out

@@ -1,0 +1,99 @@
+"""The full-batch objective over dask arrays (:class:`DaskObjective`).
+
+Every part's loss and gradient sums come back from the workers and are added
+in part order on the client.
+"""
+
+import numpy as np
+
+from .data import DaskData
+from .tasks import eval_part
+
+
+def evaluate(data, theta, template):
+    """Mean loss and gradient over every part at ``theta``, both float64.
+
+    Parameters
+    ----------
+    data : DaskData
+    theta : ndarray (P,)
+        Of the network's dtype.
+    template : RNN
+        What the workers unpickle (its layout and dtype; a copy per task).
+
+    Returns
+    -------
+    value : float
+    grad : ndarray (P,) of float64
+    """
+    out = data.map(eval_part, theta, net=template, loss=data.loss, threads=data.threads)
+    total, grad = 0.0, np.zeros(theta.shape[0], dtype=np.float64)
+    for value, g in out:  # part order: the sum does not depend on placement
+        total += value
+        grad += g
+    return total / data.count, grad / data.count
+
+
+class DaskObjective:
+    """``f(theta) -> (loss, grad)`` over dask arrays, for ``scipy.optimize.minimize(jac=True)``.
+
+    The distributed twin of :meth:`rnnumba.RNN.objective` (and of
+    ``rnnumba.solvers.ScipyObjective``, whose ``weight_decay`` term it shares):
+    the same value and gradient to float64 rounding, bitwise repeatable for
+    one chunking. Pass ``data=`` (a :class:`DaskData`) or the arguments of
+    :class:`DaskData`.
+
+    Examples
+    --------
+    >>> f = DaskObjective(net, X_dask, y_dask, client=client)    # doctest: +SKIP
+    >>> scipy.optimize.minimize(f, net.theta, jac=True, method="L-BFGS-B")  # doctest: +SKIP
+    >>> f.close()                                                  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, net, X=None, y=None, lengths=None, client=None, *, data=None, weight_decay=0.0, **kwargs
+    ):
+        self.net = net
+        self._own = data is None
+        self.data = DaskData(net, X, y, lengths, client, **kwargs) if data is None else data
+        self.weight_decay = float(weight_decay)
+        self._template = net.copy()  # what the workers unpickle: layout, dtype
+        self.n_calls, self.last_x, self.last_f = 0, None, np.inf
+
+    def __call__(self, theta):
+        """Return ``(loss, grad)`` at ``theta``: the mean over all counted targets."""
+        x = np.asarray(theta, dtype=np.float64)
+        if self.last_x is not None and np.array_equal(x, self.last_x):
+            return self.last_f, self.last_g.copy()  # scipy often asks twice for one point
+        theta = np.ascontiguousarray(theta, dtype=self.net.dtype)
+        if theta.shape != (self.net.n_params,):
+            raise ValueError(f"theta must have shape ({self.net.n_params},), got {theta.shape}")
+        value, grad = evaluate(self.data, theta, self._template)
+        if self.weight_decay:
+            value += 0.5 * self.weight_decay * float(np.dot(x, x))
+            grad += self.weight_decay * x
+        self.n_calls += 1
+        if np.isfinite(value) and np.all(np.isfinite(grad)):
+            self.last_x, self.last_f, self.last_g = x.copy(), value, grad.copy()
+        elif not np.isfinite(value):
+            value = np.inf  # line searches back off from inf; NaN would poison them
+        return value, grad
+
+    loss_and_grad = __call__
+
+    def value_at(self, x):
+        """Return the objective at ``x``, re-using the last evaluation when it was there."""
+        if self.last_x is not None and np.array_equal(x, self.last_x):
+            return self.last_f
+        return self(x)[0]
+
+    def close(self):
+        """Release the data on the workers, if this objective created them."""
+        if self._own:
+            self.data.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

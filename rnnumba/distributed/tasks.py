@@ -1,0 +1,220 @@
+"""The functions that run on the Dask workers, one part (chunk) at a time.
+
+Dask pickles them by reference (``rnnumba.distributed.tasks.<name>``), so they
+stay module-level functions and every worker imports this module. None of them
+needs dask: the tests call them in-process too.
+"""
+
+import os
+import time
+
+import numpy as np
+
+from .. import engine
+from ..data import Batch
+from ..preprocessing import Standardizer
+from ..validation import check_sequences, check_targets
+
+
+def set_threads(threads):
+    """Numba's thread count for this task (numba keeps it per thread, so per task)."""
+    if threads:
+        import numba
+
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+
+
+def _own(a):
+    """Return ``a``, or a copy when it is read-only.
+
+    Arrays that arrive from the network are, and numba compiles a separate
+    (uncached) version for them.
+    """
+    return a if a.flags.writeable else a.copy()
+
+
+def usable_cpus():
+    """Return the number of CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _chunk_error(exc, k, start, n):
+    where = f"chunk {k} (samples {start}..{start + n - 1}; indices below count from {start})"
+    return type(exc)(f"{where}: {exc}")
+
+
+def _valid_mask(lengths, N, T):
+    return (
+        np.ones((N, T), dtype=bool)
+        if lengths is None
+        else np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+    )
+
+
+def block_classes(y, lengths, many, k, start):
+    """Sorted labels of one chunk's valid targets."""
+    y = np.asarray(y)
+    labels = y[_valid_mask(lengths, *y.shape[:2])] if many else y
+    if labels.dtype == object:
+        raise _chunk_error(
+            ValueError("class labels must be of one type (numbers or strings)"), k, start, len(y)
+        )
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+        raise _chunk_error(ValueError("class labels hold NaN or infinite values"), k, start, len(y))
+    return np.unique(labels)
+
+
+def prepare_part(X, y, lengths, k, start, layout, loss, dtype, classes):
+    """One chunk validated into the kernels' arrays: (X, lengths, Y, many, count)."""
+    dtype = np.dtype(dtype)
+    try:
+        X3, lens, _ = check_sequences(X, lengths, layout["input_size"], dtype)
+        if classes is not None:  # labels -> codes 0..K-1, as RNNClassifier does
+            labels = np.asarray(y)
+            many = labels.ndim == 2
+            mask = _valid_mask(lens, *labels.shape[:2]) if many else np.ones(labels.shape, bool)
+            idx = np.clip(np.searchsorted(classes, labels[mask]), 0, len(classes) - 1)
+            if np.any(classes[idx] != labels[mask]):
+                raise ValueError("y holds a label that is not in classes")
+            y = np.zeros(labels.shape, dtype=np.int64)
+            y[mask] = idx
+        Y, many, count = check_targets(y, X3.shape[0], X3.shape[1], lens, layout["output_size"], loss, dtype)
+    except (ValueError, TypeError) as exc:
+        raise _chunk_error(exc, k, start, len(X)) from None
+    return _own(X3), _own(lens), _own(Y), many, count
+
+
+def part_summary(part, moments=False):
+    """(rows, T, many, count, valid-cell count, mean, M2) of one part's inputs."""
+    X, lengths, _, many, count = part
+    if not moments:
+        return X.shape[0], X.shape[1], many, count, 0, 0.0, 0.0
+    cells = X[_valid_mask(lengths, *X.shape[:2])].astype(np.float64).ravel()
+    mean = float(cells.mean()) if cells.size else 0.0
+    m2 = float(((cells - mean) ** 2).sum())
+    return X.shape[0], X.shape[1], many, count, cells.size, mean, m2
+
+
+def scale_part(part, mean, std):
+    """Standardise a part's inputs exactly as ``Standardizer.transform`` does."""
+    X, lengths, Y, many, count = part
+    Xs = Standardizer.from_dict({"mean": mean, "std": std}).transform(X, lengths)
+    return np.ascontiguousarray(Xs, dtype=X.dtype), lengths, Y, many, count
+
+
+def eval_part(part, payload, net, loss, threads):
+    """Loss SUM and gradient SUM of one part at ``payload`` (= theta).
+
+    The CPU backend's ``loss_and_grad`` on the part's :class:`~rnnumba.data.Batch`
+    with a count of 1 (scale 1), chunked by the network's own rule.
+    """
+    set_threads(threads)
+    net = net.copy()  # tasks on one worker may share one unpickled net: own grad buffer
+    value = net.backend.loss_and_grad(_own(payload), net.grad, part_batch(part, loss, count=1))
+    return float(value), net.grad
+
+
+_LOADED = set()
+
+
+def load_objective(net):
+    """Load (or compile) the engine's objective in this process before the solvers' epoch.
+
+    Written when the epoch called the engine's chunk kernel: a cached caller
+    loaded before its callee segfaulted (numba#8578), and a fresh or restarted
+    worker may well run an epoch before an evaluation. The epoch now runs its
+    own chunk loop; the order is kept as a cheap precaution.
+    """
+    if net.dtype.str not in _LOADED:
+        net = net.copy()
+        net.backend.loss_and_grad(net.theta, net.grad, tiny_batch(net))
+        _LOADED.add(net.dtype.str)
+
+
+def local_round(part, order, payload, cfg, replica=0):
+    """One link of a replica's chain: the minibatches ``order`` of this part.
+
+    ``payload`` is the round's starting stack (theta, state[0], state[1]) -- the
+    parameters and the optimiser state of :class:`~rnnumba.solvers.FirstOrder`
+    (momentum buffer or Adam's moments) -- or the previous link's result.
+    ``replica`` (its index) picks the dropout masks: replica 0 draws those of
+    the one-process run with the same seed, replica ``r`` those of the seed
+    ``(seed, r)``, so replicas at the same update number drop different units.
+    Returns ``(stack, step, [(mean minibatch loss, rows), ...], finite)``.
+    """
+    from ..solvers import FirstOrder
+
+    if isinstance(payload, tuple):  # continuing a chain
+        stack, step, means, finite = payload
+        if not finite:
+            return payload
+    else:
+        stack, step, means = payload, cfg["step"], []
+    set_threads(cfg["threads"])
+    X, lengths, Y = (_own(a) for a in part[:3])
+    order = np.array(order, dtype=np.int64)  # writeable: see _own
+    net = cfg["net"].copy()  # tasks on one worker may share one unpickled cfg
+    load_objective(net)
+    net.theta[:] = stack[0]
+    options = cfg["options"]
+    if replica and net.dropout:
+        seed = options.get("seed")
+        options = dict(options, seed=[*np.atleast_1d(0 if seed is None else seed).tolist(), replica])
+    opt = FirstOrder(net, cfg["method"], **options)
+    opt.state[:] = stack[1:]
+    opt.step = step
+    opt.prev[:] = net.theta
+    mean, finite = opt.epoch(Batch(X, lengths, Y, part[3], 1, cfg["loss"]), order)
+    rows = int(sum(min(X.shape[0], (b + 1) * opt.batch_size) - b * opt.batch_size for b in order))
+    out = np.concatenate([net.theta[None, :], opt.state])
+    return out, opt.step, means + [(mean, rows)], bool(finite)
+
+
+def warm_task(net, kernels, threads):
+    """Compile (or load from the disk cache) ``kernels`` in this process.
+
+    Returns ``{kernel: (cache hits, cache misses, seconds)}``; misses > 0 means
+    this process compiled and wrote the cache.
+    """
+    set_threads(threads)
+    out = {}
+    for name in sorted(kernels, key=lambda k: k != "objective"):  # see load_objective
+        t0 = time.perf_counter()
+        if name == "objective":
+            fn = engine.kernels(net.layout.kernel_family).loss_and_grad
+            load_objective(net)
+        else:  # "epoch": the compiled minibatch loop
+            from ..solvers import FirstOrder
+            from ..solvers import kernels as solver_kernels
+
+            fn = solver_kernels.epoch_kernel(net.layout.kernel_family)
+            FirstOrder(net, "sgd", lr=0.0, batch_size=2).epoch(tiny_batch(net), np.zeros(1, np.int64))
+        stats = fn.stats
+        out[name] = (
+            sum(stats.cache_hits.values()),
+            sum(stats.cache_misses.values()),
+            time.perf_counter() - t0,
+        )
+    return out
+
+
+def part_batch(part, loss, count=None):
+    """Wrap a part (``prepare_part``'s tuple) as a :class:`~rnnumba.data.Batch` of worker-owned arrays."""
+    X, lengths, Y = (_own(a) for a in part[:3])
+    return Batch(X, lengths, Y, part[3], part[4] if count is None else count, loss)
+
+
+def tiny_batch(net):
+    """Two one-step sequences of zeros: enough to load or compile ``net``'s kernels."""
+    I, O = net.layout.input_size, net.layout.output_size
+    X, Y = np.zeros((2, 1, I), dtype=net.dtype), np.zeros((2, 1, O), dtype=net.dtype)
+    return Batch(X, np.ones(2, dtype=np.int64), Y, False, 1, "mse")
+
+
+def predict_block(X, lengths, net, threads):
+    """Return ``net.predict`` of one chunk."""
+    set_threads(threads)
+    return net.predict(X, lengths)

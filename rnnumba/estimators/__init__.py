@@ -1,0 +1,87 @@
+"""scikit-learn style estimators around :class:`~rnnumba.network.RNN`.
+
+``RNNRegressor`` and ``RNNClassifier`` follow scikit-learn's conventions
+(``__init__`` stores hyper-parameters, ``fit`` validates and returns self,
+fitted attributes end in ``_``, ``get_params``/``set_params`` work with
+``sklearn.base.clone``, ``GridSearchCV`` and ``Pipeline``) without importing
+scikit-learn: it stays optional. :func:`fit` picks the estimator from ``y``;
+:func:`load` reads what an estimator's ``save`` (or :func:`rnnumba.io.save`) wrote.
+"""
+
+import numpy as np
+
+from ..distributed import is_dask_collection
+from ..io import bad_file, read
+from .base import NotFittedError, RNNEstimator
+from .classifier import RNNClassifier
+from .regressor import RNNRegressor
+
+__all__ = ["NotFittedError", "RNNClassifier", "RNNEstimator", "RNNRegressor", "fit", "load"]
+
+
+def fit(X, y, hidden=26, lengths=None, client=None, **options):
+    """Train a recurrent model in one call.
+
+    Parameters
+    ----------
+    X : array_like (N, T) or (N, T, I), or a list of sequences
+    y : array_like
+        Floats: an :class:`RNNRegressor`; integers, bools or strings: an
+        :class:`RNNClassifier`.
+    hidden : int, default 26
+    lengths : array_like of int, optional
+    client : distributed.Client, optional
+        For dask arrays (see ``docs/dask.md``); default: the current client.
+    **options
+        Any hyper-parameter of :class:`RNNRegressor`.
+
+    Returns
+    -------
+    RNNRegressor or RNNClassifier
+        Fitted.
+
+    Examples
+    --------
+    >>> import rnnumba
+    >>> from rnnumba.datasets import make_toy
+    >>> X, z = make_toy(2000, random_state=0)
+    >>> model = rnnumba.fit(X, z, hidden=26, epochs=2, random_state=0)
+    >>> model.n_params_
+    755
+    """
+    first = y[0] if isinstance(y, (list, tuple)) and len(y) and np.ndim(y[0]) >= 1 else y
+    kind = y.dtype.kind if is_dask_collection(y) else np.asarray(first).dtype.kind
+    cls = RNNClassifier if kind in "biuUSO" else RNNRegressor
+    return cls(hidden, **options).fit(X, y, lengths=lengths, client=client)
+
+
+def load(path):
+    """Read a model written by :func:`rnnumba.io.save` (or an estimator's ``save``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    RNN, RNNRegressor or RNNClassifier
+        What was saved, predicting bitwise as before.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        A truncated, corrupt or foreign file.
+    """
+    state = read(path)
+    kind = state["kind"]
+    if kind == "RNN":
+        return state["net"]
+    cls = {"RNNRegressor": RNNRegressor, "RNNClassifier": RNNClassifier}.get(kind)
+    if cls is None:
+        raise bad_file(path, f"unknown kind {kind!r}")
+    try:
+        return cls.from_state(state)
+    except ValueError as exc:
+        raise bad_file(path, str(exc)) from exc
