@@ -101,7 +101,14 @@ def _parser():
     )
     pr = sub.add_parser("predict", help="predict with a saved model")
     pr.add_argument("model")
-    pr.add_argument("data", help=".npz (key X, optional lengths) or .csv (as for train; targets ignored)")
+    pr.add_argument(
+        "data",
+        help=".npz (key X, optional lengths) or .csv (as for train: each row's first value is its "
+        "target, ignored, unless --no-target)",
+    )
+    pr.add_argument(
+        "--no-target", action="store_true", help=".csv rows hold the sequence's values only, no target first"
+    )
     pr.add_argument("--out", metavar="FILE", help=".npz (key y_pred) or .csv; default: stdout")
     return p
 
@@ -135,13 +142,14 @@ def _need(path, what):
 # -- data files ------------------------------------------------------------------
 
 
-def read_data(path, need_y=True):
-    """Sequences from ``path``: ``(X, y or None, lengths or None)``.
+def read_data(path, need_y=True, target_column=True):
+    """Read sequences from ``path``: ``(X, y or None, lengths or None)``.
 
     ``.npz``: keys ``X`` ((N, T) or (N, T, I)), ``y`` and optionally ``lengths``.
-    ``.csv``: one sequence per row, the target first, then the values of the
-    steps (one feature per step; rows may differ in length). Lines starting
-    with ``#`` are comments. Targets that are not numbers are class labels.
+    ``.csv``: one sequence per row, the target first (unless not
+    ``target_column``), then the values of the steps (one feature per step;
+    rows may differ in length). Lines starting with ``#`` are comments.
+    Targets that are not numbers are class labels.
     """
     _need(path, "data file")
     ext = os.path.splitext(path)[1].lower()
@@ -171,13 +179,14 @@ def read_data(path, need_y=True):
                 cells = [c.strip() for c in row]
                 while cells and cells[-1] == "":
                     cells.pop()
-                if len(cells) < 2:
+                first = 1 if target_column else 0
+                if len(cells) < first + 1:
                     raise _UsageError(f"{path}, line {lineno}: expected a target and at least one value")
                 try:
-                    X.append(np.array([float(c) for c in cells[1:]]))
+                    X.append(np.array([float(c) for c in cells[first:]]))
                 except ValueError:
                     raise _UsageError(f"{path}, line {lineno}: sequence values must be numbers") from None
-                targets.append(cells[0])
+                targets.append(cells[0] if target_column else None)
     except (OSError, UnicodeDecodeError) as exc:
         raise _UsageError(f"{path}: cannot read ({exc})") from None
     if not X:
@@ -300,7 +309,12 @@ def _train(a):
     task = a.task
     if task == "auto":
         task = "classify" if np.asarray(y).dtype.kind in "biuUS" else "regress"
-    if task == "classify" and y.dtype.kind == "f" and np.all(y == np.round(y)):
+    if task == "classify" and y.dtype.kind == "f":
+        if not np.all(y == np.round(y)):
+            raise _UsageError(
+                f"{a.data}: --task classify needs class labels, but the targets are continuous "
+                f"({np.unique(y).size} distinct values); use --task regress"
+            )
         y = y.astype(np.int64)
     cls = RNNClassifier if task == "classify" else RNNRegressor
     say = (lambda *s: None) if a.quiet else (lambda *s: print(*s, flush=True))
@@ -335,7 +349,7 @@ def _predict(a):
     model = load(a.model)
     if not hasattr(model, "n_outputs_"):  # a bare RNN has no preprocessing or output shape
         raise _UsageError(f"{a.model}: holds a bare network, not a trained estimator")
-    X, _, lengths = read_data(a.data, need_y=False)
+    X, _, lengths = read_data(a.data, need_y=False, target_column=not a.no_target)
     _write_predictions(model.predict(X, lengths=lengths), a.out)
     return 0
 

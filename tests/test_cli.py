@@ -121,9 +121,9 @@ def test_train_variants(capsys, data, tmp_path):
     assert m.scaler_ is None and m.theta_.dtype == np.float32
     assert not hasattr(m, "optimize_result_")  # scipy's result is not saved
     code, out, err = run(
-        capsys, "train", data / "reg.npz", "--out", model, *TINY, "--task", "classify", "--early-stopping"
+        capsys, "train", data / "cls.npz", "--out", model, *TINY, "--task", "classify", "--early-stopping"
     )
-    assert code == 0, err
+    assert code == 0, err  # (continuous targets with --task classify are an error: see below)
 
 
 def test_csv(capsys, data, tmp_path):
@@ -136,6 +136,27 @@ def test_csv(capsys, data, tmp_path):
     assert code == 0 and "RNNClassifier" in out
     code, out, err = run(capsys, "predict", model, data / "cls.csv")
     assert set(out.split()) <= {"up", "down"}
+
+
+def test_predict_csv_without_targets_reads_every_value(capsys, data, tmp_path):
+    """A CSV of values only, read with --no-target, predicts what the model predicts on
+    the same sequences (without the flag, the first value would be taken for a target)."""
+    model = tmp_path / "m.npz"
+    assert run(capsys, "train", data / "reg.npz", "--out", model, *TINY)[0] == 0
+    X = np.load(data / "reg.npz")["X"]
+    (tmp_path / "x.csv").write_text("\n".join(",".join(repr(float(v)) for v in x) for x in X) + "\n")
+    code, out, err = run(capsys, "predict", model, tmp_path / "x.csv", "--no-target")
+    assert code == 0, err
+    expected = rnnumba.load(model).predict(X)
+    np.testing.assert_allclose(np.array(out.split(), dtype=float), expected, rtol=1e-12)
+
+
+def test_classify_refuses_continuous_targets(capsys, data, tmp_path):
+    code, out, err = run(
+        capsys, "train", data / "reg.npz", "--out", tmp_path / "m.npz", "--task", "classify", *TINY
+    )
+    _one_line_error(code, err)
+    assert "continuous" in err and not (tmp_path / "m.npz").exists()
 
 
 def test_bad_flags(capsys, data, tmp_path):
