@@ -39,7 +39,10 @@ SHAPES = {
     "2layers_bi_f32": (2, True, "float32"),
 }
 FITS = ["fit_seed_sgd", "fit_classifier_adam", "fit_lbfgs_gru"]
-CASES = [f"{c}-{s}" for c in CELLS for s in SHAPES] + ["elman-chunks", "gru-chunks"] + FITS
+# wide: products big enough for the blocked, transposed and padded code paths of
+# rnnumba._linalg (a few seconds as Python)
+WIDE = ["elman-wide", "lstm-wide", "lstm-wide_f32", "gru_cho-wide"]
+CASES = [f"{c}-{s}" for c in CELLS for s in SHAPES] + ["elman-chunks", "gru-chunks"] + WIDE + FITS
 RTOL = {"float64": 1e-12, "float32": 1e-5}  # seen: 3e-15 and 5e-7
 
 
@@ -104,6 +107,20 @@ def _chunks_case(cell):
     return {"mse": np.float64(v), "grad": g.copy(), "predict": net.predict(X, lengths)}
 
 
+def _wide_case(cell, dtype):
+    """Two chunks of 16 rows, hidden 32 (elman: 40), 3 inputs (a ragged width)."""
+    from rnnumba import RNN
+
+    hidden = 40 if cell == "elman" else 32
+    rng = np.random.default_rng(11)
+    net = RNN(3, hidden, 2, random_state=0, dtype=dtype, **CELLS[cell])
+    X = rng.normal(size=(32, 2, 3)).astype(dtype)
+    lengths = rng.integers(1, 3, size=32)
+    y = rng.normal(size=(32, 2)).astype(dtype)
+    v, g = net.loss_and_grad(X, y, lengths=lengths)
+    return {"mse": np.float64(v), "grad": g.copy(), "predict": net.predict(X, lengths)}
+
+
 def _fit_case(name):
     """A few epochs of the estimators (the solvers' compiled epoch loop, or scipy)."""
     import rnnumba
@@ -129,6 +146,8 @@ def compute_case(name):
     cell, shape = name.split("-")
     if shape == "chunks":
         return _chunks_case(cell)
+    if shape.startswith("wide"):
+        return _wide_case(cell, "float32" if shape.endswith("f32") else "float64")
     return _net_case(cell, *SHAPES[shape])
 
 
