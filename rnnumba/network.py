@@ -82,6 +82,10 @@ class RNN:
         Named views into ``theta`` and ``grad``.
     layout : Layout
     n_params : int
+    backend : CPU, CUDA or DaskBackend
+        Where the kernels run (:mod:`rnnumba.backends`); set by :meth:`to`.
+    device : str
+        The backend's name: "cpu", "cuda" or "dask".
 
     Examples
     --------
