@@ -409,3 +409,17 @@ def test_bad_lengths_and_labels():
         RNNClassifier(hidden=3, epochs=1).fit(X, np.array([0.0, 1.0, np.nan, 1.0]))
     with pytest.raises(ValueError, match="one type"):
         RNNClassifier(hidden=3, epochs=1).fit(X, np.array([0, "a", 1, 2], dtype=object))
+
+
+def test_random_state_takes_a_randomstate(toy):
+    X, z = toy
+    seed = int(np.random.RandomState(7).randint(np.iinfo(np.int64).max, dtype=np.int64))
+    a = RNNRegressor(**dict(FAST, random_state=np.random.RandomState(7))).fit(X, z)
+    b = RNNRegressor(**dict(FAST, random_state=np.random.default_rng(seed))).fit(X, z)
+    np.testing.assert_array_equal(a.theta_, b.theta_)  # one seed drawn from the RandomState
+    rs = np.random.RandomState(7)
+    c = RNNRegressor(**dict(FAST, random_state=rs)).fit(X, z)
+    d = RNNRegressor(**dict(FAST, random_state=rs)).fit(X, z)
+    assert not np.array_equal(c.theta_, d.theta_)  # reused: another draw, as in scikit-learn
+    with pytest.raises(ValueError, match="RandomState"):
+        RNNRegressor(**dict(FAST, random_state="seven")).fit(X, z)

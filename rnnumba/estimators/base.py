@@ -19,7 +19,7 @@ from ..io import save
 from ..network import RNN
 from ..preprocessing import Standardizer
 from ..solvers import Problem, train
-from ..solvers.options import check_dtype, check_options
+from ..solvers.options import check_dtype, check_options, generator
 from ..validation import kernel_array
 
 __all__ = ["FITTED", "NotFittedError", "RNNEstimator", "jsonable", "same"]
@@ -151,7 +151,7 @@ class RNNEstimator:
         self
         """
         cfg = check_options(self)
-        rng = np.random.default_rng(self.random_state)
+        rng = generator(self.random_state)
         if is_dask_collection(X) or is_dask_collection(y):
             data, net, score = self._dask_data(X, y, lengths, client, cfg, rng)
         else:

@@ -60,9 +60,10 @@ class RNNRegressor(RNNEstimator):
         Scale inputs by ONE scalar mean and std of the valid training cells
         (as the seed did); stored in ``scaler_`` and applied by ``predict``.
     dtype : {"float64", "float32"}, default "float64"
-    random_state : int, numpy.random.Generator or None
+    random_state : int, numpy.random.Generator, numpy.random.RandomState or None
         Seeds the initialisation, the validation split and the shuffling; an
-        int makes a run repeat bitwise.
+        int makes a run repeat bitwise. A RandomState gives one seed per fit
+        (scikit-learn's convention: reusing it gives different fits).
     verbose : bool, default False
         A tqdm progress bar (plain lines without tqdm).
     callbacks : callable or list of callables, optional

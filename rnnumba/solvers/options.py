@@ -73,6 +73,25 @@ def check_callbacks(callbacks):
     raise ValueError(f"callbacks must be a callable or a list of callables, got {callbacks!r}")
 
 
+def generator(random_state):
+    """Return the numpy Generator a fit draws from.
+
+    Parameters
+    ----------
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        A Generator is used as it is; a RandomState (scikit-learn's convention)
+        gives the seed of a new Generator, one draw from it, so that reusing one
+        RandomState gives different fits, as in scikit-learn.
+
+    Returns
+    -------
+    numpy.random.Generator
+    """
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(int(random_state.randint(np.iinfo(np.int64).max, dtype=np.int64)))
+    return np.random.default_rng(random_state)
+
+
 def check_options(est):
     """Validate an estimator's hyper-parameters.
 
@@ -150,10 +169,12 @@ def check_options(est):
     rs = est.random_state
     if not (
         rs is None
-        or isinstance(rs, np.random.Generator)
+        or isinstance(rs, (np.random.Generator, np.random.RandomState))
         or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and rs >= 0)
     ):
-        raise ValueError(f"random_state must be None, an int >= 0 or a numpy Generator, got {rs!r}")
+        raise ValueError(
+            f"random_state must be None, an int >= 0, a numpy Generator or RandomState, got {rs!r}"
+        )
     return dict(
         solver=solver,
         epochs=check_int(est.epochs, "epochs", low=0),
