@@ -34,6 +34,7 @@ class DaskBackend:
     def __init__(self, layout, dtype):
         self.cpu = CPU(layout, dtype)
         self.layout, self.dtype = layout, self.cpu.dtype
+        self._template = None
 
     def dense_loss_and_grad(self, theta, grad, X, y):
         """Never a shortcut: None (in-memory arrays take the CPU's path)."""
@@ -48,8 +49,9 @@ class DaskBackend:
             return self.cpu.loss_and_grad(theta, grad, data, drop, h0, dh0)
         if drop[1] or h0 is not None or dh0 is not None:
             raise ValueError("dropout and initial states apply to minibatch steps, not Dask's full batch")
-        template = _template(self.layout, self.dtype)
-        value, g = evaluate(data, np.ascontiguousarray(theta, dtype=self.dtype), template)
+        if self._template is None:  # what the workers unpickle, made once
+            self._template = _template(self.layout, self.dtype)
+        value, g = evaluate(data, np.ascontiguousarray(theta, dtype=self.dtype), self._template)
         grad[:] = g
         return float(value)
 
