@@ -19,8 +19,6 @@ CONTRACT = (
     "resident",
     "trainer",
     "name",
-    "states",
-    "dropout",
 )
 
 

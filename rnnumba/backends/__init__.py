@@ -18,7 +18,8 @@ has:
     (mean_loss, finite)`` (the trainer draws its minibatch order from ``rng``),
     ``sync()`` (the parameters into ``net.theta``), ``finish()``.
 
-``name``, and the flags ``states`` and ``dropout`` (what it supports).
+``name``: "cpu", "cuda" or "dask". What a backend cannot do (the GPU: dropout,
+initial states) it refuses with a ValueError that says so.
 
 Backends: :class:`~rnnumba.backends.cpu.CPU`, :class:`~rnnumba.backends.cuda.CUDA`;
 the Dask one (:class:`rnnumba.distributed.DaskBackend`) runs the same

@@ -48,8 +48,6 @@ class CPU:
     """
 
     name = "cpu"
-    states = True  # initial and final states supported
-    dropout = True
 
     def __init__(self, layout, dtype):
         self.layout, self.dtype = layout, np.dtype(dtype)

@@ -40,8 +40,6 @@ class CUDA:
     """
 
     name = "cuda"
-    states = False
-    dropout = False
 
     def __init__(self, layout, dtype, dropout=0.0):
         from .. import gpu

@@ -28,8 +28,6 @@ class DaskBackend:
     """
 
     name = "dask"
-    states = False
-    dropout = True
 
     def __init__(self, layout, dtype):
         self.cpu = CPU(layout, dtype)
