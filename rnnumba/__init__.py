@@ -19,6 +19,7 @@ __all__ = [
     "cache_dir",
     "datasets",
     "fit",
+    "formats",
     "load",
     "precompile",
     "__version__",
@@ -32,6 +33,7 @@ _LAZY = {
     "load": ("estimators", "load"),
     "precompile": ("_precompile", "precompile"),
     "datasets": ("datasets", None),
+    "formats": ("formats", None),
 }
 
 

@@ -22,7 +22,7 @@ CELLS = engine.FAMILIES  # "elman", "lstm", "gru" and Cho's GRU, "gru_cho"
 DTYPES = ("float64", "float32")
 
 
-def _choices(values, allowed, what):
+def choices(values, allowed, what):
     """``values`` (a name, or names) as a tuple, each one of ``allowed``."""
     if isinstance(values, str):
         values = (values,)
@@ -66,7 +66,7 @@ def precompile(cells=("elman", "lstm", "gru"), dtypes=DTYPES, jobs=1):
     >>> report[0]["cell"], report[0]["dtype"]  # doctest: +SKIP
     ('elman', 'float64')
     """
-    tasks = [(c, d) for c in _choices(cells, CELLS, "cell") for d in _choices(dtypes, DTYPES, "dtype")]
+    tasks = [(c, d) for c in choices(cells, CELLS, "cell") for d in choices(dtypes, DTYPES, "dtype")]
     if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     if jobs == 1 or len(tasks) == 1:

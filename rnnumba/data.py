@@ -23,7 +23,7 @@ import numpy as np
 from .losses import LOSSES
 from .validation import check_sequences, check_targets
 
-__all__ = ["Batch", "Sequences", "batch", "sequences"]
+__all__ = ["Batch", "Sequences", "batch", "sequences", "weigh"]
 
 
 class Sequences(NamedTuple):
@@ -57,9 +57,13 @@ class Batch(NamedTuple):
         Regression targets, or class indices stored as floats (one column).
     many : bool
         One target per step (many-to-many) rather than one per sequence.
-    count : int
-        Number of target values; the loss is their mean.
+    count : int or float
+        Number of target values; the loss is their mean. With weights, the
+        sum of the weights: the loss is the weighted mean.
     loss : {"mse", "xent"}
+
+    Weighted targets hold the weights after the targets, ``Y[..., :k]`` the
+    values and ``Y[..., k:]`` their weights (:func:`rnnumba.losses.weighted`).
     """
 
     X: np.ndarray
@@ -92,7 +96,7 @@ def sequences(X, lengths=None, input_size=None, dtype=np.float64):
     return Sequences(*check_sequences(X, lengths, input_size, np.dtype(dtype)))
 
 
-def batch(X, y, lengths=None, loss=None, input_size=None, output_size=1, dtype=np.float64):
+def batch(X, y, lengths=None, loss=None, input_size=None, output_size=1, dtype=np.float64, weights=None):
     """Validate inputs and targets into a :class:`Batch`.
 
     Parameters
@@ -109,6 +113,10 @@ def batch(X, y, lengths=None, loss=None, input_size=None, output_size=1, dtype=n
     input_size, output_size : int
         The model's features per step and outputs (classes, for "xent").
     dtype : numpy dtype, default float64
+    weights : array_like, optional
+        Non-negative weights of the targets: one per sequence (N,), or one per
+        target value, broadcastable to ``Y``'s shape (N, 1 or T, O or 1).
+        The loss becomes ``sum(w * loss) / sum(w)`` over the valid targets.
 
     Returns
     -------
@@ -122,4 +130,42 @@ def batch(X, y, lengths=None, loss=None, input_size=None, output_size=1, dtype=n
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
     N, T = seqs.X.shape[:2]
     Y, many, count = check_targets(y, N, T, seqs.lengths, output_size, loss, np.dtype(dtype))
+    if weights is not None:
+        Y, count = weigh(Y, seqs.lengths, many, weights)
+        if not count > 0:
+            raise ValueError("the weights of the targets sum to zero: nothing to fit")
     return Batch(seqs.X, seqs.lengths, Y, many, count, loss)
+
+
+def weigh(Y, lengths, many, weights):
+    """Append weights to kernel targets: ``[y | w]`` and the weights' sum over the valid targets.
+
+    Parameters
+    ----------
+    Y : ndarray (N, 1 or T, K)
+        Targets as :func:`rnnumba.validation.check_targets` makes them.
+    lengths : ndarray (N,)
+    many : bool
+    weights : array_like (N,) or broadcastable to ``Y``
+        Finite and non-negative.
+
+    Returns
+    -------
+    Y : ndarray (N, 1 or T, 2K)
+    count : float
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 1:
+        if w.shape[0] != Y.shape[0]:
+            raise ValueError(f"sample_weight has {w.shape[0]} values but there are {Y.shape[0]} sequences")
+        w = w[:, None, None]
+    try:
+        W = np.broadcast_to(w, Y.shape).astype(Y.dtype)  # a copy
+    except ValueError:
+        raise ValueError(f"weights of shape {w.shape} do not fit targets of shape {Y.shape}") from None
+    if not np.all(np.isfinite(W)) or np.any(W < 0):
+        raise ValueError("weights must be finite and non-negative")
+    valid = np.arange(Y.shape[1])[None, :] < lengths[:, None] if many else np.ones((Y.shape[0], 1), bool)
+    W[~valid] = 0.0
+    count = float(W.sum(dtype=np.float64))
+    return np.ascontiguousarray(np.concatenate([Y, W], axis=2)), count

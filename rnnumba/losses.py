@@ -8,6 +8,11 @@ over the valid predictions; ``y`` holds the class index.
 ``scale`` is ``1 / count``; the caller computes ``count`` once for the batch so
 that chunks of it add up exactly.
 
+Weights (sample weights, class weights, masked steps): targets with twice their
+columns, ``[y | w]``, weigh each target element's loss by its ``w`` and
+``count`` is the sum of the weights (:func:`weighted`). Without the second
+half every weight is 1 and nothing is multiplied.
+
 GPU siblings: ``rnnumba.gpu.head`` (``loss_rows``: the row losses and
 ``dy_hat``) and the head's GEMMs in
 ``rnnumba.gpu.engine.DeviceEngine.device_loss_and_grad``.
@@ -22,6 +27,15 @@ from ._jit import jit
 
 MSE, XENT = 0, 1
 LOSSES = {"mse": MSE, "xent": XENT}
+
+
+@jit(inline="always")
+def weighted(Y, O, loss):
+    """Return whether targets ``Y`` (rows, columns) carry weights: ``[y | w]``, twice the columns.
+
+    ``O`` outputs; a target row has ``O`` values (MSE) or one class index (XENT).
+    """
+    return Y.shape[-1] == 2 * (O if loss == MSE else 1)
 
 
 @jit(inline="always")
@@ -47,14 +61,15 @@ def head(W_out, b_out, F, Y, loss, scale, dF, dW_out, db_out):
 
     The equations::
 
-        MSE:   L      = scale * sum_m sum_o (y_hat[m, o] - y[m, o])^2
-               dy_hat = 2 * scale * (y_hat - y)
-        XENT:  L      = scale * sum_m (log sum_o exp(y_hat[m, o]) - y_hat[m, c_m])
-               dy_hat = scale * (softmax(y_hat[m]) - onehot(c_m))      (shifted by max_o)
+        MSE:   L      = scale * sum_m sum_o w[m, o] (y_hat[m, o] - y[m, o])^2
+               dy_hat = 2 * scale * w * (y_hat - y)
+        XENT:  L      = scale * sum_m w[m] (log sum_o exp(y_hat[m, o]) - y_hat[m, c_m])
+               dy_hat = scale * w[m] * (softmax(y_hat[m]) - onehot(c_m))      (shifted by max_o)
         dF = dy_hat W_out        dW_out = dy_hat^T F        db_out = sum_m dy_hat[m]
 
     ``F`` (M, H*D) features, ``Y`` (M, O) targets (class index ``c_m`` in
-    column 0 for cross-entropy). ``dF`` (M, H*D), ``dW_out`` and ``db_out`` are
+    column 0 for cross-entropy), or (M, 2O) / (M, 2) with the weights ``w``
+    after them (:func:`weighted`; else every ``w`` is 1). ``dF`` (M, H*D), ``dW_out`` and ``db_out`` are
     written (not accumulated); returns ``L``. GPU sibling:
     ``rnnumba.gpu.head.loss_rows`` (``L`` per row and ``dy_hat``), the products
     in ``rnnumba.gpu.engine.DeviceEngine.device_loss_and_grad``.
@@ -64,8 +79,15 @@ def head(W_out, b_out, F, Y, loss, scale, dF, dW_out, db_out):
     Yhat = np.empty((M, O), dtype=F.dtype)
     _affine(W_out, b_out, F, Yhat)
     total = 0.0
+    has_w = weighted(Y, O, loss)
     for m in range(M):
-        if loss == MSE:
+        if loss == MSE and has_w:
+            for o in range(O):
+                r = Yhat[m, o] - Y[m, o]
+                w = Y[m, O + o]
+                total += w * r * r
+                Yhat[m, o] = 2.0 * r * scale * w
+        elif loss == MSE:
             for o in range(O):
                 r = Yhat[m, o] - Y[m, o]
                 total += r * r
@@ -78,10 +100,12 @@ def head(W_out, b_out, F, Y, loss, scale, dF, dW_out, db_out):
             z = 0.0
             for o in range(O):
                 z += math.exp(Yhat[m, o] - top)
-            total += math.log(z) + top - Yhat[m, c]
+            w = Y[m, 1] if has_w else 1.0
+            total += w * (math.log(z) + top - Yhat[m, c])
+            ws = w * scale
             for o in range(O):
-                Yhat[m, o] = math.exp(Yhat[m, o] - top) / z * scale
-            Yhat[m, c] -= scale
+                Yhat[m, o] = math.exp(Yhat[m, o] - top) / z * ws
+            Yhat[m, c] -= ws
     for o in range(O):
         db_out[o] = 0.0
         for k in range(K):

@@ -7,20 +7,18 @@ enters the statistics and stays exactly 0.
 This module needs numpy only.
 """
 
-import math
-
 import numpy as np
 
 __all__ = ["Standardizer"]
 
 
 def _valid_cells(X, lengths):
-    """``X`` as an array and the values of its valid cells (all, or ``t < lengths``)."""
+    """``X`` as an array, the mask of its valid steps (or None: all valid) and their cells ``X[mask]``."""
     X = np.asarray(X)
     if X.dtype.kind not in "biuf":
         raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
     if lengths is None:
-        return X, None, X.ravel()
+        return X, None, X
     if X.ndim < 2:
         raise ValueError(f"X must be (n_samples, max_len[, ...]) with lengths, got shape {X.shape}")
     lengths = np.asarray(lengths)
@@ -32,30 +30,46 @@ def _valid_cells(X, lengths):
     if lengths.size and (lengths.min() < 1 or lengths.max() > X.shape[1]):
         raise ValueError(f"lengths must lie in [1, {X.shape[1]}]")
     mask = np.arange(X.shape[1]) < lengths[:, None]
-    return X, mask, X[mask].ravel()
+    return X, mask, X[mask]
+
+
+def _weights(w, X, mask, values):
+    """Each valid cell's weight: its sequence's ``w``, shaped like ``values``."""
+    w = np.asarray(w, dtype=np.float64)
+    if w.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got {w.shape}")
+    full = np.broadcast_to(w.reshape((-1,) + (1,) * (X.ndim - 1)), X.shape)
+    return np.ascontiguousarray(full[mask] if mask is not None else full).reshape(values.shape)
 
 
 class Standardizer:
-    """One scalar mean and one scalar unbiased std for all input cells.
+    """Mean and unbiased std of the valid input cells: one pair per feature, or one for all.
 
-    Scalar statistics, not one per time step: every step of the toy data is the
-    same curve, and the seed standardised that way (mean ~2.87, std ~0.93).
+    Parameters
+    ----------
+    per_feature : bool, default False
+        One mean and std per feature (the last axis), as scikit-learn's
+        ``StandardScaler``; else one scalar pair for every cell, as the seed
+        did (every step of its toy data is the same curve: mean ~2.87, std
+        ~0.93). With one feature per step both are the same.
 
     Attributes
     ----------
-    mean_ : float
+    mean_ : float or ndarray (I,)
         Mean of the fitted cells.
-    std_ : float
-        Their standard deviation with ``ddof=1``.
+    std_ : float or ndarray (I,)
+        Their standard deviation with ``ddof=1`` (1 where it is 0: a constant
+        feature is only centred, as scikit-learn does).
     """
 
-    def __init__(self):
+    def __init__(self, per_feature=False):
+        self.per_feature = per_feature
         self.mean_ = None
         self.std_ = None
 
     def __repr__(self):
         if self.mean_ is None:
-            return "Standardizer()"
+            return f"Standardizer(per_feature={self.per_feature})"
         return f"Standardizer(mean_={self.mean_!r}, std_={self.std_!r})"
 
     @property
@@ -63,8 +77,8 @@ class Standardizer:
         """True if ``mean_`` and ``std_`` are set, else False."""
         return self.mean_ is not None
 
-    def fit(self, X, lengths=None):
-        """Compute the scalar mean and std.
+    def fit(self, X, lengths=None, sample_weight=None):
+        """Compute the mean and std.
 
         Parameters
         ----------
@@ -73,6 +87,10 @@ class Standardizer:
         lengths : array_like of int, shape (n_samples,), optional
             Valid length of each sequence; padding cells (``t >= lengths``) are
             ignored so that zeros do not drag the statistics.
+        sample_weight : array_like (n_samples,), optional
+            Frequency weights of the sequences: the variance is
+            ``sum w (x - mean)^2 / (sum w - 1)``, so a weight of 0 drops a
+            sequence and a weight of 2 counts it twice.
 
         Returns
         -------
@@ -81,19 +99,34 @@ class Standardizer:
         Raises
         ------
         ValueError
-            Fewer than two valid cells, non-finite values, or a zero std.
+            Fewer than two valid cells, or non-finite values.
         """
-        _, _, values = _valid_cells(X, lengths)
-        if values.size < 2:
+        X, mask, values = _valid_cells(X, lengths)
+        if self.per_feature and X.ndim < 3:
+            raise ValueError(f"per-feature statistics need X of shape (N, T, I), got shape {X.shape}")
+        w = None if sample_weight is None else _weights(sample_weight, X, mask, values)
+        # (cells, features), or one column of every cell
+        values = values.reshape(-1, values.shape[-1] if self.per_feature else 1).astype(np.float64)
+        if values.shape[0] * values.shape[1] < 2:
             raise ValueError(f"need at least 2 valid cells to fit, got {values.size}")
-        values = values.astype(np.float64, copy=False)
         if not np.isfinite(values).all():
             raise ValueError("X holds NaN or infinite values in its valid cells")
-        mean = float(values.mean())
-        std = float(values.std(ddof=1))
-        if not std > 0 or not math.isfinite(std):
+        if w is None:
+            mean, std = values.mean(axis=0), values.std(axis=0, ddof=1)
+        else:
+            w = w.reshape(values.shape[0], -1)[:, :1]  # a cell's features share their sequence's weight
+            total = w.sum()
+            if not total > 1:
+                raise ValueError(f"the sample weights of the valid cells sum to {total}; need more than 1")
+            mean = (w * values).sum(axis=0) / total
+            std = np.sqrt((w * (values - mean) ** 2).sum(axis=0) / (total - 1))
+        if not np.all(np.isfinite(std)):
             raise ValueError(f"cannot standardise: the std of the valid cells is {std}")
-        self.mean_, self.std_ = mean, std
+        std = np.where(std > 0, std, 1.0)
+        if self.per_feature:
+            self.mean_, self.std_ = mean, std
+        else:
+            self.mean_, self.std_ = float(mean[0]), float(std[0])
         return self
 
     def _check_fitted(self):
@@ -121,7 +154,8 @@ class Standardizer:
             Not fitted, or non-finite values in the valid cells.
         """
         self._check_fitted()
-        return self._apply(X, lengths, lambda v: (v - self.mean_) / self.std_)
+        mean, std = self._stats(X)
+        return self._apply(X, lengths, lambda v: (v - mean) / std)
 
     def inverse_transform(self, X, lengths=None):
         """Undo :meth:`transform`: ``X * std_ + mean_``, padding kept at 0.
@@ -139,7 +173,15 @@ class Standardizer:
             A new array of ``X``'s shape.
         """
         self._check_fitted()
-        return self._apply(X, lengths, lambda v: v * self.std_ + self.mean_)
+        mean, std = self._stats(X)
+        return self._apply(X, lengths, lambda v: v * std + mean)
+
+    def _stats(self, X):
+        """``mean_`` and ``std_`` in ``X``'s float dtype (as Python floats already are)."""
+        if not self.per_feature:
+            return self.mean_, self.std_
+        dtype = np.asarray(X).dtype if np.asarray(X).dtype.kind == "f" else np.float64
+        return self.mean_.astype(dtype), self.std_.astype(dtype)
 
     def _apply(self, X, lengths, op):
         X, mask, values = _valid_cells(X, lengths)
@@ -147,7 +189,7 @@ class Standardizer:
             raise ValueError("X holds NaN or infinite values in its valid cells")
         if X.dtype.kind != "f":
             X = X.astype(np.float64)
-        out = op(X)  # python-float scalars keep float32 as float32
+        out = op(X)  # python-float scalars, and per-feature arrays of X's dtype, keep float32 as float32
         if mask is not None:
             out[~mask] = 0
         return out
@@ -170,14 +212,16 @@ class Standardizer:
         return self.fit(X, lengths).transform(X, lengths)
 
     def to_dict(self):
-        """Return the statistics as plain floats, ready for ``json.dumps``.
+        """Return the statistics as plain floats (lists per feature), ready for ``json.dumps``.
 
         Returns
         -------
         dict
-            ``{"mean": float, "std": float}``.
+            ``{"mean": float or list, "std": float or list}``.
         """
         self._check_fitted()
+        if self.per_feature:
+            return {"mean": [float(v) for v in self.mean_], "std": [float(v) for v in self.std_]}
         return {"mean": float(self.mean_), "std": float(self.std_)}
 
     @classmethod
@@ -187,7 +231,7 @@ class Standardizer:
         Parameters
         ----------
         d : mapping
-            With keys ``"mean"`` and ``"std"``.
+            With keys ``"mean"`` and ``"std"``: floats, or lists per feature.
 
         Returns
         -------
@@ -199,11 +243,15 @@ class Standardizer:
             Missing keys, non-finite values or a std that is not positive.
         """
         try:
-            mean, std = float(d["mean"]), float(d["std"])
-        except (KeyError, TypeError) as exc:
+            per_feature = isinstance(d["mean"], (list, tuple, np.ndarray))
+            mean = np.asarray(d["mean"], dtype=np.float64)
+            std = np.asarray(d["std"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"expected a mapping with numeric 'mean' and 'std', got {d!r}") from exc
-        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+        if mean.shape != std.shape or mean.ndim != (1 if per_feature else 0):
+            raise ValueError(f"'mean' and 'std' must be two floats or two lists of one length, got {d!r}")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
             raise ValueError(f"invalid statistics: mean={mean}, std={std}")
-        self = cls()
-        self.mean_, self.std_ = mean, std
+        self = cls(per_feature)
+        self.mean_, self.std_ = (mean, std) if per_feature else (float(mean), float(std))
         return self

@@ -151,8 +151,11 @@ def check_sequences(X, lengths=None, input_size=None, dtype=np.float64):
             )
         if Xp.shape[0] == 0:
             raise ValueError("X is empty: no sequences (N = 0)")
-        if Xp.shape[1] == 0:
-            raise ValueError("X has no time steps (T = 0)")
+        if Xp.shape[1] == 0:  # scikit-learn's wording, then ours
+            raise ValueError(
+                f"X has 0 feature(s) (shape={Xp.shape[:2]}) while a minimum of 1 is required: "
+                "no time steps (T = 0) in X of shape (N, T) or (N, T, I)"
+            )
         if Xp.shape[2] == 0:
             raise ValueError("X has no features (I = 0)")
         lengths = check_lengths(lengths, Xp.shape[0], Xp.shape[1])
@@ -162,7 +165,10 @@ def check_sequences(X, lengths=None, input_size=None, dtype=np.float64):
     bad = first_nonfinite(Xp, lengths)  # the padding may hold anything
     if bad >= 0:
         n, t, i = np.unravel_index(bad, Xp.shape)
-        raise ValueError(f"X holds a non-finite value ({Xp[n, t, i]}) at sample {n}, step {t}, feature {i}")
+        raise ValueError(
+            f"X holds NaN or inf ({Xp[n, t, i]}) at sample {n}, step {t}, feature {i}, within the "
+            "sequence's valid steps (only trailing all-NaN steps may pad a sequence)"
+        )
     return Xp, lengths, from_list
 
 
@@ -259,7 +265,7 @@ def check_targets(y, N, T, lengths, output_size, loss, dtype=np.float64):
     bad = first_nonfinite(Y, lengths)  # (N, 1, O): every row's one step
     if bad >= 0:
         where = tuple(int(k) for k in np.unravel_index(bad, Y.shape))
-        raise ValueError(f"y holds a non-finite value at index {where[:2] if many else where[:1]}")
+        raise ValueError(f"y holds NaN or inf at index {where[:2] if many else where[:1]}")
     count = (int(lengths.sum()) if many else N) * output_size
     return Y, bool(many), count
 

@@ -225,7 +225,6 @@ def test_standardizer_dict_roundtrip_through_json():
 @pytest.mark.parametrize(
     "X",
     [
-        np.full((10, 3), 2.5),  # std 0
         np.array([[1.0, np.nan, 2.0]]),
         np.array([[1.0, np.inf, 2.0]]),
         np.array([[1.0]]),  # one cell: no unbiased std
@@ -234,6 +233,18 @@ def test_standardizer_dict_roundtrip_through_json():
 def test_standardizer_fit_refuses(X):
     with pytest.raises(ValueError):
         Standardizer().fit(X)
+
+
+def test_standardizer_per_feature_and_constant_features():
+    X = np.stack([np.full((10, 4), 2.5), np.arange(40.0).reshape(10, 4)], axis=2)  # (N, T, 2)
+    s = Standardizer(per_feature=True).fit(X)
+    np.testing.assert_allclose(s.mean_, [2.5, 19.5])
+    np.testing.assert_allclose(s.std_, [1.0, np.arange(40.0).std(ddof=1)])  # constant: centred only
+    out = s.transform(X)
+    np.testing.assert_array_equal(out[..., 0], 0.0)
+    again = Standardizer.from_dict(s.to_dict())
+    np.testing.assert_array_equal(again.transform(X), out)
+    assert Standardizer().fit(np.full((10, 3), 2.5)).std_ == 1.0
 
 
 def test_standardizer_refusals():

@@ -347,7 +347,7 @@ y0 = np.zeros(4)
 @pytest.mark.parametrize(
     "X,y,kw,err,match",
     [
-        (np.full((4, 3, 2), np.nan), y0, {}, ValueError, r"non-finite .* sample 0, step 0"),
+        (np.full((4, 3, 2), np.nan), y0, {}, ValueError, r"NaN or inf .* sample 0, step 0"),
         (np.where(np.arange(3)[None, :, None] == 2, np.inf, X0), y0, {}, ValueError, "step 2"),
         (X0, np.zeros(5), {}, ValueError, "5 samples but X has 4"),
         (np.zeros((4, 3, 5)), y0, {}, ValueError, "5 feature"),
@@ -364,7 +364,7 @@ y0 = np.zeros(4)
         (X0.astype(complex), y0, {}, TypeError, "real"),
         (np.zeros((4,)), y0, {}, ValueError, "shape"),
         (X0, np.array(["a"] * 4), {}, TypeError, "numeric"),
-        (X0, np.array([0.0, np.nan, 0, 0]), {}, ValueError, "non-finite"),
+        (X0, np.array([0.0, np.nan, 0, 0]), {}, ValueError, "NaN or inf"),
         (X0, np.zeros((4, 2)), {}, ValueError, "O=1"),
         (X0, np.array([0, 1, 2, 1]), {}, ValueError, r"class targets must lie in \[0, 0\]"),
     ],
@@ -377,7 +377,7 @@ def test_bad_input_gets_a_clear_error(net, X, y, kw, err, match):
 
 
 def test_bad_input_to_predict_and_parameters(net):
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="NaN or inf"):
         net.predict(np.full((2, 3, 2), np.nan))
     with pytest.raises(ValueError, match="shape"):
         net.set_theta(np.zeros(3))
@@ -411,7 +411,7 @@ def test_non_finite_values_on_the_dense_path(dtype):
         with pytest.raises(ValueError, match=f"sample {where}, step 3"):
             net.loss_and_grad(Xb, y)
         yb[where] = value
-        with pytest.raises(ValueError, match="non-finite"):
+        with pytest.raises(ValueError, match="NaN or inf"):
             net.loss_and_grad(X, yb)
         assert np.array_equal(net.theta, theta)
     assert net.loss_and_grad(X, y)[0] == loss

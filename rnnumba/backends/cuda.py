@@ -3,7 +3,8 @@
 Sibling of :class:`rnnumba.backends.cpu.CPU`: the same methods, the same
 parameter layout and losses, so a network trained on one device predicts on
 the other. Not supported on the GPU (a ValueError says so): dropout between
-layers, and initial or final states.
+layers, initial or final states, and weighted targets (sample and class
+weights, masked steps).
 """
 
 import numpy as np
@@ -12,6 +13,18 @@ from .cpu import NO_DROPOUT, block_order
 
 _NO_DROPOUT_GPU = "dropout between layers is not implemented on the GPU backend (device='cuda')"
 _NO_STATES_GPU = "initial and final states are not implemented on the GPU backend (device='cuda')"
+_NO_WEIGHTS_GPU = (
+    "weighted targets (sample_weight, class_weight, NaN-masked steps) are not implemented on the GPU "
+    "backend (device='cuda'); fit on the CPU"
+)
+
+
+def _unweighted(batch, layout):
+    """Refuse a :class:`~rnnumba.data.Batch` whose targets carry weights (see :mod:`rnnumba.losses`)."""
+    per = layout.output_size if batch.loss == "mse" else 1
+    if batch.Y.shape[-1] != per:
+        raise ValueError(_NO_WEIGHTS_GPU)
+    return batch
 
 
 class Resident:
@@ -76,7 +89,7 @@ class CUDA:
             )
             batch.d_grad.copy_to_host(grad)
             return float(d_loss.copy_to_host()[0])
-        X, lengths, Y, many, count, loss = batch
+        X, lengths, Y, many, count, loss = _unweighted(batch, self.layout)
         return float(self.engine.loss_and_grad(theta, grad, X, lengths, Y, loss, 1.0 / count, many))
 
     def predict(self, theta, seqs, many, h0=None, hn=None):
@@ -92,14 +105,14 @@ class CUDA:
         from ..gpu import Batch
         from ..gpu._device import cuda
 
-        device_batch = Batch.upload(batch.X, batch.lengths, batch.Y, self.dtype)
+        device_batch = Batch.upload(batch.X, batch.lengths, _unweighted(batch, self.layout).Y, self.dtype)
         return Resident(batch, device_batch, cuda().device_array(self.layout.n_params, dtype=self.dtype))
 
     def trainer(self, net, batch, method, options, seed=None):
         """Return a :class:`rnnumba.gpu.DeviceTrainer` over ``batch``: see :class:`Trainer`."""
         from ..gpu import DeviceTrainer
 
-        X, lengths, Y, many, _, loss = batch
+        X, lengths, Y, many, _, loss = _unweighted(batch, self.layout)
         device = DeviceTrainer(
             self.layout, net.theta, X, lengths, Y, loss, many, method=method, engine=self.engine, **options
         )
@@ -134,3 +147,11 @@ class Trainer:
         theta = self.device.theta()
         if np.all(np.isfinite(theta)):
             self.net.theta[:] = theta
+
+    def state(self):
+        """None: this trainer's optimiser state stays where it ran (warm starts restart it)."""
+        return None
+
+    def load_state(self, state):
+        """Refuse: only the CPU trainer goes on from a saved optimiser state."""
+        raise ValueError("going on from an optimiser state (warm_start, partial_fit) needs device='cpu'")

@@ -17,11 +17,12 @@ from .cluster import import_dask, is_dask_collection, numba_threads_for, resolve
 from .tasks import block_classes, part_summary, prepare_part, scale_part
 
 
-def align_blocks(X, y, lengths):
-    """Align X, y and lengths on the samples axis.
+def align_blocks(X, y, lengths, weights=None):
+    """Align X, y, lengths and weights on the samples axis.
 
-    Returns ``[(X block, y block, lengths block, first sample, size), ...]`` as
-    delayed objects, one per non-empty chunk, and N.
+    Returns ``[(X block, y block, lengths block, weights block, first sample,
+    size), ...]`` as delayed objects (None for what is not given), one per
+    non-empty chunk, and N.
     """
     _, da, _ = import_dask()
     if not isinstance(X, da.Array):
@@ -68,12 +69,12 @@ def align_blocks(X, y, lengths):
         return a.rechunk({i: -1 for i in range(1, a.ndim)})
 
     X, y, lengths = whole(X), whole(align(y, "y")), whole(align(lengths, "lengths"))
+    weights = align(weights, "sample_weight")
     xs = X.to_delayed().ravel()
-    ys = y.to_delayed().ravel() if y is not None else [None] * len(xs)
-    ls = lengths.to_delayed().ravel() if lengths is not None else [None] * len(xs)
+    ys, ls, ws = ([None] * len(xs) if a is None else a.to_delayed().ravel() for a in (y, lengths, weights))
     starts = np.concatenate([[0], np.cumsum(rows)]).astype(int)
     keep = [k for k in range(len(rows)) if rows[k] > 0]  # empty chunks (after slicing) hold nothing
-    return [(xs[k], ys[k], ls[k], int(starts[k]), int(rows[k])) for k in keep], N
+    return [(xs[k], ys[k], ls[k], ws[k], int(starts[k]), int(rows[k])) for k in keep], N
 
 
 def class_labels(client, X, y, lengths):
@@ -82,7 +83,7 @@ def class_labels(client, X, y, lengths):
     blocks, _ = align_blocks(X, y, lengths)
     many = np.ndim(y) == 2
     task = dask.delayed(block_classes, pure=True)
-    futs = client.compute([task(yb, lb, many, k, s) for k, (_, yb, lb, s, _) in enumerate(blocks)])
+    futs = client.compute([task(yb, lb, many, k, s) for k, (_, yb, lb, _, s, _) in enumerate(blocks)])
     return np.unique(np.concatenate(client.gather(futs)))
 
 
@@ -105,9 +106,13 @@ class DaskData:
         Default: "xent" for integer ``y``, else "mse".
     classes : ndarray, optional
         Encode ``y``'s labels as their index in ``classes`` (RNNClassifier).
-    standardize : bool
+    standardize : bool, "global" or "feature"
         Fit a :class:`~rnnumba.preprocessing.Standardizer` on the valid input cells
-        (chunk statistics combined in chunk order) and apply it (``scaler``).
+        (chunk statistics combined in chunk order) and apply it (``scaler``):
+        one scalar pair (True or "global") or one pair per feature ("feature").
+    sample_weight : array_like (N,), optional
+        Weight of each sequence in the loss and in the scaler's statistics
+        (a dask array chunked like ``X``, or a NumPy array).
     numba_threads : int, "env" or None
         Numba threads per task: None computes them with
         :func:`numba_threads_for`; "env" leaves each worker's own setting.
@@ -130,6 +135,7 @@ class DaskData:
         loss=None,
         classes=None,
         standardize=False,
+        sample_weight=None,
         numba_threads=None,
         warm="host",
         kernels=("objective",),
@@ -150,21 +156,26 @@ class DaskData:
         else:
             numba_threads = check_int(numba_threads, "numba_threads")
         self.loss, self.threads = loss, numba_threads
-        blocks, self.n_samples = align_blocks(X, y, lengths)
+        self.standardize = "global" if standardize is True else standardize
+        if self.standardize not in (False, None, "global", "feature"):
+            raise ValueError(f"standardize must be a bool, 'global' or 'feature', got {standardize!r}")
+        blocks, self.n_samples = align_blocks(X, y, lengths, sample_weight)
         layout = net.layout.to_dict()
         task = dask.delayed(prepare_part, pure=True)
         parts = [
-            task(xb, yb, lb, k, s, layout, loss, net.dtype.str, classes)
-            for k, (xb, yb, lb, s, _) in enumerate(blocks)
+            task(xb, yb, lb, k, s, layout, loss, net.dtype.str, classes, wb)
+            for k, (xb, yb, lb, wb, s, _) in enumerate(blocks)
         ]
         try:
             self.parts = self.client.compute(parts)
-            summary = self.client.gather(self.client.map(part_summary, self.parts, moments=standardize))
+            summary = self.client.gather(self.client.map(part_summary, self.parts, moments=self.standardize))
             self.sizes = [s[0] for s in summary]
             self.counts = [s[3] for s in summary]
             self.count = sum(self.counts)
+            if not self.count > 0:
+                raise ValueError("the weights of the targets sum to zero: nothing to fit")
             self.many = summary[0][2]
-            self.scaler = self._standardize(summary) if standardize else None
+            self.scaler = self._standardize(summary) if self.standardize else None
             self.warmup = warm_workers(self.client, net, kernels, self.threads, warm)
         except BaseException:
             self.close()
@@ -175,14 +186,21 @@ class DaskData:
         for _, _, _, _, n_k, mean_k, m2_k in summary:  # Chan et al.'s pairwise update, chunk order
             if n_k:
                 delta = mean_k - mean
-                mean += delta * n_k / (n + n_k)
-                m2 += m2_k + delta * delta * n * n_k / (n + n_k)
+                mean = mean + delta * n_k / (n + n_k)
+                m2 = m2 + m2_k + delta * delta * n * n_k / (n + n_k)
                 n += n_k
         if n < 2:
             raise ValueError(f"need at least 2 valid cells to standardise, got {n}")
-        scaler = Standardizer.from_dict({"mean": mean, "std": math.sqrt(m2 / (n - 1))})
+        std = np.sqrt(m2 / (n - 1))
+        std = np.where(std > 0, std, 1.0)  # a constant feature is only centred
+        if self.standardize == "global":
+            stats = {"mean": float(mean[0]), "std": float(std[0])}
+        else:
+            stats = {"mean": mean.tolist(), "std": std.tolist()}
+        scaler = Standardizer.from_dict(stats)
+        stats = scaler.to_dict()
         old = self.parts
-        self.parts = self.client.map(scale_part, old, mean=scaler.mean_, std=scaler.std_)
+        self.parts = self.client.map(scale_part, old, mean=stats["mean"], std=stats["std"])
         self.client.gather(self.client.map(len, self.parts))  # wait, then drop the raw parts
         for f in old:
             f.release()

@@ -283,3 +283,11 @@ class LocalSGD:
     def finish(self):
         """Copy the last (finite) average into ``net.theta``."""
         self.net.set_theta(self.payload[0])
+
+    def state(self):
+        """None: this trainer's optimiser state stays where it ran (warm starts restart it)."""
+        return None
+
+    def load_state(self, state):
+        """Refuse: only the CPU trainer goes on from a saved optimiser state."""
+        raise ValueError("going on from an optimiser state (warm_start, partial_fit) needs device='cpu'")

@@ -17,6 +17,6 @@ def predict(net, X, lengths=None, numba_threads=1):
     task = dask.delayed(predict_block, pure=True)
     pieces = [
         da.from_delayed(task(xb, lb, frozen, numba_threads), shape=(size, O), dtype=net.dtype)
-        for xb, _, lb, _, size in blocks
+        for xb, _, lb, _, _, size in blocks
     ]
     return da.concatenate(pieces)

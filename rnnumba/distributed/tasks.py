@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from .. import engine
-from ..data import Batch
+from ..data import Batch, weigh
 from ..preprocessing import Standardizer
 from ..validation import check_sequences, check_targets
 
@@ -67,8 +67,12 @@ def block_classes(y, lengths, many, k, start):
     return np.unique(labels)
 
 
-def prepare_part(X, y, lengths, k, start, layout, loss, dtype, classes):
-    """One chunk validated into the kernels' arrays: (X, lengths, Y, many, count)."""
+def prepare_part(X, y, lengths, k, start, layout, loss, dtype, classes, weights=None):
+    """One chunk validated into the kernels' arrays: (X, lengths, Y, many, count, weights).
+
+    With ``weights`` (one per sequence), ``Y`` carries them (:func:`rnnumba.data.weigh`)
+    and ``count`` is their sum over the valid targets.
+    """
     dtype = np.dtype(dtype)
     try:
         X3, lens, _ = check_sequences(X, lengths, layout["input_size"], dtype)
@@ -82,27 +86,39 @@ def prepare_part(X, y, lengths, k, start, layout, loss, dtype, classes):
             y = np.zeros(labels.shape, dtype=np.int64)
             y[mask] = idx
         Y, many, count = check_targets(y, X3.shape[0], X3.shape[1], lens, layout["output_size"], loss, dtype)
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float64)
+            Y, count = weigh(Y, lens, many, weights)  # checks the weights
     except (ValueError, TypeError) as exc:
         raise _chunk_error(exc, k, start, len(X)) from None
-    return _own(X3), _own(lens), _own(Y), many, count
+    return _own(X3), _own(lens), _own(Y), many, count, weights
 
 
 def part_summary(part, moments=False):
-    """(rows, T, many, count, valid-cell count, mean, M2) of one part's inputs."""
-    X, lengths, _, many, count = part
+    """(rows, T, many, count, valid-cell count, mean, M2) of one part's inputs.
+
+    ``moments``: False (no statistics), "global" (one scalar mean and M2 over
+    every cell) or "feature" (one per feature, arrays (I,)).
+    """
+    X, lengths, _, many, count, weights = part
     if not moments:
         return X.shape[0], X.shape[1], many, count, 0, 0.0, 0.0
-    cells = X[_valid_mask(lengths, *X.shape[:2])].astype(np.float64).ravel()
-    mean = float(cells.mean()) if cells.size else 0.0
-    m2 = float(((cells - mean) ** 2).sum())
-    return X.shape[0], X.shape[1], many, count, cells.size, mean, m2
+    mask = _valid_mask(lengths, *X.shape[:2])
+    cells = X[mask].astype(np.float64)  # (cells, I)
+    w = np.ones(cells.shape[0]) if weights is None else np.broadcast_to(weights[:, None], mask.shape)[mask]
+    if moments == "global":  # every value of a cell is a cell of its own, of the cell's weight
+        w, cells = np.repeat(w, cells.shape[1]), cells.reshape(-1, 1)
+    n = w.sum()  # frequency weights: as Standardizer.fit weighs
+    mean = (w[:, None] * cells).sum(axis=0) / n if n else np.zeros(cells.shape[1])
+    m2 = (w[:, None] * (cells - mean) ** 2).sum(axis=0)
+    return X.shape[0], X.shape[1], many, count, n, mean, m2
 
 
 def scale_part(part, mean, std):
     """Standardise a part's inputs exactly as ``Standardizer.transform`` does."""
-    X, lengths, Y, many, count = part
-    Xs = Standardizer.from_dict({"mean": mean, "std": std}).transform(X, lengths)
-    return np.ascontiguousarray(Xs, dtype=X.dtype), lengths, Y, many, count
+    X, lengths, Y, many, count, weights = part
+    Xs = Standardizer.from_dict({"mean": mean, "std": std}).transform(X, lengths)  # floats or lists
+    return np.ascontiguousarray(Xs, dtype=X.dtype), lengths, Y, many, count, weights
 
 
 def eval_part(part, payload, net, loss, threads):

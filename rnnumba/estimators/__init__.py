@@ -1,11 +1,12 @@
 """scikit-learn style estimators around :class:`~rnnumba.network.RNN`.
 
-``RNNRegressor`` and ``RNNClassifier`` follow scikit-learn's conventions
-(``__init__`` stores hyper-parameters, ``fit`` validates and returns self,
-fitted attributes end in ``_``, ``get_params``/``set_params`` work with
-``sklearn.base.clone``, ``GridSearchCV`` and ``Pipeline``) without importing
-scikit-learn: it stays optional. :func:`fit` picks the estimator from ``y``;
-:func:`load` reads what an estimator's ``save`` (or :func:`rnnumba.io.save`) wrote.
+``RNNRegressor`` and ``RNNClassifier`` are scikit-learn estimators: they stand
+on its ``BaseEstimator`` and mixins, raise its exceptions, take part in its
+metadata routing (``lengths`` goes wherever ``X`` goes; ``sample_weight`` on
+request) and pass its check suite but for a declared list of places where a
+sequence model must differ (``tests/test_sklearn.py``). :func:`fit` picks the
+estimator from ``y``; :func:`load` reads what an estimator's ``save`` (or
+:func:`rnnumba.io.save`) wrote.
 """
 
 import numpy as np
@@ -19,7 +20,7 @@ from .regressor import RNNRegressor
 __all__ = ["NotFittedError", "RNNClassifier", "RNNEstimator", "RNNRegressor", "fit", "load"]
 
 
-def fit(X, y, hidden=26, lengths=None, client=None, **options):
+def fit(X, y, hidden=26, lengths=None, client=None, sample_weight=None, **options):
     """Train a recurrent model in one call.
 
     Parameters
@@ -32,6 +33,8 @@ def fit(X, y, hidden=26, lengths=None, client=None, **options):
     lengths : array_like of int, optional
     client : distributed.Client, optional
         For dask arrays (see ``docs/dask.md``); default: the current client.
+    sample_weight : array_like (N,), optional
+        Weight of each sequence (see :meth:`RNNRegressor.fit`).
     **options
         Any hyper-parameter of :class:`RNNRegressor`.
 
@@ -49,10 +52,10 @@ def fit(X, y, hidden=26, lengths=None, client=None, **options):
     >>> model.n_params_
     755
     """
-    first = y[0] if isinstance(y, (list, tuple)) and len(y) and np.ndim(y[0]) >= 1 else y
+    first = y[0] if isinstance(y, (list, tuple)) and len(y) and np.asarray(y[0]).ndim >= 1 else y
     kind = y.dtype.kind if is_dask_collection(y) else np.asarray(first).dtype.kind
     cls = RNNClassifier if kind in "biuUSO" else RNNRegressor
-    return cls(hidden, **options).fit(X, y, lengths=lengths, client=client)
+    return cls(hidden, **options).fit(X, y, lengths=lengths, sample_weight=sample_weight, client=client)
 
 
 def load(path):

@@ -7,12 +7,16 @@ encoded and scored: :class:`~rnnumba.estimators.RNNRegressor`,
 :class:`~rnnumba.estimators.RNNClassifier`.
 """
 
-import inspect
-import json
+import warnings
 
 import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import metadata_routing
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
 
-from ..data import Sequences, batch, sequences
+from ..data import Sequences, batch
 from ..distributed import DaskBackend, DaskData, is_dask_collection
 from ..distributed.cluster import import_dask, resolve_client
 from ..io import save
@@ -21,19 +25,22 @@ from ..preprocessing import Standardizer
 from ..solvers import Problem, train
 from ..solvers.options import check_dtype, check_options, generator
 from ..validation import kernel_array
+from .inputs import as_sequences, sample_weights
+from .params import FITTED, jsonable
 
-__all__ = ["FITTED", "NotFittedError", "RNNEstimator", "jsonable", "same"]
-
-
-class NotFittedError(ValueError, AttributeError):
-    """Raised when a model is used before ``fit`` (as scikit-learn's)."""
+__all__ = ["NotFittedError", "RNNEstimator"]
 
 
-class RNNEstimator:
+class RNNEstimator(BaseEstimator):
     """Shared machinery; see :class:`RNNRegressor` for the parameters."""
 
     _loss = None
-    _estimator_type = None  # scikit-learn < 1.6 reads this
+    # metadata routing: ``lengths`` belongs to X, so it goes wherever X goes
+    # (fit, predict, score) unless the user says otherwise; ``client`` is not data
+    __metadata_request__fit = {"lengths": True, "client": metadata_routing.UNUSED}
+    __metadata_request__partial_fit = {"lengths": True}
+    __metadata_request__predict = {"lengths": True}
+    __metadata_request__score = {"lengths": True}
 
     def __init__(
         self,
@@ -62,6 +69,8 @@ class RNNEstimator:
         tol=1e-4,
         shuffle=True,
         standardize=True,
+        channels_first=None,
+        warm_start=False,
         dtype="float64",
         random_state=None,
         verbose=False,
@@ -76,42 +85,15 @@ class RNNEstimator:
                 setattr(self, name, value)
 
     # -- scikit-learn protocol -------------------------------------------------
-    @classmethod
-    def _get_param_names(cls):
-        sig = inspect.signature(cls.__init__)
-        return sorted(p.name for p in sig.parameters.values() if p.name != "self")
-
-    def get_params(self, deep=True):
-        """Hyper-parameters as a dict (``deep`` is accepted for scikit-learn)."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params):
-        """Set hyper-parameters; unknown names raise a ValueError."""
-        valid = set(self._get_param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(
-                    f"invalid parameter {name!r} for {type(self).__name__}; valid: {sorted(valid)}"
-                )
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        defaults = inspect.signature(type(self).__init__).parameters
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if not same(v, defaults[k].default)]
-        return f"{type(self).__name__}({', '.join(changed)})"
-
     def __sklearn_tags__(self):
-        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True  # (N, T, I); and lists of sequences
+        tags.target_tags.required = True
+        tags.non_deterministic = self.random_state is None
+        return tags
 
-        clf = self._estimator_type == "classifier"
-        return Tags(
-            estimator_type=self._estimator_type,
-            target_tags=TargetTags(required=True),
-            classifier_tags=ClassifierTags() if clf else None,
-            regressor_tags=None if clf else RegressorTags(),
-            input_tags=InputTags(two_d_array=True, three_d_array=True),
-        )
+    def __sklearn_is_fitted__(self):
+        return "net_" in self.__dict__
 
     # -- fitted state ------------------------------------------------------------
     @property
@@ -125,24 +107,27 @@ class RNNEstimator:
         return self._fitted().n_params
 
     def _fitted(self):
-        net = self.__dict__.get("net_")
-        if net is None:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() first")
-        return net
+        check_is_fitted(self)
+        return self.net_
 
     # -- fitting -----------------------------------------------------------------
-    def fit(self, X, y, lengths=None, client=None):
+    def fit(self, X, y, lengths=None, *, sample_weight=None, client=None):
         """Train on sequences.
 
         Parameters
         ----------
-        X : array_like (N, T) or (N, T, I), or a list of (T_i,) / (T_i, I) arrays
-            Or a dask array chunked along samples: trained on a Dask cluster
-            (see ``docs/dask.md``).
+        X : list of (T_i,) / (T_i, I) arrays, or array_like (N, T) or (N, T, I)
+            Padded arrays end each sequence at ``lengths`` or at its first
+            trailing all-NaN step; ``channels_first=True`` reads (N, C, T).
+            A dask array chunked along samples trains on a Dask cluster (see
+            ``docs/dask.md``).
         y : array_like
             One target per sequence, or one per step (see the class docs).
         lengths : array_like of int (N,), optional
             Valid steps of each row of a right-padded ``X``.
+        sample_weight : array_like (N,), optional
+            Weight of each sequence in the loss (``sum w * loss / sum w``), in
+            the scaler's statistics and in validation scores.
         client : distributed.Client, optional
             For dask arrays; default: the current client.
 
@@ -150,13 +135,70 @@ class RNNEstimator:
         -------
         self
         """
-        cfg = check_options(self)
-        rng = generator(self.random_state)
+        warm = self.warm_start and self.__sklearn_is_fitted__()
+        return self._fit(X, y, lengths, sample_weight, client, warm)
+
+    @available_if(lambda self: str(self.solver).lower() in ("sgd", "adam"))
+    def partial_fit(self, X, y, lengths=None, *, sample_weight=None, classes=None):
+        """Train one epoch more on ``X``, continuing from the current parameters.
+
+        Only with the solvers "sgd" and "adam" (else the attribute is absent,
+        as scikit-learn's ``available_if`` makes it). The first call
+        initialises the model (and fits the scaler on its data); each later
+        call runs one epoch with the optimiser state (momentum, Adam's
+        moments and step count) carried on.
+
+        Parameters
+        ----------
+        X, y, lengths, sample_weight
+            As for :meth:`fit` (in memory).
+        classes : array_like, optional
+            Classifier: every label of the whole data, on the first call (by
+            default the labels of the first call's ``y``).
+
+        Returns
+        -------
+        self
+        """
         if is_dask_collection(X) or is_dask_collection(y):
-            data, net, score = self._dask_data(X, y, lengths, client, cfg, rng)
+            raise ValueError("partial_fit takes in-memory data; fit dask arrays with fit()")
+        if self.early_stopping:
+            raise ValueError("partial_fit does not combine with early_stopping: hold out data yourself")
+        if getattr(self, "class_weight", None) == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit (later batches' class counts are "
+                "unknown): pass a dict of class weights"
+            )
+        warm = self.__sklearn_is_fitted__()
+        return self._fit(X, y, lengths, sample_weight, None, warm, epochs=1, classes=classes)
+
+    def _fit(self, X, y, lengths, sample_weight, client, warm, epochs=None, classes=None):
+        before = dict(self.__dict__)
+        try:
+            return self._fit_or_raise(X, y, lengths, sample_weight, client, warm, epochs, classes)
+        except Exception:  # bad data or options: the fitted model the user had stays as it was
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_or_raise(self, X, y, lengths, sample_weight, client, warm, epochs, classes):
+        if y is None:  # scikit-learn's wording
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        cfg = check_options(self)
+        if epochs is not None:
+            cfg["epochs"] = epochs
+        if warm and self.early_stopping:
+            raise ValueError("warm_start and partial_fit do not combine with early_stopping")
+        rng = self.__dict__.get("_rng") if warm else None
+        rng = generator(self.random_state) if rng is None else rng
+        if is_dask_collection(X) or is_dask_collection(y):
+            if warm:
+                raise ValueError("warm_start is not supported with dask arrays: set warm_start=False")
+            data, net, score = self._dask_data(X, y, lengths, sample_weight, client, cfg, rng)
         else:
-            data, net, score = self._memory_data(X, y, lengths, cfg, rng)
+            data, net, score = self._memory_data(X, y, lengths, sample_weight, cfg, rng, warm, classes)
         callbacks = [lambda e, loss, cb=cb: cb(self, e, loss) for cb in cfg["callbacks"]]
+        resume = self.__dict__.get("_optimizer") if warm else None
         try:
             h = train(
                 Problem(net, data),
@@ -171,12 +213,19 @@ class RNNEstimator:
                 verbose=self.verbose,
                 shuffle=self.shuffle,
                 solver_options=cfg["solver_options"],
+                resume=resume,
             )
         finally:
             net.to("cpu")  # predict runs on the CPU, wherever it trained
             if isinstance(data, DaskData):
                 data.close()
-        self.loss_curve_, self.n_iter_, self.stop_reason_ = h.loss_curve, h.n_iter, h.stop_reason
+        self._rng, self._optimizer = rng, h.optimizer_state
+        if warm:  # the history goes on
+            self.loss_curve_, self.n_iter_ = self.loss_curve_ + h.loss_curve, self.n_iter_ + h.n_iter
+            h.best_loss = min(h.best_loss, self.__dict__.get("best_loss_", np.inf))
+        else:
+            self.loss_curve_, self.n_iter_ = h.loss_curve, h.n_iter
+        self.stop_reason_ = h.stop_reason
         for name in ("validation_scores_", "best_validation_score_", "best_loss_", "optimize_result_"):
             self.__dict__.pop(name, None)
         if score is not None:
@@ -207,13 +256,18 @@ class RNNEstimator:
             device=device,
         )
 
-    def _memory_data(self, X, y, lengths, cfg, rng):
+    def _memory_data(self, X, y, lengths, sample_weight, cfg, rng, warm, classes):
         """In-memory data: ``(Batch, net, validation score or None)``; sets the scaler."""
         dtype = cfg["dtype"]
-        seqs = sequences(X, lengths, None, dtype)  # the one validation of X
+        seqs = as_sequences(self, X, lengths, dtype, reset=not warm)  # the one validation of X
         Xp, lens = seqs.X, seqs.lengths
-        Yp = self._encode(y, lens, Xp.shape[1], fitting=True)
         N = Xp.shape[0]
+        self._padded_T = Xp.shape[1] if lengths is not None and lens.min() < Xp.shape[1] else None
+        Yp, M = self._encode(y, lens, Xp.shape[1], "refit" if warm else "fit", classes)  # M: missing steps
+        sw = sample_weights(sample_weight, N)
+        W = self._loss_weights(Yp, M, lens)
+        if sw is not None:  # the loss and the validation score weigh by sample_weight
+            W, M = (sw.reshape(N, 1, 1) * (1.0 if A is None else A) for A in (W, M))
         val = None
         if self.early_stopping:
             n_val = int(round(self.validation_fraction * N))
@@ -224,11 +278,22 @@ class RNNEstimator:
                 )
             perm = rng.permutation(N)
             tr, val = np.sort(perm[n_val:]), np.sort(perm[:n_val])
-            Xp, lens, Yp, Xv, Lv, Yv = Xp[tr], lens[tr], Yp[tr], Xp[val], lens[val], Yp[val]
-        scaler = Standardizer().fit(Xp, lens) if self.standardize else None
-        # loss, gradients, steps and validation scores on the device asked for
-        net = self._network(Xp.shape[2], cfg, rng, cfg["device"])
-        self.scaler_, self.n_features_in_, self.net_ = scaler, Xp.shape[2], net
+            Xv, Lv, Yv, Mv = Xp[val], lens[val], Yp[val], None if M is None else M[val]
+            Xp, lens, Yp, W = Xp[tr], lens[tr], Yp[tr], None if W is None else W[tr]
+            sw = None if sw is None else sw[tr]
+        Yp = self._targets_in(Yp, W, lens, fitting=not warm)  # on the training rows
+        if val is not None:
+            Yv = self._targets_in(Yv, Mv, Lv, fitting=False)
+        if warm:
+            net = self._fitted()
+            self._same_architecture(net, cfg)
+            net.to(cfg["device"])
+        else:
+            per_feature = self.standardize != "global"
+            scaler = Standardizer(per_feature).fit(Xp, lens, sw) if self.standardize else None
+            # loss, gradients, steps and validation scores on the device asked for
+            net = self._network(Xp.shape[2], cfg, rng, cfg["device"])
+            self.scaler_, self.net_ = scaler, net
         Xs = self._scale(Xp, lens)
         if cfg["subsample"] is not None and cfg["solver"] not in ("sgd", "adam"):
             sub = cfg["subsample"]
@@ -237,15 +302,42 @@ class RNNEstimator:
                 sub if isinstance(sub, (int, np.integer)) else max(1, int(round(sub * Xs.shape[0]))),
             )
             rows = np.sort(rng.choice(Xs.shape[0], size=k, replace=False))
-            Xs, lens, Yp = Xs[rows], lens[rows], Yp[rows]
+            Xs, lens, Yp, W = Xs[rows], lens[rows], Yp[rows], None if W is None else W[rows]
         seqs = Sequences(kernel_array(Xs, dtype), lens, False)
-        data = batch(seqs, Yp, None, self._loss, None, self.n_outputs_, dtype)
+        # as data.batch takes targets: (N, O) / (N, T, O) values, (N,) / (N, T) class indices
+        Yk = Yp[..., 0] if self._loss == "xent" else Yp
+        Yk = Yk if self.many_to_many_ else Yk[:, 0]
+        data = batch(seqs, Yk, None, self._loss, None, self.n_outputs_, dtype, weights=W)
         if val is None:
             return data, net, None
         Xvs = Sequences(self._scale(Xv, Lv), Lv, False)
-        return data, net, lambda: self._score_encoded(self._raw(Xvs), Yv, Lv)
+        return data, net, lambda: self._score_encoded(self._raw(Xvs), Yv, Mv, Lv)
 
-    def _dask_data(self, X, y, lengths, client, cfg, rng):
+    def _same_architecture(self, net, cfg):
+        """Refuse a warm start whose hyper-parameters no longer describe the fitted network."""
+        now = dict(net.layout.to_dict(), dtype=net.dtype.name, dropout=net.dropout)
+        want = {k: getattr(self, k) for k in ("cell", "hidden", "num_layers", "bidirectional", "peephole")}
+        want.update(reset_after=self.reset_after, dtype=cfg["dtype"].name, dropout=cfg["dropout"])
+        changed = [f"{k} {now[k]!r} -> {v!r}" for k, v in want.items() if now[k] != v]
+        if now["cell"] != "gru":
+            changed = [c for c in changed if not c.startswith("reset_after")]
+        if now["cell"] != "lstm":
+            changed = [c for c in changed if not c.startswith("peephole")]
+        if changed:
+            raise ValueError(
+                f"warm_start: the network was fitted with other hyper-parameters ({', '.join(changed)}); "
+                "set warm_start=False to start afresh"
+            )
+
+    def _loss_weights(self, Y, W, lens):
+        """Return the target weights the loss uses (the classifier adds its class weights)."""
+        return W
+
+    def _targets_in(self, Y, W, lens, fitting):
+        """Return the encoded targets as the network learns them (the regressor may scale them)."""
+        return Y
+
+    def _dask_data(self, X, y, lengths, sample_weight, client, cfg, rng):
         """Dask data: ``(DaskData, net on a DaskBackend, None)``; sets the scaler."""
         if cfg["device"] != "cpu":
             raise ValueError("device='cuda' does not apply to dask arrays: their fits run on the CPU")
@@ -255,6 +347,8 @@ class RNNEstimator:
             )
         if cfg["subsample"] is not None:
             raise ValueError("subsample is not supported with dask arrays: slice the dask array instead")
+        if getattr(self, "class_weight", None) is not None:
+            raise ValueError("class_weight is not supported with dask arrays yet: pass sample_weight")
         client = resolve_client(client)
         _, da, _ = import_dask()
         if not isinstance(X, da.Array):
@@ -275,7 +369,8 @@ class RNNEstimator:
             client,
             loss=self._loss,
             classes=classes,
-            standardize=self.standardize,
+            standardize=self.standardize and ("global" if self.standardize == "global" else "feature"),
+            sample_weight=sample_weight,
             kernels=kernels,
         )
         net.to(DaskBackend(net.layout, net.dtype))
@@ -294,7 +389,17 @@ class RNNEstimator:
     def _check_X(self, X, lengths):
         """``X`` validated once and scaled: :class:`~rnnumba.data.Sequences`."""
         net = self._fitted()
-        seqs = sequences(X, lengths, self.n_features_in_, check_dtype(net.dtype))
+        seqs = as_sequences(self, X, lengths, check_dtype(net.dtype), reset=False)
+        padded_T = self.__dict__.get("_padded_T")
+        T = seqs.X.shape[1]
+        if lengths is None and padded_T == T and not seqs.from_list and seqs.lengths.min() == T:
+            warnings.warn(
+                f"X is an array of T={padded_T} steps, as the padded data fit() was given with lengths=, "
+                "but no lengths came with it: every step is read as data. Pass lengths= (with scikit-learn's "
+                "metadata routing on, lengths follow X), pad with NaN, or pass a list of sequences.",
+                UserWarning,
+                stacklevel=3,
+            )
         return seqs._replace(X=self._scale(seqs.X, seqs.lengths))
 
     def _raw(self, seqs):
@@ -342,6 +447,10 @@ class RNNEstimator:
             for name, value in fitted.items():
                 if name in FITTED:
                     setattr(est, name, value)
+            arrays = (("feature_names_in_", object), ("target_mean_", float), ("target_std_", float))
+            for name, kind in arrays:
+                if est.__dict__.get(name) is not None:
+                    setattr(est, name, np.asarray(est.__dict__[name], dtype=kind))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"bad estimator description ({exc})") from exc
         est._adopt_classes(state.get("classes"), state["net"])
@@ -350,56 +459,3 @@ class RNNEstimator:
 
     def _adopt_classes(self, classes, net):
         pass
-
-
-# fitted attributes that go into a saved file (the training history included)
-FITTED = (
-    "n_features_in_",
-    "n_outputs_",
-    "many_to_many_",
-    "_y_shape",
-    "loss_curve_",
-    "n_iter_",
-    "stop_reason_",
-    "best_loss_",
-    "validation_scores_",
-    "best_validation_score_",
-)
-
-
-def jsonable(value):
-    """``value`` when JSON can hold it exactly, else None (callbacks, Generators)."""
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        value = value.item()
-    if isinstance(value, np.dtype):
-        return value.name
-    if isinstance(value, type) and issubclass(value, np.generic):
-        return np.dtype(value).name
-    try:
-        json.dumps(value, allow_nan=True)
-    except (TypeError, ValueError):
-        return None
-    return value
-
-
-def same(value, default):
-    """Return whether ``value`` is ``default``: the same type and an equal value.
-
-    ``__repr__`` shows the hyper-parameters that are not; arrays and other
-    values whose comparison is not a single bool count as changed.
-
-    Parameters
-    ----------
-    value : object
-        A hyper-parameter's value.
-    default : object
-        Its default in ``__init__``'s signature.
-
-    Returns
-    -------
-    bool
-    """
-    try:
-        return type(value) is type(default) and bool(value == default)
-    except (TypeError, ValueError):  # arrays and other odd values: show them
-        return False

@@ -1,14 +1,16 @@
 """The recurrent regressor."""
 
 import numpy as np
+from sklearn.base import RegressorMixin
 
 from .base import RNNEstimator
-from .targets import numeric, pad_targets, r2_score, target_kind
+from .params import init_with
+from .targets import numeric, pad_targets, score_rows, target_kind, valid_rows
 
 __all__ = ["RNNRegressor"]
 
 
-class RNNRegressor(RNNEstimator):
+class RNNRegressor(RegressorMixin, RNNEstimator):
     """A recurrent regressor (mean squared error), trained on the flat vector.
 
     Parameters
@@ -56,9 +58,21 @@ class RNNRegressor(RNNEstimator):
         only; scipy methods use ``solver_options``).
     shuffle : bool, default True
         Shuffle the minibatch order every epoch.
-    standardize : bool, default True
-        Scale inputs by ONE scalar mean and std of the valid training cells
-        (as the seed did); stored in ``scaler_`` and applied by ``predict``.
+    standardize : bool or "global", default True
+        Scale each input feature by its mean and std over the valid training
+        steps (weighted by ``sample_weight``); "global": one scalar mean and
+        std for every feature, as the seed did (the same with one feature);
+        False: no scaling. Stored in ``scaler_`` and applied by ``predict``.
+    channels_first : bool or None, default None
+        True: read 3-D arrays as (N, C, T), channels first (aeon's and
+        sktime's ``numpy3D``), and lists of (C, T_i) arrays. False: (N, T, I).
+        None: (N, T, I), with a warning when an array has fewer steps than
+        features (``T < I``), the mark of a channels-first array.
+    warm_start : bool, default False
+        ``fit`` goes on from the fitted parameters, scaler and optimiser
+        state (momentum, Adam's moments, the step count and the random
+        stream) instead of starting afresh: ``k`` epochs then ``m`` more equal
+        one fit of ``k + m``. Scipy methods restart from the parameters.
     dtype : {"float64", "float32"}, default "float64"
     random_state : int, numpy.random.Generator, numpy.random.RandomState or None
         Seeds the initialisation, the validation split and the shuffling; an
@@ -73,6 +87,10 @@ class RNNRegressor(RNNEstimator):
         Passed to ``scipy.optimize.minimize(options=...)``.
     subsample : int or float, optional
         scipy methods: fit on this many (or this fraction of) random sequences.
+    scale_target : bool, default False
+        Regressor: learn standardised targets (mean and std per output over
+        the valid, weighted training targets, kept in ``target_mean_`` and
+        ``target_std_``); ``predict`` undoes it.
     device : {"cpu", "cuda"}, default "cpu"
         Where ``fit`` trains. "cuda" (numba-cuda and an NVIDIA GPU, see
         ``docs/gpu.md``) uploads the data once per fit; "sgd"/"adam" run every
@@ -92,6 +110,10 @@ class RNNRegressor(RNNEstimator):
     many_to_many_ : bool
         One target per step (``y`` of shape (N, T, O) or a list of sequences).
     scaler_ : Standardizer or None
+    feature_names_in_ : ndarray of str
+        When ``X`` was a list of DataFrames with the same columns.
+    target_mean_, target_std_ : ndarray (O,)
+        With ``scale_target``.
     loss_curve_ : list of float
         Mean training loss per epoch (minibatch losses weighted by rows), or
         the objective per scipy iteration.
@@ -108,14 +130,22 @@ class RNNRegressor(RNNEstimator):
     Notes
     -----
     Targets: (N,) or (N, O) for one output per sequence; (N, T, O) or a list
-    of (T_i,) / (T_i, O) arrays for one per step. ``predict`` returns the same
-    shape (NaN in the padding of padded per-step outputs).
+    of (T_i,) / (T_i, O) arrays for one per step, where NaN marks a step
+    without a target (it is left out of the loss and the score).
+    ``predict`` returns the same shape (NaN in the padding of padded
+    per-step outputs).
     """
 
     _loss = "mse"
-    _estimator_type = "regressor"
+    __init__ = init_with(RNNEstimator, scale_target=False)
 
-    def _encode(self, y, lens, T, fitting=False):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # y (N, O): O outputs per sequence
+        return tags
+
+    def _encode(self, y, lens, T, mode="fit", classes=None):
+        """Targets as (N, 1 or T, O) floats, NaN steps zeroed, and their mask weights (or None)."""
         many, shape = target_kind(y)
         if many:
             Y = pad_targets(y, lens, T, np.float64, "y")
@@ -131,13 +161,47 @@ class RNNRegressor(RNNEstimator):
             raise ValueError(f"y has {Y.shape[0]} samples but X has {len(lens)}")
         if many and Y.shape[1] != T:
             raise ValueError(f"per-step targets have {Y.shape[1]} steps but X has T={T}")
-        if fitting:
+        Y = Y.reshape(len(lens), T if many else 1, Y.shape[-1])
+        if mode == "fit":
             self.many_to_many_, self.n_outputs_, self._y_shape = bool(many), Y.shape[-1], shape
         elif bool(many) != self.many_to_many_ or Y.shape[-1] != self.n_outputs_:
             raise ValueError(f"y has shape {np.shape(y)}, unlike the targets this model was fitted on")
-        return Y
+        valid = valid_rows(lens, Y.shape[1])
+        if np.isinf(Y[valid]).any() or not many and np.isnan(Y).any():
+            raise ValueError("y holds NaN or inf (NaN may only mark missing per-step targets)")
+        missing = np.isnan(Y) & valid[..., None]  # NaN in the padding is the padding
+        Y = np.where(np.isnan(Y), 0.0, Y)
+        if not missing.any():
+            return Y, None
+        W = np.where(missing, 0.0, 1.0)
+        if mode != "score" and not W[valid].any():
+            raise ValueError("every target is NaN: nothing to fit")
+        return Y, W
+
+    def _targets_in(self, Y, W, lens, fitting):
+        if fitting and not self.scale_target:
+            self.__dict__.pop("target_mean_", None)
+            self.__dict__.pop("target_std_", None)
+        if self.__dict__.get("target_mean_") is None and not (fitting and self.scale_target):
+            return Y
+        if fitting:
+            valid = valid_rows(lens, Y.shape[1])
+            w = np.ones_like(Y[valid]) if W is None else np.broadcast_to(W, Y.shape)[valid]
+            total = w.sum(axis=0)
+            if np.any(total == 0):
+                raise ValueError(
+                    f"scale_target: output(s) {np.flatnonzero(total == 0).tolist()} have no target"
+                )
+            mean = (w * Y[valid]).sum(axis=0) / total
+            std = np.sqrt((w * (Y[valid] - mean) ** 2).sum(axis=0) / total)
+            self.target_mean_, self.target_std_ = mean, np.where(std > 0, std, 1.0)
+        return (Y - self.target_mean_) / self.target_std_
 
     def _dask_targets(self, X, y, lengths, client):
+        if self.scale_target:
+            raise ValueError("scale_target is not supported with dask arrays yet: scale y yourself")
+        self.__dict__.pop("target_mean_", None)
+        self.__dict__.pop("target_std_", None)
         y_shape = np.shape(y)
         if np.dtype(y.dtype).kind not in "biuf":
             raise ValueError(f"y must be numeric, got dtype {y.dtype}")
@@ -148,10 +212,21 @@ class RNNRegressor(RNNEstimator):
         return None
 
     def predict(self, X, lengths=None):
-        """Predicted targets, shaped like the ``y`` given to ``fit``."""
+        """Predicted targets, shaped like the ``y`` given to ``fit``.
+
+        Parameters
+        ----------
+        X : list of sequences or array_like
+            As for :meth:`fit`.
+        lengths : array_like of int (N,), optional
+
+        Returns
+        -------
+        ndarray or list of ndarray
+        """
         seqs = self._check_X(X, lengths)
         lens, from_list = seqs.lengths, seqs.from_list
-        out = self._raw(seqs)
+        out = self._outputs(self._raw(seqs))
         squeeze = self._y_shape == "vector"
         if not self.many_to_many_:
             return out[:, 0] if squeeze else out
@@ -159,14 +234,41 @@ class RNNRegressor(RNNEstimator):
             return [out[k, : lens[k], 0] if squeeze else out[k, : lens[k]] for k in range(len(lens))]
         return out[..., 0] if squeeze else out
 
-    def score(self, X, y, lengths=None):
-        """Coefficient of determination R^2 over the valid targets."""
+    def _outputs(self, out):
+        """Head outputs in the targets' units (undoing ``scale_target``)."""
+        if self.__dict__.get("target_mean_") is None:
+            return out
+        return out * self.target_std_ + self.target_mean_
+
+    def score(self, X, y, lengths=None, sample_weight=None):
+        """Coefficient of determination R^2 over the valid targets.
+
+        scikit-learn's ``r2_score`` (outputs averaged uniformly) over every
+        valid step of per-step targets, NaN targets left out.
+
+        Parameters
+        ----------
+        X : list of sequences or array_like
+        y : array_like
+            As for :meth:`fit`.
+        lengths : array_like of int (N,), optional
+        sample_weight : array_like (N,), optional
+
+        Returns
+        -------
+        float
+        """
         seqs = self._check_X(X, lengths)
         lens = seqs.lengths
-        return self._score_encoded(self._raw(seqs), self._encode(y, lens, seqs.X.shape[1]), lens)
+        Y, W = self._encode(y, lens, seqs.X.shape[1], "score")
+        return self._score_encoded(self._raw(seqs), Y, W, lens, sample_weight, scaled=False)
 
-    def _score_encoded(self, out, Y, lens):
-        if self.many_to_many_:
-            mask = np.arange(Y.shape[1])[None, :] < lens[:, None]
-            out, Y = out[mask], Y[mask]
-        return r2_score(np.asarray(Y, dtype=np.float64), np.asarray(out, dtype=np.float64))
+    def _score_encoded(self, out, Y, W, lens, sample_weight=None, scaled=True):
+        """R^2 of head outputs ``out`` against encoded targets (scaled like them when ``scaled``)."""
+        from sklearn.metrics import r2_score
+
+        if not scaled:
+            out = self._outputs(out)
+        y, p, w = score_rows(Y, np.asarray(out, dtype=np.float64), W, lens, sample_weight)
+        scores = [r2_score(y[:, o], p[:, o], sample_weight=w[:, o]) for o in range(y.shape[1])]
+        return float(np.mean(scores))

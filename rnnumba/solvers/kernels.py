@@ -30,7 +30,7 @@ from .._jit import jit
 from ..chunks import chunk_bounds, sum_chunks
 from ..dropout import mix
 from ..layout import MANY, OUTPUTS
-from ..losses import MSE
+from ..losses import MSE, weighted
 
 SGD, ADAM = 0, 1
 # layout of the ``hp`` vector of hyper-parameters
@@ -81,7 +81,8 @@ def epoch_kernel(family):
         The k-th block of this epoch is update ``u = step + k`` (counted from 0
         over all epochs): its minibatch's loss and gradient (the engine's
         chunks, summed in chunk order) use the dropout key ``mix(base + u)``,
-        then :func:`_update` steps with ``t = u + 1``.
+        then :func:`_update` steps with ``t = u + 1``. A minibatch whose target
+        weights are all 0 takes no step; its number ``u`` is spent all the same.
 
         Parameters
         ----------
@@ -115,9 +116,10 @@ def epoch_kernel(family):
         Returns
         -------
         loss_sum : float
-            Sum over the minibatches of loss times rows.
-        rows : int
-            Rows of the completed steps.
+            Sum over the minibatches of loss times rows (weighted targets
+            :func:`rnnumba.losses.weighted`: times their weight).
+        rows : float
+            Rows (or weight) of the completed steps.
         steps : int
             Completed updates.
         status : int
@@ -126,8 +128,9 @@ def epoch_kernel(family):
         N = X.shape[0]
         P = theta.shape[0]
         per = spec[OUTPUTS] if loss == MSE else 1
+        has_w = weighted(Y[0, 0], spec[OUTPUTS], loss)
         loss_sum = 0.0
-        rows = 0
+        rows = 0.0
         drop = np.empty(2, dtype=np.int64)
         drop[1] = plan[3]
         most = max(plan[0], plan[1])
@@ -137,14 +140,22 @@ def epoch_kernel(family):
         for k in range(order.shape[0]):
             s0 = order[k] * batch_size
             s1 = min(N, s0 + batch_size)
-            count = s1 - s0
-            if spec[MANY]:
-                count = 0
-                for i in range(s0, s1):
-                    count += lengths[i]
+            if has_w:  # the minibatch's weight; a weightless one takes no step
+                count = _weight(Y, lengths, spec[MANY], per, s0, s1)
+                if count == 0.0:
+                    continue
+                scale = 1.0 / count
+                share = count
+            else:
+                count = s1 - s0
+                if spec[MANY]:
+                    count = 0
+                    for i in range(s0, s1):
+                        count += lengths[i]
+                scale = 1.0 / (count * per)
+                share = float(s1 - s0)
             nc = plan[0] if s1 - s0 == batch_size else plan[1]
             drop[0] = np.int64(mix(np.uint64(plan[2]) + np.uint64(step + k)))
-            scale = 1.0 / (count * per)
             Xb, Lb, Yb, nb = X[s0:s1], lengths[s0:s1], Y[s0:s1], s1 - s0
             if nc == 1:  # no parallel region: its start-up costs more than a small batch
                 value = chunk_loss_and_grad(
@@ -187,11 +198,22 @@ def epoch_kernel(family):
                 value = sum_chunks(grad, partial, values, nc)
             if not _update(theta, grad, value, method, hp, state, step + k + 1, prev):
                 return loss_sum, rows, k, NONFINITE
-            loss_sum += value * (s1 - s0)
-            rows += s1 - s0
+            loss_sum += value * share
+            rows += share
         return loss_sum, rows, order.shape[0], OK
 
     return epoch
+
+
+@jit
+def _weight(Y, lengths, many, per, s0, s1):
+    """Sum of the target weights of rows ``s0:s1`` (``Y``'s second half of columns), valid steps only."""
+    total = 0.0
+    for i in range(s0, s1):
+        for t in range(lengths[i] if many else 1):
+            for j in range(per, 2 * per):
+                total += Y[i, t, j]
+    return total
 
 
 @jit

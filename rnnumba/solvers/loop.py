@@ -32,6 +32,7 @@ class History:
     n_iter: int = 0
     stop_reason: str = "max_iter"  # or "converged", "callback", "interrupted", "diverged"
     optimize_result: object = None
+    optimizer_state: object = None  # first-order solvers: what ``resume`` takes to go on
 
 
 class _Rules:
@@ -98,6 +99,7 @@ def train(
     verbose=False,
     shuffle=True,
     solver_options=None,
+    resume=None,
 ):
     """Train ``problem.net`` in place.
 
@@ -123,6 +125,13 @@ def train(
         True ends training.
     verbose : bool
         Show a progress bar.
+    shuffle : bool
+        Draw a new minibatch order every epoch.
+    solver_options : dict, optional
+        scipy's ``options``.
+    resume : object, optional
+        A previous run's ``History.optimizer_state``: first-order solvers go on
+        with its momentum or moments, step count and dropout seed (warm starts).
 
     Returns
     -------
@@ -135,7 +144,7 @@ def train(
         if epochs == 0:  # initialise (and standardise) only
             pass
         elif solver in FIRST_ORDER:
-            _first_order(problem, solver, epochs, rng, options, shuffle, rules)
+            h.optimizer_state = _first_order(problem, solver, epochs, rng, options, shuffle, rules, resume)
         else:
             _scipy(problem, solver, epochs, options, solver_options, rules)
     finally:
@@ -159,11 +168,18 @@ def _diverged(h, where, stacklevel=5):
     )
 
 
-def _first_order(problem, solver, epochs, rng, options, shuffle, rules):
-    """Epochs of the network's backend trainer (:mod:`rnnumba.backends`)."""
+def _first_order(problem, solver, epochs, rng, options, shuffle, rules, resume):
+    """Epochs of the network's backend trainer (:mod:`rnnumba.backends`); returns its state."""
     net = problem.net
-    seed = int(rng.integers(2**63)) if net.dropout else None  # no draw without dropout: same shuffles
+    if resume is not None and resume.get("method") != solver:
+        resume = None  # another solver: its state means nothing here
+    if resume is not None:
+        seed = resume["seed"]
+    else:  # no draw without dropout: the same shuffles with and without this line
+        seed = int(rng.integers(2**63)) if net.dropout else None
     trainer = net.backend.trainer(net, problem.batch, solver, options, seed)
+    if resume is not None:
+        trainer.load_state(resume)
     sync_each = rules.validation_score is not None or bool(rules.callbacks)
 
     def one():
@@ -176,6 +192,10 @@ def _first_order(problem, solver, epochs, rng, options, shuffle, rules):
         _epochs(one, epochs, rules, 6)
     finally:  # before rules.finish(), which may put back the best epoch's parameters
         trainer.finish()
+    state = trainer.state()
+    if state is not None:
+        state.update(method=solver, seed=seed)
+    return state
 
 
 def _epochs(run, epochs, rules, stacklevel):

@@ -116,11 +116,15 @@ def check_options(est):
         "nesterov",
         "early_stopping",
         "shuffle",
-        "standardize",
+        "warm_start",
         "peephole",
         "reset_after",
     ):
         _flag(getattr(est, name), name)
+    if est.channels_first is not None:
+        _flag(est.channels_first, "channels_first")  # or None: (N, T, I), warning on a doubtful shape
+    if est.standardize != "global":
+        _flag(est.standardize, "standardize")  # or "global"
     solver = est.solver.lower() if isinstance(est.solver, str) else est.solver
     if solver not in FIRST_ORDER:
         solver = scipy_method(est.solver)
