@@ -23,7 +23,7 @@ import numpy as np
 from .losses import LOSSES
 from .validation import check_sequences, check_targets
 
-__all__ = ["Batch", "Sequences", "batch", "sequences", "weigh"]
+__all__ = ["Batch", "Sequences", "batch", "class_weights", "sequences", "weigh"]
 
 
 class Sequences(NamedTuple):
@@ -169,3 +169,42 @@ def weigh(Y, lengths, many, weights):
     W[~valid] = 0.0
     count = float(W.sum(dtype=np.float64))
     return np.ascontiguousarray(np.concatenate([Y, W], axis=2)), count
+
+
+def class_weights(class_weight, classes, counts):
+    """Return the weight of each class: scikit-learn's ``class_weight`` rule from class counts.
+
+    Parameters
+    ----------
+    class_weight : dict, "balanced" or None
+        ``{label: weight}`` (labels not named weigh 1), or "balanced":
+        ``n_targets / (n_classes * count)``, as ``sklearn.utils.class_weight``
+        computes it; None: every class weighs 1.
+    classes : ndarray (K,)
+        The sorted labels.
+    counts : ndarray (K,)
+        Targets of each class (for "balanced"), in memory or summed over Dask chunks.
+
+    Returns
+    -------
+    ndarray (K,) of float64
+    """
+    K = len(classes)
+    if class_weight is None:
+        return np.ones(K)
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        counts = np.asarray(counts, dtype=np.float64)
+        if np.any(counts == 0):
+            missing = [classes[i] for i in np.flatnonzero(counts == 0)]
+            raise ValueError(f"class_weight='balanced' needs every class in y; missing: {missing}")
+        return counts.sum() / (K * counts)
+    if not isinstance(class_weight, dict):
+        raise ValueError(f"class_weight must be a dict, 'balanced' or None, got {class_weight!r}")
+    known = {c.item() if hasattr(c, "item") else c for c in classes}
+    unknown = [c for c in class_weight if c not in known]
+    if unknown:
+        raise ValueError(f"class_weight names classes not in y: {unknown}")
+    w = np.array([float(class_weight.get(c.item() if hasattr(c, "item") else c, 1.0)) for c in classes])
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("class weights must be finite and non-negative")
+    return w

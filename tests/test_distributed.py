@@ -396,12 +396,27 @@ def test_sample_weight_on_dask_matches_in_memory(client):
         X[keep], z[keep], sample_weight=w[keep]
     )
     assert rel(dsk.theta_, kept.theta_) < 1e-6
-    # NumPy weights with dask data work too; class weights say they are not there yet
+    # NumPy weights with dask data work too
     RNNRegressor(6, epochs=1, random_state=0).fit(Xd, zd, sample_weight=w, client=client)
-    with pytest.raises(ValueError, match="class_weight"):
-        from rnnumba.estimators import RNNClassifier
 
-        RNNClassifier(4, class_weight="balanced").fit(Xd, da.from_array(z > 5, chunks=300), client=client)
+
+def test_class_weights_and_nan_targets_on_dask_match_in_memory(client):
+    from rnnumba.datasets import make_toy
+    from rnnumba.estimators import RNNClassifier, RNNRegressor
+
+    X, z = make_toy(600, length=4, random_state=6)
+    labels = np.where(z > 7, "high", "low")  # unbalanced
+    Xd = da.from_array(X, chunks=(200, -1))
+    clf = RNNClassifier(4, solver="L-BFGS-B", epochs=6, random_state=0, class_weight="balanced")
+    mem = clf.fit(X, labels).predict_proba(X)
+    dsk = clf.fit(Xd, da.from_array(labels, chunks=200), client=client).predict_proba(X)
+    assert rel(dsk, mem) < 1e-6
+    Y = np.cumsum(X, axis=1)[:, :, None]
+    Y[::4, 2:] = np.nan  # steps without targets
+    reg = RNNRegressor(4, solver="L-BFGS-B", epochs=6, random_state=0)
+    mem = reg.fit(X, Y).predict(X)
+    dsk = reg.fit(Xd, da.from_array(Y, chunks=(200, -1, -1)), client=client).predict(X)
+    assert rel(dsk, mem) < 1e-6
 
 
 def test_predict_over_dask(client, toy):

@@ -523,3 +523,20 @@ def test_validation_scores_use_sample_weights_not_class_weights():
     assert all(abs(s * 10 - round(s * 10)) < 1e-12 for s in m.validation_scores_)  # plain accuracy on 10 rows
     with pytest.raises(ValueError, match="non-negative"):
         m.score(X, labels, lengths, sample_weight=-np.ones(40))
+
+
+def test_class_weights_follow_scikit_learns_rule():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from rnnumba.data import class_weights
+
+    y = np.array(["a"] * 7 + ["b"] * 2 + ["c"])
+    classes, counts = np.unique(y, return_counts=True)
+    for cw in ("balanced", {"a": 0.5, "c": 3.0}, None):
+        np.testing.assert_allclose(
+            class_weights(cw, classes, counts), compute_class_weight(cw, classes=classes, y=y)
+        )
+    with pytest.raises(ValueError, match="not in y"):
+        class_weights({"z": 1.0}, classes, counts)
+    with pytest.raises(ValueError, match="missing"):
+        class_weights("balanced", classes, np.array([3, 0, 1]))

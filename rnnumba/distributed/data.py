@@ -78,13 +78,18 @@ def align_blocks(X, y, lengths, weights=None):
 
 
 def class_labels(client, X, y, lengths):
-    """Return the sorted labels of all valid targets, computed chunk by chunk."""
+    """Return the sorted labels of all valid targets and their counts, computed chunk by chunk."""
     dask, _, _ = import_dask()
     blocks, _ = align_blocks(X, y, lengths)
     many = np.ndim(y) == 2
     task = dask.delayed(block_classes, pure=True)
     futs = client.compute([task(yb, lb, many, k, s) for k, (_, yb, lb, _, s, _) in enumerate(blocks)])
-    return np.unique(np.concatenate(client.gather(futs)))
+    parts = client.gather(futs)  # (labels, counts) per chunk
+    classes = np.unique(np.concatenate([labels for labels, _ in parts]))
+    counts = np.zeros(classes.size, dtype=np.int64)
+    for labels, n in parts:
+        counts[np.searchsorted(classes, labels)] += n
+    return classes, counts
 
 
 _LOST = (concurrent.futures.CancelledError, OSError, TimeoutError)
@@ -106,6 +111,8 @@ class DaskData:
         Default: "xent" for integer ``y``, else "mse".
     classes : ndarray, optional
         Encode ``y``'s labels as their index in ``classes`` (RNNClassifier).
+    class_weights : ndarray (K,), optional
+        The weight of each class in the loss (:func:`rnnumba.data.class_weights`).
     standardize : bool, "global" or "feature"
         Fit a :class:`~rnnumba.preprocessing.Standardizer` on the valid input cells
         (chunk statistics combined in chunk order) and apply it (``scaler``):
@@ -134,6 +141,7 @@ class DaskData:
         *,
         loss=None,
         classes=None,
+        class_weights=None,
         standardize=False,
         sample_weight=None,
         numba_threads=None,
@@ -163,7 +171,7 @@ class DaskData:
         layout = net.layout.to_dict()
         task = dask.delayed(prepare_part, pure=True)
         parts = [
-            task(xb, yb, lb, k, s, layout, loss, net.dtype.str, classes, wb)
+            task(xb, yb, lb, k, s, layout, loss, net.dtype.str, classes, wb, class_weights)
             for k, (xb, yb, lb, wb, s, _) in enumerate(blocks)
         ]
         try:

@@ -55,40 +55,56 @@ def _valid_mask(lengths, N, T):
 
 
 def block_classes(y, lengths, many, k, start):
-    """Sorted labels of one chunk's valid targets."""
+    """Sorted labels of one chunk's valid targets, and their counts."""
     y = np.asarray(y)
     labels = y[_valid_mask(lengths, *y.shape[:2])] if many else y
     if labels.dtype == object:
         raise _chunk_error(
             ValueError("class labels must be of one type (numbers or strings)"), k, start, len(y)
         )
+    if labels.dtype.kind == "f" and many:
+        labels = labels[~np.isnan(labels)]  # NaN: a step without a target
     if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
         raise _chunk_error(ValueError("class labels hold NaN or infinite values"), k, start, len(y))
-    return np.unique(labels)
+    return np.unique(labels, return_counts=True)
 
 
-def prepare_part(X, y, lengths, k, start, layout, loss, dtype, classes, weights=None):
+def prepare_part(X, y, lengths, k, start, layout, loss, dtype, classes, weights=None, class_weights=None):
     """One chunk validated into the kernels' arrays: (X, lengths, Y, many, count, weights).
 
-    With ``weights`` (one per sequence), ``Y`` carries them (:func:`rnnumba.data.weigh`)
-    and ``count`` is their sum over the valid targets.
+    As the estimators do in memory: labels become codes (``classes``), a NaN
+    per-step target is a step without a target, and the targets carry their
+    weights (``weights`` per sequence times ``class_weights`` per class;
+    :func:`rnnumba.data.weigh`), ``count`` then being their sum.
     """
     dtype = np.dtype(dtype)
     try:
         X3, lens, _ = check_sequences(X, lengths, layout["input_size"], dtype)
+        y = np.asarray(y)
+        many = y.ndim == (2 if classes is not None else 3)
+        W = None
+        if many and y.dtype.kind == "f":  # NaN: a step without a target (in the padding: padding)
+            steps = _valid_mask(lens, *y.shape[:2])
+            nan = np.isnan(y) & (steps if y.ndim == 2 else steps[..., None])
+            if nan.any():
+                W = (~nan).astype(np.float64)
+            y = np.where(np.isnan(y), 0 if classes is None else classes[0], y)
         if classes is not None:  # labels -> codes 0..K-1, as RNNClassifier does
-            labels = np.asarray(y)
-            many = labels.ndim == 2
-            mask = _valid_mask(lens, *labels.shape[:2]) if many else np.ones(labels.shape, bool)
-            idx = np.clip(np.searchsorted(classes, labels[mask]), 0, len(classes) - 1)
-            if np.any(classes[idx] != labels[mask]):
+            mask = _valid_mask(lens, *y.shape[:2]) if many else np.ones(y.shape, bool)
+            idx = np.clip(np.searchsorted(classes, y[mask]), 0, len(classes) - 1)
+            if np.any(classes[idx] != y[mask]):
                 raise ValueError("y holds a label that is not in classes")
-            y = np.zeros(labels.shape, dtype=np.int64)
+            y = np.zeros(y.shape, dtype=np.int64)
             y[mask] = idx
+            if class_weights is not None:
+                W = class_weights[y] * (1.0 if W is None else W)
         Y, many, count = check_targets(y, X3.shape[0], X3.shape[1], lens, layout["output_size"], loss, dtype)
         if weights is not None:
             weights = np.asarray(weights, dtype=np.float64)
-            Y, count = weigh(Y, lens, many, weights)  # checks the weights
+            W = weights if W is None else weights.reshape((-1,) + (1,) * (W.ndim - 1)) * W
+        if W is not None:  # as Y: (N, 1 or T, K)
+            W = W if W.ndim == 1 else W.reshape(W.shape[0], 1 if not many else W.shape[1], -1)
+            Y, count = weigh(Y, lens, many, W)  # checks the weights
     except (ValueError, TypeError) as exc:
         raise _chunk_error(exc, k, start, len(X)) from None
     return _own(X3), _own(lens), _own(Y), many, count, weights

@@ -347,8 +347,6 @@ class RNNEstimator(BaseEstimator):
             )
         if cfg["subsample"] is not None:
             raise ValueError("subsample is not supported with dask arrays: slice the dask array instead")
-        if getattr(self, "class_weight", None) is not None:
-            raise ValueError("class_weight is not supported with dask arrays yet: pass sample_weight")
         client = resolve_client(client)
         _, da, _ = import_dask()
         if not isinstance(X, da.Array):
@@ -357,7 +355,7 @@ class RNNEstimator(BaseEstimator):
             raise ValueError(f"X must have shape (N, T) or (N, T, I), got {X.ndim} dimension(s)")
         if not is_dask_collection(y):
             y = np.asarray(y)
-        classes = self._dask_targets(X, y, lengths, client)
+        targets = self._dask_targets(X, y, lengths, client)  # classes and class weights, or nothing
         I = 1 if X.ndim == 2 else int(X.shape[2])
         net = self._network(I, cfg, rng, "cpu")
         kernels = ("epoch", "objective") if cfg["solver"] in ("sgd", "adam") else ("objective",)
@@ -368,7 +366,7 @@ class RNNEstimator(BaseEstimator):
             lengths,
             client,
             loss=self._loss,
-            classes=classes,
+            **targets,
             standardize=self.standardize and ("global" if self.standardize == "global" else "feature"),
             sample_weight=sample_weight,
             kernels=kernels,
@@ -378,7 +376,7 @@ class RNNEstimator(BaseEstimator):
         return data, net, None
 
     def _dask_targets(self, X, y, lengths, client):
-        """Check dask targets and set the target attributes; the classes, or None."""
+        """Check dask targets and set the target attributes; return DaskData's target keywords."""
         raise NotImplementedError
 
     def _scale(self, Xp, lens):

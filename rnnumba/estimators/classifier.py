@@ -5,9 +5,9 @@ import warnings
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.exceptions import DataConversionWarning
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
+from ..data import class_weights
 from ..distributed.data import class_labels
 from .base import RNNEstimator
 from .params import init_with
@@ -107,20 +107,20 @@ class RNNClassifier(ClassifierMixin, RNNEstimator):
         if self.class_weight is None:
             return W
         mask = valid_rows(lens, codes.shape[1]) if W is None else W[..., 0] > 0
-        cw = compute_class_weight(
-            self.class_weight, classes=self.classes_, y=self.classes_[codes[..., 0][mask]]
-        )
+        counts = np.bincount(codes[..., 0][mask], minlength=self.classes_.size)
+        cw = class_weights(self.class_weight, self.classes_, counts)
         return np.where(mask, cw[codes[..., 0]], 0.0)[..., None] * (1.0 if W is None else W)
 
     def _dask_targets(self, X, y, lengths, client):
         y_shape = np.shape(y)
         if len(y_shape) not in (1, 2):
             raise ValueError(f"class labels must have shape (N,) or (N, T), got {y_shape}")
-        classes = class_labels(client, X, y, lengths)
+        classes, counts = class_labels(client, X, y, lengths)
         if classes.size < 2:
-            raise ValueError(f"a classifier needs at least 2 classes, got {classes.size}")
+            raise ValueError(f"a classifier needs at least 2 classes; y holds {classes.size} class")
         self.classes_, self.many_to_many_, self.n_outputs_ = classes, len(y_shape) == 2, int(classes.size)
-        return classes
+        cw = None if self.class_weight is None else class_weights(self.class_weight, classes, counts)
+        return {"classes": classes, "class_weights": cw}
 
     def _adopt_classes(self, classes, net):
         if classes is None or classes.shape != (net.layout.output_size,):

@@ -209,7 +209,7 @@ class RNNRegressor(RegressorMixin, RNNEstimator):
             raise ValueError(f"y must have shape (N,), (N, O) or (N, T, O), got {y_shape}")
         self.many_to_many_, self.n_outputs_ = len(y_shape) == 3, 1 if len(y_shape) == 1 else int(y_shape[-1])
         self._y_shape = "vector" if len(y_shape) == 1 else "matrix"
-        return None
+        return {}
 
     def predict(self, X, lengths=None):
         """Predicted targets, shaped like the ``y`` given to ``fit``.
