@@ -431,7 +431,7 @@ def test_dense_batch_fast_path_equals_the_full_checks(dtype):
     rng = np.random.default_rng(3)
 
     def plans(N, T):  # as CPU.plan
-        return Plan(1, False, np.full(N, T, dtype=np.int64), None)
+        return Plan(1, False, np.full(N, T, dtype=np.int64), None, (0, 0))
 
     shapes = [((5, 4), (5,), 1, 1), ((5, 4, 2), (5, 1), 2, 1), ((5, 4, 2), (5, 3), 2, 3)]
     for shape_X, shape_y, I, O in shapes:

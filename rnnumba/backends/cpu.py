@@ -10,7 +10,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .. import _heap, engine
+from .. import _heap, engine, memory
 from .._blas import single_threaded
 from ..chunks import blas_may_thread, n_chunks
 from ..losses import LOSSES
@@ -19,7 +19,7 @@ from ..validation import dense_batch
 MSE = LOSSES["mse"]
 NO_DROPOUT = np.zeros(2, dtype=np.int64)  # writeable: a read-only array would compile a second engine
 # what CPU.plan remembers per batch shape (N, T)
-Plan = namedtuple("Plan", "chunks blas lengths kernel")
+Plan = namedtuple("Plan", "chunks blas lengths kernel train_bytes")
 
 
 def block_order(n_blocks, rng, shuffle):
@@ -73,7 +73,9 @@ class CPU:
             blas = blas_may_thread(self.layout, N, T, chunks)
             kernel = engine.training_kernel(self.layout.kernel_family, chunks)
             lengths = np.full(N, T, dtype=np.int64)
-            plan = self._plans[N, T] = Plan(chunks, blas, lengths, kernel)
+            size = self.dtype.itemsize
+            need = tuple(memory.training_bytes(self.layout, N, T, size, many) for many in (False, True))
+            plan = self._plans[N, T] = Plan(chunks, blas, lengths, kernel, need)
         return plan
 
     def dense_loss_and_grad(self, theta, grad, X, y):
@@ -87,7 +89,9 @@ class CPU:
         batch = dense_batch(X, y, self.dtype, L.input_size, L.output_size, self.plan, finite=False)
         if batch is None:
             return None
-        X, Y, (chunks, blas, lengths, kernel) = batch
+        X, Y, (chunks, blas, lengths, kernel, need) = batch
+        if need[0] > memory.CHECK_BYTES:  # big: the full path checks the memory and cuts blocks
+            return None
         no = self.no_state
         args = (theta, grad, self.specs[0], self.offsets, X, lengths, Y, MSE, 1.0 / Y.size, NO_DROPOUT)
         if not blas:
@@ -114,7 +118,13 @@ class CPU:
         float
         """
         X, lengths, Y, many, count, loss = batch
-        chunks, blas, _, kernel = self.plan(X.shape[0], X.shape[1])
+        N, T = X.shape[:2]
+        plan = self.plan(N, T)
+        if plan.train_bytes[many] > memory.BLOCK_BYTES:
+            return self._blocks(theta, grad, batch, drop, h0, dh0)
+        if plan.train_bytes[many] > memory.CHECK_BYTES:
+            memory.check(plan.train_bytes[many], *self._call(N, T))
+        chunks, blas, _, kernel, _ = plan
         h0 = self.no_state if h0 is None else h0
         dh0 = self.no_state if dh0 is None else dh0
         args = (theta, grad, self.specs[many], self.offsets, X, lengths, Y, LOSSES[loss], 1.0 / count)
@@ -122,6 +132,54 @@ class CPU:
             return float(kernel(*args, drop, h0, dh0, chunks))
         with single_threaded():
             return float(kernel(*args, drop, h0, dh0, chunks))
+
+    def _blocks(self, theta, grad, batch, drop, h0, dh0):
+        """:meth:`loss_and_grad` of a big batch, block of rows after block, summed in block order.
+
+        The blocks (:func:`rnnumba.memory.block_rows`) depend on the shape only,
+        so the result is bitwise the same on every machine and thread count; the
+        memory is that of one block, whatever N.
+        """
+        X, lengths, Y, many, count, loss = batch
+        N, T = X.shape[:2]
+        rows = memory.block_rows(self.layout, N, T, self.dtype.itemsize, many)
+        if drop[1]:
+            raise ValueError(
+                f"dropout on a full batch of {N} sequences of {T} steps: too big for one block of memory; "
+                "train with a minibatch solver"
+            )
+        memory.check(self.plan(rows, T).train_bytes[many], *self._call(rows, T, blocks_of=N))
+        total, part = 0.0, np.empty_like(grad)
+        for r0 in range(0, N, rows):
+            r1 = min(N, r0 + rows)
+            block = batch._replace(X=X[r0:r1], lengths=lengths[r0:r1], Y=Y[r0:r1])
+            h0b = None if h0 is None else np.ascontiguousarray(h0[:, r0:r1])
+            dh0b = None if dh0 is None else np.empty_like(dh0[:, r0:r1], order="C")
+            total += self.loss_and_grad(theta, grad if r0 == 0 else part, block, drop, h0b, dh0b)
+            if r0 > 0:
+                grad += part
+            if dh0 is not None:
+                dh0[:, r0:r1] = dh0b
+        return total
+
+    def _call(self, N, T, blocks_of=None, minibatch=False):
+        """Describe a training call and the ways to make it smaller, for :class:`NotEnoughMemory`."""
+        L = self.layout
+        what = f"{N} sequence(s) of {T} steps ({L.cell}, hidden {L.hidden}, {L.num_layers} layer(s), "
+        what += f"{self.dtype.name})"
+        if blocks_of:
+            what = f"Training on {blocks_of} sequences, in blocks of {what}, per block"
+        else:
+            what = f"A {'minibatch step' if minibatch else 'training call'} on {what}"
+        ways = "Ways out: float32 (half the memory), a smaller network, or shorter sequences (cut them and "
+        ways += "carry the state: RNN.loss_and_grad takes h0)"
+        if not blocks_of:
+            ways += (
+                "; a minibatch solver with a smaller batch_size"
+                if not minibatch
+                else "; a smaller batch_size"
+            )
+        return what, ways + "."
 
     def predict(self, theta, seqs, many, h0=None, hn=None):
         """Head outputs (N, T if ``many`` else 1, O), NaN in the padding.
@@ -161,6 +219,11 @@ class CPU:
         """Return a :class:`rnnumba.solvers.FirstOrder` over ``batch``: see :class:`Trainer`."""
         from ..solvers.first_order import FirstOrder
 
+        N, T = batch.X.shape[:2]
+        rows = min(N, options["batch_size"])
+        need = memory.training_bytes(self.layout, rows, T, self.dtype.itemsize, batch.many)
+        if need > memory.CHECK_BYTES:  # one minibatch's step, before the epoch allocates it
+            memory.check(need, *self._call(rows, T, minibatch=True))
         return Trainer(FirstOrder(net, method, seed=seed, **options), batch)
 
 
