@@ -215,16 +215,27 @@ class CPU:
         """``batch`` kept where this backend computes (here: as it is)."""
         return batch
 
-    def trainer(self, net, batch, method, options, seed=None):
-        """Return a :class:`rnnumba.solvers.FirstOrder` over ``batch``: see :class:`Trainer`."""
+    def trainer(self, net, batch, method, options, seed=None, bptt_steps=None):
+        """Return the epochs of a :class:`rnnumba.solvers.FirstOrder` over ``batch``.
+
+        A :class:`Trainer` (each epoch one compiled call), or with
+        ``bptt_steps`` a :class:`rnnumba.solvers.truncated.Truncated` (truncated
+        BPTT over windows of that many steps).
+        """
         from ..solvers.first_order import FirstOrder
+        from ..solvers.truncated import Truncated
 
         N, T = batch.X.shape[:2]
-        rows = min(N, options["batch_size"])
-        need = memory.training_bytes(self.layout, rows, T, self.dtype.itemsize, batch.many)
+        rows, steps = min(N, options["batch_size"]), min(T, bptt_steps or T)
+        need = memory.training_bytes(self.layout, rows, steps, self.dtype.itemsize, batch.many)
         if need > memory.CHECK_BYTES:  # one minibatch's step, before the epoch allocates it
-            memory.check(need, *self._call(rows, T, minibatch=True))
-        return Trainer(FirstOrder(net, method, seed=seed, **options), batch)
+            memory.check(need, *self._call(rows, steps, minibatch=True))
+        optimizer = FirstOrder(net, method, seed=seed, **options)
+        if bptt_steps is not None:
+            if net.dropout:
+                raise ValueError("bptt_steps does not combine with dropout yet")
+            return Truncated(optimizer, batch, bptt_steps, block_order)
+        return Trainer(optimizer, batch)
 
 
 class Trainer:

@@ -108,9 +108,12 @@ class CUDA:
         device_batch = Batch.upload(batch.X, batch.lengths, _unweighted(batch, self.layout).Y, self.dtype)
         return Resident(batch, device_batch, cuda().device_array(self.layout.n_params, dtype=self.dtype))
 
-    def trainer(self, net, batch, method, options, seed=None):
+    def trainer(self, net, batch, method, options, seed=None, bptt_steps=None):
         """Return a :class:`rnnumba.gpu.DeviceTrainer` over ``batch``: see :class:`Trainer`."""
         from ..gpu import DeviceTrainer
+
+        if bptt_steps is not None:
+            raise ValueError("bptt_steps (truncated BPTT) is not implemented on the GPU backend yet")
 
         X, lengths, Y, many, _, loss = _unweighted(batch, self.layout)
         device = DeviceTrainer(

@@ -61,8 +61,10 @@ class DaskBackend:
         """Return ``data`` as it is: a :class:`DaskData` already lives on the workers."""
         return data
 
-    def trainer(self, net, data, method, options, seed=None):
+    def trainer(self, net, data, method, options, seed=None, bptt_steps=None):
         """:class:`LocalSGD` epochs over ``data`` (one replica per Dask thread)."""
+        if bptt_steps is not None:
+            raise ValueError("bptt_steps (truncated BPTT) is not supported with dask arrays yet")
         if seed is not None:  # the masks' seed (each replica mixes in its index)
             options = dict(options, seed=seed)
         return LocalSGD(net, data, method, options)

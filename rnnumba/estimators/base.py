@@ -77,6 +77,7 @@ class RNNEstimator(BaseEstimator):
         callbacks=None,
         solver_options=None,
         subsample=None,
+        bptt_steps=None,
         device="cpu",
     ):
         # scikit-learn convention: store only; fit() validates
@@ -214,6 +215,7 @@ class RNNEstimator(BaseEstimator):
                 shuffle=self.shuffle,
                 solver_options=cfg["solver_options"],
                 resume=resume,
+                bptt_steps=cfg["bptt_steps"],
             )
         finally:
             net.to("cpu")  # predict runs on the CPU, wherever it trained

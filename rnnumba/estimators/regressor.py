@@ -87,6 +87,13 @@ class RNNRegressor(RegressorMixin, RNNEstimator):
         Passed to ``scipy.optimize.minimize(options=...)``.
     subsample : int or float, optional
         scipy methods: fit on this many (or this fraction of) random sequences.
+    bptt_steps : int, optional
+        "sgd" and "adam": truncated BPTT. Each minibatch is read in windows
+        of this many steps, in order, the state carried from one window to
+        the next and a step taken per window; no gradient flows between
+        windows, so dependencies longer than this are not learnt (see
+        ``docs/engine.md``). Memory is one window's. Not with dropout, dask
+        arrays or ``device="cuda"``.
     scale_target : bool, default False
         Regressor: learn standardised targets (mean and std per output over
         the valid, weighted training targets, kept in ``target_mean_`` and

@@ -7,7 +7,7 @@ syncs once per epoch for the epoch's loss.
 
 The GPU twin of :class:`rnnumba.solvers.FirstOrder` (and of its compiled
 epoch, :func:`rnnumba.solvers.kernels.epoch_kernel`, whose step is
-``rnnumba.solvers.kernels._update``), with the same semantics:
+``rnnumba.solvers.kernels.update``), with the same semantics:
 
 * minibatch ``k`` holds rows ``k*batch_size ..`` of the data; an epoch runs
   the blocks in the given ``order`` (the caller shuffles the order);
@@ -54,7 +54,7 @@ def build_norm_check(dt, NB):
     Flags step ``step`` in ``status`` when the loss or that norm is not finite.
 
     CPU sibling: the norm and finiteness check at the top of
-    ``rnnumba.solvers.kernels._update``.
+    ``rnnumba.solvers.kernels.update``.
     """
     _bind()
     T = nbtype(dt)
@@ -101,7 +101,7 @@ def build_update(dt):
     with ``bc1 = 1 - b1^t``, ``bc2 = 1 - b2^t`` computed on the host.
     Nothing moves once ``status`` is set; on a bad loss at this ``step`` the
     parameters go back to ``prev``. CPU sibling:
-    ``rnnumba.solvers.kernels._update``.
+    ``rnnumba.solvers.kernels.update``.
     """
     _bind()
     one = np.dtype(dt).type(1.0)
@@ -163,7 +163,7 @@ def build_update(dt):
 def build_theta_check(dt, NB):
     """One block: flags step ``step`` when an updated parameter is not finite.
 
-    CPU sibling: the ``finite`` check of ``rnnumba.solvers.kernels._update``.
+    CPU sibling: the ``finite`` check of ``rnnumba.solvers.kernels.update``.
     """
     _bind()
 
@@ -193,7 +193,7 @@ def build_theta_check(dt, NB):
 def build_restore(dt):
     """``theta = prev`` on every parameter when ``theta_check`` flagged step ``step``.
 
-    CPU sibling: the restore from ``prev`` in ``rnnumba.solvers.kernels._update``.
+    CPU sibling: the restore from ``prev`` in ``rnnumba.solvers.kernels.update``.
     """
     _bind()
 

@@ -79,6 +79,30 @@ class FirstOrder:
         self.specs = (net.layout.spec(False), net.layout.spec(True))
         self.offsets = net.layout.offsets()
 
+    def apply(self, grad, value):
+        """Take one step from a gradient computed elsewhere (truncated BPTT's windows).
+
+        Parameters
+        ----------
+        grad : ndarray (P,)
+            The minibatch gradient (clipped and decayed here, as in :meth:`epoch`).
+        value : float
+            Its loss.
+
+        Returns
+        -------
+        bool
+            False when the loss, the gradient or the new parameters are not
+            finite; ``theta`` then holds the last finite parameters.
+        """
+        self.step += 1
+        method = kernels.SGD if self.method == "sgd" else kernels.ADAM
+        return bool(
+            kernels.update(
+                self.net.theta, grad, float(value), method, self.hp, self.state, self.step, self.prev
+            )
+        )
+
     def n_blocks(self, n_rows):
         """Minibatches per epoch for ``n_rows`` training rows."""
         return -(-n_rows // self.batch_size)

@@ -11,7 +11,7 @@ threads (``prange``) and are summed in chunk order, exactly as
 :func:`rnnumba.engine.loss_and_grad` does, so a step's gradient is bitwise the
 public one. (It cannot call the engine's parallel function instead: a cached
 njit function calling a parallel one crashes a later process, numba issue
-8578.) The optimiser's step is a plain function of its own (:func:`_update`),
+8578.) The optimiser's step is a plain function of its own (:func:`update`),
 so that the parallel function stays small: numba's parallel passes cost
 compile time in proportion to its size.
 
@@ -81,7 +81,7 @@ def epoch_kernel(family):
         The k-th block of this epoch is update ``u = step + k`` (counted from 0
         over all epochs): its minibatch's loss and gradient (the engine's
         chunks, summed in chunk order) use the dropout key ``mix(base + u)``,
-        then :func:`_update` steps with ``t = u + 1``. A minibatch whose target
+        then :func:`update` steps with ``t = u + 1``. A minibatch whose target
         weights are all 0 takes no step; its number ``u`` is spent all the same.
 
         Parameters
@@ -196,7 +196,7 @@ def epoch_kernel(family):
                         c1,
                     )
                 value = sum_chunks(grad, partial, values, nc)
-            if not _update(theta, grad, value, method, hp, state, step + k + 1, prev):
+            if not update(theta, grad, value, method, hp, state, step + k + 1, prev):
                 return loss_sum, rows, k, NONFINITE
             loss_sum += value * share
             rows += share
@@ -217,7 +217,7 @@ def _weight(Y, lengths, many, per, s0, s1):
 
 
 @jit
-def _update(theta, grad, value, method, hp, state, t, prev):
+def update(theta, grad, value, method, hp, state, t, prev):
     """Take one optimiser step from the minibatch loss ``value`` and its gradient ``g``.
 
     The update::

@@ -100,6 +100,7 @@ def train(
     shuffle=True,
     solver_options=None,
     resume=None,
+    bptt_steps=None,
 ):
     """Train ``problem.net`` in place.
 
@@ -132,6 +133,9 @@ def train(
     resume : object, optional
         A previous run's ``History.optimizer_state``: first-order solvers go on
         with its momentum or moments, step count and dropout seed (warm starts).
+    bptt_steps : int, optional
+        First-order solvers: truncated BPTT over windows of this many steps
+        (:class:`rnnumba.solvers.truncated.Truncated`).
 
     Returns
     -------
@@ -143,8 +147,12 @@ def train(
     try:
         if epochs == 0:  # initialise (and standardise) only
             pass
+        elif bptt_steps is not None and solver not in FIRST_ORDER:
+            raise ValueError(f"bptt_steps (truncated BPTT) needs solver 'sgd' or 'adam', got {solver!r}")
         elif solver in FIRST_ORDER:
-            h.optimizer_state = _first_order(problem, solver, epochs, rng, options, shuffle, rules, resume)
+            h.optimizer_state = _first_order(
+                problem, solver, epochs, rng, options, shuffle, rules, resume, bptt_steps
+            )
         else:
             _scipy(problem, solver, epochs, options, solver_options, rules)
     finally:
@@ -168,7 +176,7 @@ def _diverged(h, where, stacklevel=5):
     )
 
 
-def _first_order(problem, solver, epochs, rng, options, shuffle, rules, resume):
+def _first_order(problem, solver, epochs, rng, options, shuffle, rules, resume, bptt_steps):
     """Epochs of the network's backend trainer (:mod:`rnnumba.backends`); returns its state."""
     net = problem.net
     if resume is not None and resume.get("method") != solver:
@@ -177,7 +185,7 @@ def _first_order(problem, solver, epochs, rng, options, shuffle, rules, resume):
         seed = resume["seed"]
     else:  # no draw without dropout: the same shuffles with and without this line
         seed = int(rng.integers(2**63)) if net.dropout else None
-    trainer = net.backend.trainer(net, problem.batch, solver, options, seed)
+    trainer = net.backend.trainer(net, problem.batch, solver, options, seed, bptt_steps=bptt_steps)
     if resume is not None:
         trainer.load_state(resume)
     sync_each = rules.validation_score is not None or bool(rules.callbacks)

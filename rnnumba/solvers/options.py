@@ -106,7 +106,7 @@ def check_options(est):
     dict
         ``solver`` (canonical name), ``epochs``, ``options`` (keywords of
         :class:`~rnnumba.solvers.FirstOrder`), ``tol``, ``n_iter_no_change``,
-        ``dtype``, ``callbacks``, ``solver_options``, ``subsample``, ``device``,
+        ``dtype``, ``callbacks``, ``solver_options``, ``subsample``, ``device``, ``bptt_steps``,
         ``dropout``.
     """
     check_int(est.hidden, "hidden")
@@ -179,8 +179,16 @@ def check_options(est):
         raise ValueError(
             f"random_state must be None, an int >= 0, a numpy Generator or RandomState, got {rs!r}"
         )
+    bptt_steps = est.bptt_steps
+    if bptt_steps is not None:
+        bptt_steps = check_int(bptt_steps, "bptt_steps")
+        if solver not in FIRST_ORDER:
+            raise ValueError(f"bptt_steps (truncated BPTT) needs solver 'sgd' or 'adam', got {est.solver!r}")
+        if dropout:
+            raise ValueError("bptt_steps does not combine with dropout yet")
     return dict(
         solver=solver,
+        bptt_steps=bptt_steps,
         epochs=check_int(est.epochs, "epochs", low=0),
         options=options,
         tol=_number(est.tol, "tol", 0.0),
