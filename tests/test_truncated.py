@@ -69,3 +69,12 @@ def test_bptt_steps_refusals():
         RNNRegressor(bptt_steps=4, num_layers=2, dropout=0.2).fit(X, y, lengths=lengths)
     with pytest.raises(ValueError, match="bptt_steps"):
         RNNRegressor(bptt_steps=0).fit(X, y, lengths=lengths)
+
+
+def test_warm_start_goes_on_in_windows():
+    X, y, lengths = _data(N=40, T=20)
+    kw = dict(hidden=5, solver="adam", lr=1e-2, bptt_steps=6, random_state=0, n_iter_no_change=100)
+    one = RNNRegressor(epochs=4, **kw).fit(X, y, lengths=lengths)
+    warm = RNNRegressor(epochs=1, warm_start=True, **kw).fit(X, y, lengths=lengths)
+    warm.set_params(epochs=3).fit(X, y, lengths=lengths)
+    np.testing.assert_array_equal(one.theta_, warm.theta_)

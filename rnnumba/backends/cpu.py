@@ -264,14 +264,9 @@ class Trainer:
         """Nothing to release."""
 
     def state(self):
-        """Return the optimiser's state, to go on later (:meth:`load_state`): a dict of copies."""
-        opt = self.optimizer
-        return {"moments": opt.state.copy(), "step": opt.step}
+        """Return the optimiser's state, to go on later (:meth:`load_state`)."""
+        return self.optimizer.saved()
 
     def load_state(self, state):
         """Go on from :meth:`state`'s dict: momentum or moments and the step count."""
-        opt = self.optimizer
-        if state["moments"].shape != opt.state.shape:
-            raise ValueError("the saved optimiser state does not fit this network")
-        opt.state[:] = state["moments"]
-        opt.step = int(state["step"])
+        self.optimizer.restore(state)

@@ -79,6 +79,17 @@ class FirstOrder:
         self.specs = (net.layout.spec(False), net.layout.spec(True))
         self.offsets = net.layout.offsets()
 
+    def saved(self):
+        """Return the optimiser's state (momentum or Adam's moments, the step count) as copies."""
+        return {"moments": self.state.copy(), "step": self.step}
+
+    def restore(self, saved):
+        """Go on from :meth:`saved`'s dict (warm starts)."""
+        if saved["moments"].shape != self.state.shape:
+            raise ValueError("the saved optimiser state does not fit this network")
+        self.state[:] = saved["moments"]
+        self.step = int(saved["step"])
+
     def apply(self, grad, value):
         """Take one step from a gradient computed elsewhere (truncated BPTT's windows).
 

@@ -115,14 +115,9 @@ class Truncated:
         """Nothing to release."""
 
     def state(self):
-        """Return the optimiser's state, as the CPU trainer does."""
-        opt = self.optimizer
-        return {"moments": opt.state.copy(), "step": opt.step}
+        """Return the optimiser's state, to go on later (:meth:`load_state`)."""
+        return self.optimizer.saved()
 
     def load_state(self, state):
-        """Go on from :meth:`state`'s dict."""
-        opt = self.optimizer
-        if state["moments"].shape != opt.state.shape:
-            raise ValueError("the saved optimiser state does not fit this network")
-        opt.state[:] = state["moments"]
-        opt.step = int(state["step"])
+        """Go on from :meth:`state`'s dict: momentum or moments and the step count."""
+        self.optimizer.restore(state)
