@@ -129,6 +129,7 @@ def test_every_input_form_shares_one_signature_per_kernel():
     assert all(int(n) == 1 for k, n in counts.items() if k != "chunk_loss_and_grad_elman"), counts
 
 
+@pytest.mark.slow
 def test_two_processes_fill_one_empty_cache_at_once(tmp_path):
     """Two cold processes compiling into one empty folder both succeed and
     agree bitwise; a third then loads everything from the cache."""
@@ -154,6 +155,7 @@ def test_two_processes_fill_one_empty_cache_at_once(tmp_path):
     assert third.stdout.encode() == outs[0][0]
 
 
+@pytest.mark.slow
 def test_a_copy_with_new_modification_times_hits_the_cache(tmp_path):
     """The cache is keyed on contents: a reinstall (here, a copy of the package
     whose files all have new modification times) loads the kernels compiled
@@ -185,6 +187,7 @@ def test_a_copy_with_new_modification_times_hits_the_cache(tmp_path):
     assert where.stdout != moved.stdout
 
 
+@pytest.mark.slow
 def test_an_unwritable_cache_still_runs_and_says_so_once(tmp_path):
     """A cache folder that cannot be created (a file stands in its way, as in a
     read-only install) costs a compile per process, never an error."""
@@ -255,6 +258,7 @@ def test_precompile_checks_its_arguments():
         rnnumba.engine.kernels("rnn")
 
 
+@pytest.mark.slow
 def test_compile_notice_names_what_compiles(tmp_path):
     """The first call that compiles says so in one line: what, once, where the
     cache is; the same line reaches the command line's output."""
@@ -271,6 +275,7 @@ def test_compile_notice_names_what_compiles(tmp_path):
     assert "chunk_predict_elman for float32" in notes[0] and str(tmp_path / "cache") in notes[0]
 
 
+@pytest.mark.slow
 def test_compile_notice_raised_as_an_error_leaves_the_kernels_usable(tmp_path):
     """With warnings as errors the compiling call raises the notice; the next
     call compiles and runs as usual."""
@@ -292,6 +297,7 @@ def test_compile_notice_raised_as_an_error_leaves_the_kernels_usable(tmp_path):
     assert run.stdout.split() == ["raised", "(2,", "1)"]
 
 
+@pytest.mark.slow
 def test_a_parallel_kernel_compiled_over_a_cached_chunk_kernel(tmp_path):
     """The epoch's prange loop calls the chunk kernel by symbol while it
     compiles (``_jit._finalize_driver``): that must work when the chunk kernel

@@ -65,6 +65,7 @@ def test_available_explains_itself():
         assert "GPU" in why or "CUDA" in why or "numba-cuda" in why
 
 
+@pytest.mark.slow
 def test_every_kernel_compiles_to_ptx_for_sm90():
     pytest.importorskip("numba_cuda")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}

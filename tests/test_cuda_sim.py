@@ -32,6 +32,7 @@ if importlib.util.find_spec("numba_cuda") is None:
 needs_sim = pytest.mark.skipif(not SIM, reason="runs inside the simulator process (see test_simulator_suite)")
 
 
+@pytest.mark.slow
 def test_simulator_suite():
     """Run this module under NUMBA_ENABLE_CUDASIM=1 in a fresh process."""
     if SIM:
