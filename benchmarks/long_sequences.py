@@ -10,10 +10,13 @@ from the cache on a few steps first. "time" is the best of the repeats (one at
 T = 100,000).
 
 * ``exact``: ``RNN.loss_and_grad`` over the whole batch (Elman, hidden 128, one
-  output per sequence): the exact gradient; over 512 MB it runs in blocks of
-  rows (``rnnumba.memory``), so its memory is one block's.
-* ``one block``: the same with the blocks lifted, where the estimate fits in
-  the memory available (the engine as it was).
+  output per sequence) as a user calls it: the exact gradient, with
+  checkpointed BPTT where full storage would pass 512 MB (``memory="auto"``).
+* ``checkpoint``: the same with ``memory="checkpoint"`` at every T.
+* ``full``: ``memory="full"`` with the 512 MB blocks lifted, where the estimate
+  fits in the memory available: every step kept, one pass.
+* ``blocks``: ``memory="full"``: over 512 MB, blocks of rows (``rnnumba.memory``),
+  each with every step kept.
 * ``truncated k``: one epoch of ``bptt_steps=k`` (batch 64, Adam): T/k windows,
   each a step (the gradient of each window only).
 * ``torch``: ``nn.RNN`` (tanh) + ``nn.Linear``, forward and backward, where
@@ -53,8 +56,9 @@ ROW = textwrap.dedent(
     else:
         import rnnumba
         from rnnumba import memory
-        if kind == "one block":
+        if kind == "full":
             memory.BLOCK_BYTES = 1 << 62
+        how = {"checkpoint": "checkpoint", "full": "full", "blocks": "full"}.get(kind, "auto")
         if kind.startswith("truncated"):
             model = rnnumba.RNNRegressor(H, solver="adam", lr=1e-3, batch_size=N, epochs=1, bptt_steps=k,
                                          standardize=False, dtype=dtype, random_state=0)
@@ -62,9 +66,9 @@ ROW = textwrap.dedent(
             run = lambda: model.set_params(warm_start=True).fit(X, y)
         else:
             net = rnnumba.RNN(1, H, 1, dtype=dtype, random_state=0)
-            net.loss_and_grad(net.prepare(X[:, :5], y))
+            net.loss_and_grad(net.prepare(X[:, :300], y), memory="checkpoint")  # kernels loaded
             batch = net.prepare(X, y)
-            run = lambda: net.loss_and_grad(batch)
+            run = lambda: net.loss_and_grad(batch, memory=how)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -106,9 +110,11 @@ def main():
         for dtype in a.dtypes.split(","):
             size = 4 if dtype == "float32" else 8
             whole = memory.training_bytes(layout, 64, T, size, False)
-            kinds = [("exact", 0)]
-            if whole < min(0.5 * have, 4 * 2**30):  # the engine as it was, where that is safe
-                kinds.append(("one block", 0))
+            kinds = [("exact", 0), ("checkpoint", 0)]
+            if whole < min(0.5 * have, 4 * 2**30):  # every step kept, where that is safe
+                kinds.append(("full", 0))
+            if whole > memory.BLOCK_BYTES:
+                kinds.append(("blocks", 0))
             if 64 * T * a.hidden * size * 4 < 0.5 * have:
                 kinds.append(("torch", 0))
             kinds.append((f"truncated {max(1, int(T**0.5))}", max(1, int(T**0.5))))

@@ -42,21 +42,11 @@ from ._jit import jit
 from ._linalg import add_row, copy_row, empty_aligned, padded_weights, padded_width, tensor
 from .cells import elman, gru, lstm
 from .chunks import chunk_bounds, sum_chunks
-from .layout import B_AT, DIRECTIONS, EXTRA_AT, HIDDEN, LAYERS, MANY, OUTPUTS, PEEPHOLE, W_AT
+from .layout import B_AT, CHECKPOINT, DIRECTIONS, EXTRA_AT, HIDDEN, LAYERS, MANY, OUTPUTS, PEEPHOLE, W_AT
 from .losses import head as head_loss
 from .losses import readout
+from .segments import read_step, walkers
 from .validation import first_nonfinite
-
-
-@jit(inline="always")
-def _src(t, length, d):
-    """Original time index read at step ``t`` of direction ``d`` (-1: padding).
-
-    ``t`` for the forward direction, ``length - 1 - t`` for the reverse one.
-    """
-    if t >= length:
-        return -1
-    return t if d == 0 else length - 1 - t
 
 
 @jit(inline="always")
@@ -88,6 +78,15 @@ def _features(spec, HXs, top, lengths, s0, s1, many):
         for i in range(n):
             copy_row(F[i, d * H : (d + 1) * H], HX[T, i, :H])  # states freeze: row T is final
     return F
+
+
+@jit(inline="always")
+def _bias_and_extra(v, row, size, n_extra):
+    """Return the views of a layer and direction's ``b`` (``size``) and extra tensor in ``v``.
+
+    ``v``: ``theta``, or its gradient.
+    """
+    return v[row[B_AT] : row[B_AT] + size], v[row[EXTRA_AT] : row[EXTRA_AT] + n_extra]
 
 
 # -- one family of kernels per cell -------------------------------------------------------------
@@ -146,6 +145,8 @@ def kernels(family):
     WIDTH = module.STATE_WIDTH  # what the cell keeps in S for BPTT, in units of H
     EXTRA = 1 if module is gru else (3 if LSTM else 0)  # b_hn (H); peepholes (3H), if any
 
+    forward_walk, backward_walk = walkers(family, FORWARD, BACKWARD, GATES, WIDTH, CARRIED)
+
     @jit(inline="always", name=f"extra_size_{family}")
     def extra_size(spec):
         """Length of the cell's extra tensor: H (GRU ``b_hn``), 3H (LSTM peepholes) or 0."""
@@ -157,26 +158,31 @@ def kernels(family):
 
         For each layer ``l`` and direction ``d``, the cell's ``forward`` over
         ``[h_{t-1}; u_t]`` with ``u`` the layer's input read in the direction's
-        order (:func:`_src`), ``u = x`` for ``l = 0`` and otherwise::
+        order (:func:`rnnumba.segments.read_step`), ``u = x`` for ``l = 0`` and otherwise::
 
             u_t = m_{l-1,t} * [h^{l-1,0}_t; h^{l-1,1}_t]      (original time t)
 
-        from ``h_{-1} = h0[l*D + d]`` (and ``c_{-1}``), or 0. Returns the
-        per-(layer, direction) ``HX`` and ``S`` buffers (kept for BPTT) and, for
-        a many-to-many head, the top layer's outputs (T, n, H*D) in original
-        time order, zero in the padding (else an empty array). ``drop``: see
-        :func:`rnnumba.dropout.apply` (the masks ``m``), applied to the outputs of every layer
-        but the last. ``h0`` (L*D, N, carried width) holds the initial states,
-        or is empty for zero states. GPU sibling:
+        from ``h_{-1} = h0[l*D + d]`` (and ``c_{-1}``), or 0, one segment of
+        steps after another (``forward_walk``, :mod:`rnnumba.segments`).
+        Returns the per-(layer, direction) ``HX`` and ``S`` rows kept for BPTT
+        (every step's, or with ``spec[CHECKPOINT]`` each segment's first and
+        the final one), each layer's input (the layer below's outputs) where
+        checkpoints need it (else empty arrays), and for a many-to-many head
+        the top layer's outputs (T, n, H*D) in original time order, zero in the
+        padding (else an empty array). ``drop``: see
+        :func:`rnnumba.dropout.apply` (the masks ``m``), applied to the outputs
+        of every layer but the last. ``h0`` (L*D, N, carried width) holds the
+        initial states, or is empty for zero states. GPU sibling:
         ``rnnumba.gpu.engine.DeviceEngine.forward``.
         """
-        H, L, D, many = spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS], spec[MANY]
+        H, L, D, many, ck = spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS], spec[MANY], spec[CHECKPOINT]
         T, n = X.shape[1], s1 - s0
         lens = lengths[s0:s1]
         dtype = theta.dtype
         n_extra = extra_size(spec)
+        no_state = np.empty((0, CARRIED * H), dtype=dtype)
         inp = np.empty((0, 0, 0), dtype=dtype)  # the layer below's outputs; layer 0 reads X
-        HXs, Ss = [], []
+        HXs, Ss, ins = [], [], [inp]
         for layer in range(L):
             I_l = X.shape[2] if layer == 0 else H * D
             Kp = padded_width(H + I_l, n * GATES * H * (H + I_l), theta.itemsize)
@@ -185,33 +191,17 @@ def kernels(family):
             for d in range(D):
                 row = offsets[layer * D + d]
                 W = padded_weights(theta, row[W_AT], GATES * H, H + I_l, Kp)
-                b = theta[row[B_AT] : row[B_AT] + GATES * H]
-                extra = theta[row[EXTRA_AT] : row[EXTRA_AT] + n_extra]
-                HX = np.zeros((T + 1, n, Kp), dtype=dtype)
-                S = np.zeros((T + 1, n, WIDTH * H), dtype=dtype)
-                for i in range(n):
-                    for t in range(lens[i]):
-                        src = _src(t, lens[i], d)
-                        if layer == 0:
-                            copy_row(HX[t, i, H : H + I_l], X[s0 + i, src])
-                        else:
-                            copy_row(HX[t, i, H : H + I_l], inp[src, i])
-                if h0.shape[0] > 0:  # h_{-1} in row 0 of HX; the LSTM's c_{-1} in row 0 of S
-                    for i in range(n):
-                        copy_row(HX[0, i, :H], h0[layer * D + d, s0 + i, :H])
-                        if LSTM:
-                            copy_row(S[0, i, :H], h0[layer * D + d, s0 + i, H:])
-                FORWARD(W, b, extra, HX, S, lens)
-                if out.shape[0] > 0:
-                    for i in range(n):
-                        for t in range(lens[i]):
-                            copy_row(out[_src(t, lens[i], d), i, d * H : (d + 1) * H], HX[t + 1, i, :H])
+                b, extra = _bias_and_extra(theta, row, GATES * H, n_extra)
+                weights = (W, b, extra)
+                hc0 = h0[layer * D + d, s0:s1] if h0.shape[0] > 0 else no_state
+                HX, S = forward_walk(weights, (X, inp, layer, s0, d), lens, hc0, ck, out)
                 HXs.append(HX)
                 Ss.append(S)
             if layer < L - 1:
                 dropout.apply(out, drop, layer, s0, lens)
+                ins.append(out if ck else inp)  # checkpoints recompute from the layer's input
             inp = out
-        return HXs, Ss, inp
+        return HXs, Ss, ins, inp
 
     @jit(name=f"chunk_loss_and_grad_{family}", driver=True)
     def chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, s0, s1):
@@ -244,7 +234,7 @@ def kernels(family):
         # may leave that check to the kernel (network.loss_and_grad's dense path)
         if first_nonfinite(X[s0:s1], lens) >= 0 or first_nonfinite(Y[s0:s1], lens) >= 0:
             return np.nan
-        HXs, Ss, top = chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1)
+        HXs, Ss, ins, top = chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1)
         F = _features(spec, HXs, top, lengths, s0, s1, many)
 
         # the head
@@ -280,8 +270,9 @@ def kernels(family):
                     copy_row(dOut[t, i], dF[m])
                     m += 1
 
-        # BPTT, top layer first
-        n_extra = extra_size(spec)
+        # BPTT, top layer first; each direction from its last segment to its first
+        ck, n_extra = spec[CHECKPOINT], extra_size(spec)
+        no_top = np.empty((0, H), dtype=theta.dtype)
         for layer in range(L - 1, -1, -1):
             I_l = X.shape[2] if layer == 0 else H * D
             K = H + I_l
@@ -290,40 +281,28 @@ def kernels(family):
                 row = offsets[layer * D + d]
                 HX, S = HXs[layer * D + d], Ss[layer * D + d]
                 Kp = HX.shape[2]  # K, or padded (see padded_width)
-                dHs = np.zeros((T, n, H), dtype=theta.dtype)
-                for i in range(n):
-                    if dOut.shape[0] > 0:
-                        for t in range(lens[i]):
-                            copy_row(dHs[t, i], dOut[_src(t, lens[i], d), i, d * H : (d + 1) * H])
-                    if layer == L - 1 and not many:  # the final state feeds the head
-                        add_row(dHs[lens[i] - 1, i], dF[i, d * H : (d + 1) * H])
-                dX = np.zeros((T if layer > 0 else 0, n, Kp - H), dtype=theta.dtype)
-                dS0 = np.empty((n if dh0.shape[0] > 0 else 0, CARRIED * H), dtype=theta.dtype)
+                W = padded_weights(theta, row[W_AT], GATES * H, K, Kp)
+                b, extra = _bias_and_extra(theta, row, GATES * H, n_extra)
+                weights = (W, b, extra)
                 dW = tensor(g, row[W_AT], GATES * H, K)
                 dWp = dW if Kp == K else empty_aligned(GATES * H, Kp, theta.dtype)
-                BACKWARD(
-                    padded_weights(theta, row[W_AT], GATES * H, K, Kp),
-                    theta[row[B_AT] : row[B_AT] + GATES * H],
-                    theta[row[EXTRA_AT] : row[EXTRA_AT] + n_extra],
-                    HX,
-                    S,
-                    lens,
-                    dHs,
-                    dWp,
-                    g[row[B_AT] : row[B_AT] + GATES * H],
-                    g[row[EXTRA_AT] : row[EXTRA_AT] + n_extra],
-                    dX,
-                    dS0,
-                )
+                db, dextra = _bias_and_extra(g, row, GATES * H, n_extra)
+                grads = (dWp, db, dextra)
+                dTop = dF[:, d * H : (d + 1) * H] if layer == L - 1 and not many else no_top
+                dX = np.zeros((T if layer > 0 else 0, n, Kp - H), dtype=theta.dtype)
+                dS = np.zeros((n, CARRIED * H), dtype=theta.dtype)  # the adjoint between segments
+                src = (X, ins[layer], layer, s0, d)
+                backward_walk(weights, grads, src, lens, (HX, S), (dOut, dTop), dX, dS, dh0.shape[0] > 0, ck)
                 if Kp != K:  # the padding's columns of dW are dropped
                     for j in range(GATES * H):
                         copy_row(dW[j], dWp[j, :K])
-                for i in range(dS0.shape[0]):  # this chunk's rows of dL/dh0: no sum needed
-                    copy_row(dh0[layer * D + d, s0 + i], dS0[i])
+                if dh0.shape[0] > 0:  # this chunk's rows of dL/dh0: no sum needed
+                    for i in range(n):
+                        copy_row(dh0[layer * D + d, s0 + i], dS[i])
                 if layer > 0:
                     for i in range(n):
                         for t in range(lens[i]):
-                            add_row(dInp[_src(t, lens[i], d), i], dX[t, i, :I_l])
+                            add_row(dInp[read_step(t, lens[i], d), i], dX[t, i, :I_l])
             if layer > 0:  # through the dropout on the layer below's outputs
                 dropout.apply(dInp, drop, layer - 1, s0, lens)
             dOut = dInp
@@ -382,13 +361,13 @@ def kernels(family):
         H, L, D, O, many = spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS], spec[OUTPUTS], spec[MANY]
         head = offsets[L * D]
         no_dropout = np.zeros(2, dtype=np.int64)  # predictions never drop
-        HXs, Ss, top = chunk_forward(theta, spec, offsets, X, lengths, no_dropout, h0, s0, s1)
-        T = X.shape[1]
-        for k in range(hn.shape[0]):  # final states: row T (states freeze past a length)
+        HXs, Ss, _, top = chunk_forward(theta, spec, offsets, X, lengths, no_dropout, h0, s0, s1)
+        for k in range(hn.shape[0]):  # final states: the last row (states freeze past a length)
+            last = HXs[k].shape[0] - 1
             for i in range(s1 - s0):
-                copy_row(hn[k, s0 + i, :H], HXs[k][T, i, :H])
+                copy_row(hn[k, s0 + i, :H], HXs[k][last, i, :H])
                 if LSTM:
-                    copy_row(hn[k, s0 + i, H:], Ss[k][T, i, :H])
+                    copy_row(hn[k, s0 + i, H:], Ss[k][last, i, :H])
         F = _features(spec, HXs, top, lengths, s0, s1, many)
         Yhat = np.empty((F.shape[0], O), dtype=theta.dtype)
         readout(tensor(theta, head[W_AT], O, H * D), theta[head[B_AT] : head[B_AT] + O], F, Yhat)

@@ -34,7 +34,7 @@ CELL_CODE = {name: k for k, name in enumerate(CELLS)}
 
 # The kernels' spec vector (:meth:`Layout.spec`), entry by entry: the one
 # place these positions are written down; kernels read ``spec[HIDDEN]``.
-CELL, HIDDEN, LAYERS, DIRECTIONS, INPUTS, OUTPUTS, PEEPHOLE, RESET_AFTER, MANY = range(9)
+CELL, HIDDEN, LAYERS, DIRECTIONS, INPUTS, OUTPUTS, PEEPHOLE, RESET_AFTER, MANY, CHECKPOINT = range(10)
 # The columns of the offsets table (:meth:`Layout.offsets`): a layer and
 # direction's W, b and extra tensor; the last row holds W_out, b_out and O.
 W_AT, B_AT, EXTRA_AT = range(3)
@@ -192,28 +192,33 @@ class Layout:
         table[-1] = (self["W_out"].offset, self["b_out"].offset, self.output_size)
         return table
 
-    def spec(self, many_to_many=False):
+    def spec(self, many_to_many=False, checkpoint=False):
         """Return the kernels' integer description, an int64 vector.
 
-        Entries named by :data:`CELL`, :data:`HIDDEN`, ... :data:`MANY`: cell
-        code, H, layers, directions, input size, output size, peephole flag,
-        reset-after flag, and whether the head reads every step (many-to-many)
-        or the final state.
+        Entries named by :data:`CELL`, :data:`HIDDEN`, ... :data:`CHECKPOINT`:
+        cell code, H, layers, directions, input size, output size, peephole
+        flag, reset-after flag, whether the head reads every step
+        (many-to-many) or the final state, and whether training keeps only a
+        checkpoint of the state per segment of steps (:mod:`rnnumba.segments`).
 
         Parameters
         ----------
         many_to_many : bool, default False
             Whether the head reads every step.
+        checkpoint : bool, default False
+            Checkpointed BPTT: the same gradient, bit for bit, in memory that
+            grows as sqrt(T) in the recurrent buffers.
 
         Returns
         -------
-        ndarray of int64, shape (MANY + 1,)
+        ndarray of int64, shape (CHECKPOINT + 1,)
         """
-        spec = np.zeros(MANY + 1, dtype=np.int64)
+        spec = np.zeros(CHECKPOINT + 1, dtype=np.int64)
         spec[CELL] = CELL_CODE[self.cell]
         spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS] = self.hidden, self.num_layers, self.directions
         spec[INPUTS], spec[OUTPUTS] = self.input_size, self.output_size
         spec[PEEPHOLE], spec[RESET_AFTER], spec[MANY] = self.peephole, self.reset_after, many_to_many
+        spec[CHECKPOINT] = checkpoint
         return spec
 
     @property

@@ -15,6 +15,7 @@ except ImportError:  # pragma: no cover - not on Windows: no address-space limit
     resource = None
 
 from .cells import elman, gru, lstm
+from .segments import n_segments, steps_per_segment
 
 __all__ = [
     "BLOCK_BYTES",
@@ -42,13 +43,15 @@ class NotEnoughMemory(MemoryError):
     """A call would need more memory than this process can get; raised before allocating."""
 
 
-def training_bytes(layout, N, T, itemsize, many):
+def training_bytes(layout, N, T, itemsize, many, checkpoint=False):
     """Estimate the engine's buffers for one ``loss_and_grad`` over N rows of T steps.
 
     The forward pass keeps ``[h; x]`` and the cell's state for every layer,
-    direction and step, and the outputs of every layer that feeds another (or
-    a many-to-many head); the backward pass adds, one layer at a time, the
-    gradients of those and the cell's temporaries. A slight overestimate
+    direction and step (with ``checkpoint``, for each segment's first step
+    and the final one, plus one segment's rows: :mod:`rnnumba.segments`), and
+    the outputs of every layer that feeds another (or a many-to-many head);
+    the backward pass adds, one layer at a time, the gradients of those and
+    one segment's share of the cell's temporaries. A slight overestimate
     (within ~20 % of the measured peak), never an underestimate by design.
 
     Parameters
@@ -60,6 +63,8 @@ def training_bytes(layout, N, T, itemsize, many):
         4 (float32) or 8 (float64).
     many : bool
         A many-to-many head (an output per step).
+    checkpoint : bool, default False
+        Checkpointed BPTT.
 
     Returns
     -------
@@ -69,19 +74,21 @@ def training_bytes(layout, N, T, itemsize, many):
     H, L, D = layout.hidden, layout.num_layers, layout.directions
     cell = layout.cell
     state, temp = _STATE[cell], _BACKWARD[cell]
+    k = steps_per_segment(T)
+    rows = (n_segments(T) + 1 + k + 1) if checkpoint else T + 1  # rows of [h; x] and state kept
     kept = 0
     backward = 0
     for layer in range(L):
         inputs = layout.input_size if layer == 0 else H * D
         K = H + inputs + 8  # [h; x], padded to whole SIMD registers at most
-        kept += D * (T + 1) * (K + state * H)
+        kept += D * rows * (K + state * H)
         if layer < L - 1 or many:
             kept += T * H * D  # the layer's outputs
         below = inputs + (K - H) if layer > 0 else 0  # gradients into the layer below
-        backward = max(backward, below + H + temp * H)
+        backward = max(backward, T * below + k * (H + temp * H))
     if many:
-        backward += H * D  # dL/d(outputs) of the top layer
-    return int(itemsize * N * (kept + T * backward))
+        backward += T * H * D  # dL/d(outputs) of the top layer
+    return int(itemsize * N * (kept + backward))
 
 
 def available_bytes():
@@ -126,13 +133,13 @@ def check(need, what, ways):
         )
 
 
-def block_rows(layout, N, T, itemsize, many):
+def block_rows(layout, N, T, itemsize, many, checkpoint=False):
     """Rows per block for a full-batch call: all N, or fewer so that a block stays under :data:`BLOCK_BYTES`.
 
     A function of the shape only, so that the blocks, and the summation order
     of their losses and gradients, are the same on every machine.
     """
-    per_row = training_bytes(layout, 1, T, itemsize, many)
+    per_row = training_bytes(layout, 1, T, itemsize, many, checkpoint)
     return max(1, min(N, BLOCK_BYTES // max(per_row, 1)))
 
 

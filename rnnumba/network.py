@@ -239,7 +239,9 @@ class RNN:
         width = (2 if L.cell == "lstm" else 1) * L.hidden  # [h; c] for the LSTM, as check_state packs
         return H0, np.empty((n_states, N, width), dtype=self.dtype)
 
-    def loss_and_grad(self, X, y=None, lengths=None, loss=None, theta=None, dropout_seed=None, h0=None):
+    def loss_and_grad(
+        self, X, y=None, lengths=None, loss=None, theta=None, dropout_seed=None, h0=None, memory="auto"
+    ):
         """Loss and gradient on a batch.
 
         Parameters
@@ -265,6 +267,13 @@ class RNN:
             Initial states, in the order of ``torch.nn.RNN``'s ``h_0``; for an
             LSTM a pair ``(h0, c0)``. Default: zero. When given, dL/d``h0`` is
             left in :attr:`grad_h0` (same shape, a fresh array each call).
+        memory : {"auto", "full", "checkpoint"}, default "auto"
+            How BPTT keeps the forward pass's states: every step's ("full"),
+            or a checkpoint every ~sqrt(T) steps, each segment's forward pass
+            run again during BPTT ("checkpoint": memory as sqrt(T), about a
+            third more time). The gradient is bitwise the same either way.
+            "auto" checkpoints when full storage would pass
+            :data:`rnnumba.memory.BLOCK_BYTES` (512 MB). CPU only.
 
         Returns
         -------
@@ -272,7 +281,8 @@ class RNN:
         grad : ndarray
             ``self.grad`` (overwritten by the next call; copy to keep it).
         """
-        if lengths is None and loss is None and theta is None and dropout_seed is None and h0 is None:
+        plain = lengths is None and loss is None and theta is None and dropout_seed is None and h0 is None
+        if plain and memory == "auto":
             # the common training call, with less Python (every us counts at the seed's size)
             value = self.backend.dense_loss_and_grad(self.theta, self.grad, X, y)
             if value is not None:
@@ -288,10 +298,10 @@ class RNN:
         th = self.theta if theta is None else theta
         drop = NO_DROPOUT if dropout_seed is None else dropout_plan(self.dropout, dropout_seed)
         if h0 is None:
-            return self.backend.loss_and_grad(th, self.grad, data, drop), self.grad
+            return self.backend.loss_and_grad(th, self.grad, data, drop, storage=memory), self.grad
         H0, _ = self._states(h0, data.X.shape[0])
         dH0 = np.empty_like(H0)
-        value = self.backend.loss_and_grad(th, self.grad, data, drop, H0, dH0)
+        value = self.backend.loss_and_grad(th, self.grad, data, drop, H0, dH0, storage=memory)
         self.grad_h0 = split_state(dH0, self.layout.cell)
         return value, self.grad
 
@@ -318,12 +328,13 @@ class RNN:
             out = [out[k, : seqs.lengths[k]] for k in range(N)]
         return (out, split_state(Hn, self.layout.cell)) if return_state else out
 
-    def objective(self, X, y=None, lengths=None, loss=None, h0=None):
+    def objective(self, X, y=None, lengths=None, loss=None, h0=None, memory="auto"):
         """``f(theta) -> (loss, grad)`` for ``scipy.optimize.minimize(jac=True)``.
 
-        The data (and the initial states ``h0``, fixed; see :meth:`loss_and_grad`)
-        are validated once; each call returns a fresh gradient array (never a
-        buffer a later call overwrites) and leaves ``self.theta`` as it is.
+        The data (and the initial states ``h0``, fixed; ``memory``: see
+        :meth:`loss_and_grad`) are validated once; each call returns a fresh
+        gradient array (never a buffer a later call overwrites) and leaves
+        ``self.theta`` as it is.
         """
         data = X if isinstance(X, Batch) else self.prepare(X, y, lengths, loss)
         H0, _ = self._states(h0, data.X.shape[0])
@@ -332,7 +343,7 @@ class RNN:
             theta = kernel_array(theta, self.dtype)
             if theta.shape != self.theta.shape:
                 raise ValueError(f"theta must have shape {self.theta.shape}, got {theta.shape}")
-            value = self.backend.loss_and_grad(theta, self.grad, data, NO_DROPOUT, H0)
+            value = self.backend.loss_and_grad(theta, self.grad, data, NO_DROPOUT, H0, storage=memory)
             return value, self.grad.astype(np.float64, copy=True)
 
         return f

@@ -103,15 +103,21 @@ def test_too_big_a_call_fails_at_once_with_the_numbers_and_the_ways_out():
         size = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
         resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, resource.RLIM_INFINITY))
         assert available_bytes() <= 2**30
-        b = net.prepare(np.zeros((1, 300_000, 3)), np.zeros(1))  # one sequence: ~1.3 GB to train
+        b = net.prepare(np.zeros((1, 600_000, 3)), np.zeros(1))  # one sequence: ~1.3 GB to train
         t = time.perf_counter()
+        try:
+            net.loss_and_grad(b, memory="full")
+        except NotEnoughMemory as exc:
+            print(f"{time.perf_counter() - t:.3f}", exc)
+        # an output per step keeps 2 x 0.6 GB of outputs and their gradients, checkpoints or not
+        b = net.prepare(np.zeros((1, 300_000, 3)), np.zeros((1, 300_000, 1)))
         try:
             net.loss_and_grad(b)
         except NotEnoughMemory as exc:
-            print(f"{time.perf_counter() - t:.3f}", exc)
+            print("auto:", exc)
         m = rnnumba.RNNRegressor(hidden=256, epochs=1, random_state=0).fit(np.zeros((4, 5)), np.arange(4.0))
         try:
-            m.fit(np.zeros((4, 300_000)), np.arange(4.0))
+            m.fit(np.zeros((4, 300_000)), np.zeros((4, 300_000, 1)))  # a target per step
         except NotEnoughMemory as exc:
             print("fit:", exc)
         print("kept", m.predict(np.zeros((4, 5))).shape)
@@ -119,11 +125,14 @@ def test_too_big_a_call_fails_at_once_with_the_numbers_and_the_ways_out():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    first, fit, kept = out.stdout.strip().splitlines()
+    first, auto, fit, kept = out.stdout.strip().splitlines()
     seconds, message = first.split(" ", 1)
     assert float(seconds) < 1.0
-    assert "1 sequence(s) of 300000 steps" in message and "GB of memory" in message
+    assert "1 sequence(s) of 600000 steps" in message and "GB of memory" in message
     assert "nothing was allocated" in message and "float32" in message
+    assert "memory='checkpoint'" in message  # full storage was asked for: checkpoints would fit
+    assert auto.startswith("auto: A training call on 1 sequence(s)") and "checkpointed BPTT" in auto
+    assert "memory='checkpoint'" not in auto
     assert fit.startswith("fit: A minibatch step on 4 sequence(s)") and "smaller batch_size" in fit
     assert kept == "kept (4,)"  # the model fitted before is still there
 

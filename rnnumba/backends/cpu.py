@@ -14,12 +14,28 @@ from .. import _heap, engine, memory
 from .._blas import single_threaded
 from ..chunks import blas_may_thread, n_chunks
 from ..losses import LOSSES
+from ..segments import n_segments
 from ..validation import dense_batch
 
 MSE = LOSSES["mse"]
 NO_DROPOUT = np.zeros(2, dtype=np.int64)  # writeable: a read-only array would compile a second engine
-# what CPU.plan remembers per batch shape (N, T)
+# what CPU.plan remembers per batch shape (N, T); train_bytes[checkpoint][many]
 Plan = namedtuple("Plan", "chunks blas lengths kernel train_bytes")
+STORAGE = ("auto", "full", "checkpoint")
+
+
+def checkpointed(storage, need):
+    """Tell whether a training call runs checkpointed BPTT.
+
+    On request, or (``"auto"``) when full storage would pass
+    :data:`rnnumba.memory.BLOCK_BYTES` and checkpoints need less: a rule on
+    the shape alone (``need``: the estimates, full and checkpointed), and
+    either way the gradient is bitwise the same.
+    """
+    if storage not in STORAGE:
+        raise ValueError(f"memory must be one of {STORAGE}, got {storage!r}")
+    full, ck = need
+    return storage == "checkpoint" or (storage == "auto" and full > memory.BLOCK_BYTES and ck < full)
 
 
 def block_order(n_blocks, rng, shuffle):
@@ -38,9 +54,10 @@ class CPU:
 
     Attributes
     ----------
-    specs : (ndarray, ndarray)
+    specs, checkpoint_specs : (ndarray, ndarray)
         The kernels' layout table for one output per sequence and per step
-        (:meth:`rnnumba.layout.Layout.spec`).
+        (:meth:`rnnumba.layout.Layout.spec`), with full storage and with
+        checkpoints.
     offsets : ndarray
         Where each tensor starts in ``theta`` (:meth:`rnnumba.layout.Layout.offsets`).
     kernels : rnnumba.engine.Kernels
@@ -52,6 +69,7 @@ class CPU:
     def __init__(self, layout, dtype):
         self.layout, self.dtype = layout, np.dtype(dtype)
         self.specs = (layout.spec(False), layout.spec(True))
+        self.checkpoint_specs = (layout.spec(False, True), layout.spec(True, True))
         self.offsets = layout.offsets()
         self.kernels = engine.kernels(layout.kernel_family)
         self.no_state = np.empty((0, 0, 0), dtype=self.dtype)  # zero initial states
@@ -74,7 +92,10 @@ class CPU:
             kernel = engine.training_kernel(self.layout.kernel_family, chunks)
             lengths = np.full(N, T, dtype=np.int64)
             size = self.dtype.itemsize
-            need = tuple(memory.training_bytes(self.layout, N, T, size, many) for many in (False, True))
+            need = tuple(
+                tuple(memory.training_bytes(self.layout, N, T, size, many, ck) for many in (False, True))
+                for ck in (False, True)
+            )
             plan = self._plans[N, T] = Plan(chunks, blas, lengths, kernel, need)
         return plan
 
@@ -90,7 +111,7 @@ class CPU:
         if batch is None:
             return None
         X, Y, (chunks, blas, lengths, kernel, need) = batch
-        if need[0] > memory.CHECK_BYTES:  # big: the full path checks the memory and cuts blocks
+        if need[0][0] > memory.CHECK_BYTES:  # big: the full path checks the memory and cuts blocks
             return None
         no = self.no_state
         args = (theta, grad, self.specs[0], self.offsets, X, lengths, Y, MSE, 1.0 / Y.size, NO_DROPOUT)
@@ -101,8 +122,11 @@ class CPU:
                 value = float(kernel(*args, no, no, chunks))
         return value if value == value else None  # the kernel checks X and y: NaN -> full path
 
-    def loss_and_grad(self, theta, grad, batch, drop=NO_DROPOUT, h0=None, dh0=None):
+    def loss_and_grad(self, theta, grad, batch, drop=NO_DROPOUT, h0=None, dh0=None, storage="auto"):
         """Mean loss of ``batch`` at ``theta``; ``grad`` filled in place.
+
+        Checkpointed BPTT where :func:`checkpointed` says so; then, if even
+        that passes :data:`rnnumba.memory.BLOCK_BYTES`, blocks of rows.
 
         Parameters
         ----------
@@ -112,6 +136,8 @@ class CPU:
             :func:`rnnumba.dropout.plan`'s (key, threshold); zeros: none.
         h0, dh0 : ndarray (S, N, W), optional
             Packed initial states, and a buffer for dL/dh0.
+        storage : {"auto", "full", "checkpoint"}
+            How BPTT keeps the forward pass's states (:func:`checkpointed`).
 
         Returns
         -------
@@ -120,20 +146,23 @@ class CPU:
         X, lengths, Y, many, count, loss = batch
         N, T = X.shape[:2]
         plan = self.plan(N, T)
-        if plan.train_bytes[many] > memory.BLOCK_BYTES:
-            return self._blocks(theta, grad, batch, drop, h0, dh0)
-        if plan.train_bytes[many] > memory.CHECK_BYTES:
-            memory.check(plan.train_bytes[many], *self._call(N, T))
+        ck = checkpointed(storage, (plan.train_bytes[0][many], plan.train_bytes[1][many]))
+        need = plan.train_bytes[ck][many]
+        if need > memory.BLOCK_BYTES and N > 1:  # (one row is as small as a block gets)
+            return self._blocks(theta, grad, batch, drop, h0, dh0, ck)
+        if need > memory.CHECK_BYTES:
+            memory.check(need, *self._call(N, T, ck))
         chunks, blas, _, kernel, _ = plan
         h0 = self.no_state if h0 is None else h0
         dh0 = self.no_state if dh0 is None else dh0
-        args = (theta, grad, self.specs[many], self.offsets, X, lengths, Y, LOSSES[loss], 1.0 / count)
+        spec = (self.checkpoint_specs if ck else self.specs)[many]
+        args = (theta, grad, spec, self.offsets, X, lengths, Y, LOSSES[loss], 1.0 / count)
         if not blas:  # no context manager (~0.3 us) where BLAS cannot start threads anyway
             return float(kernel(*args, drop, h0, dh0, chunks))
         with single_threaded():
             return float(kernel(*args, drop, h0, dh0, chunks))
 
-    def _blocks(self, theta, grad, batch, drop, h0, dh0):
+    def _blocks(self, theta, grad, batch, drop, h0, dh0, ck):
         """:meth:`loss_and_grad` of a big batch, block of rows after block, summed in block order.
 
         The blocks (:func:`rnnumba.memory.block_rows`) depend on the shape only,
@@ -142,37 +171,40 @@ class CPU:
         """
         X, lengths, Y, many, count, loss = batch
         N, T = X.shape[:2]
-        rows = memory.block_rows(self.layout, N, T, self.dtype.itemsize, many)
+        rows = memory.block_rows(self.layout, N, T, self.dtype.itemsize, many, ck)
         if drop[1]:
             raise ValueError(
                 f"dropout on a full batch of {N} sequences of {T} steps: too big for one block of memory; "
                 "train with a minibatch solver"
             )
-        memory.check(self.plan(rows, T).train_bytes[many], *self._call(rows, T, blocks_of=N))
+        memory.check(self.plan(rows, T).train_bytes[ck][many], *self._call(rows, T, ck, blocks_of=N))
+        storage = "checkpoint" if ck else "full"
         total, part = 0.0, np.empty_like(grad)
         for r0 in range(0, N, rows):
             r1 = min(N, r0 + rows)
             block = batch._replace(X=X[r0:r1], lengths=lengths[r0:r1], Y=Y[r0:r1])
             h0b = None if h0 is None else np.ascontiguousarray(h0[:, r0:r1])
             dh0b = None if dh0 is None else np.empty_like(dh0[:, r0:r1], order="C")
-            total += self.loss_and_grad(theta, grad if r0 == 0 else part, block, drop, h0b, dh0b)
+            total += self.loss_and_grad(theta, grad if r0 == 0 else part, block, drop, h0b, dh0b, storage)
             if r0 > 0:
                 grad += part
             if dh0 is not None:
                 dh0[:, r0:r1] = dh0b
         return total
 
-    def _call(self, N, T, blocks_of=None, minibatch=False):
+    def _call(self, N, T, ck, blocks_of=None, minibatch=False):
         """Describe a training call and the ways to make it smaller, for :class:`NotEnoughMemory`."""
         L = self.layout
         what = f"{N} sequence(s) of {T} steps ({L.cell}, hidden {L.hidden}, {L.num_layers} layer(s), "
-        what += f"{self.dtype.name})"
+        what += f"{self.dtype.name}{', checkpointed BPTT' if ck else ''})"
         if blocks_of:
             what = f"Training on {blocks_of} sequences, in blocks of {what}, per block"
         else:
             what = f"A {'minibatch step' if minibatch else 'training call'} on {what}"
         ways = "Ways out: float32 (half the memory), a smaller network, or shorter sequences (cut them and "
         ways += "carry the state: RNN.loss_and_grad takes h0)"
+        if not ck and n_segments(T) > 1:
+            ways += "; memory='checkpoint' (the same gradient, in memory as sqrt(T))"
         if not blocks_of:
             ways += (
                 "; a minibatch solver with a smaller batch_size"
@@ -203,7 +235,9 @@ class CPU:
         plan = self.plan(N, T)
         h0 = self.no_state if h0 is None else h0
         hn = self.no_state if hn is None else hn
-        args = (theta, self.specs[many], self.offsets, X, lengths, h0)
+        # past one segment, keep only the checkpoints: memory as sqrt(T), the same outputs
+        spec = (self.checkpoint_specs if n_segments(T) > 1 else self.specs)[many]
+        args = (theta, spec, self.offsets, X, lengths, h0)
         with single_threaded(plan.blas):
             if plan.chunks == 1:  # no parallel region for a small batch
                 self.kernels.chunk_predict(*args, engine.FIRST, N, out, hn)
@@ -227,10 +261,13 @@ class CPU:
 
         N, T = batch.X.shape[:2]
         rows, steps = min(N, options["batch_size"]), min(T, bptt_steps or T)
-        need = memory.training_bytes(self.layout, rows, steps, self.dtype.itemsize, batch.many)
+        size, many = self.dtype.itemsize, batch.many
+        need = [memory.training_bytes(self.layout, rows, steps, size, many, ck) for ck in (False, True)]
+        ck = checkpointed("auto", need)
+        need = need[ck]
         if need > memory.CHECK_BYTES:  # one minibatch's step, before the epoch allocates it
-            memory.check(need, *self._call(rows, steps, minibatch=True))
-        optimizer = FirstOrder(net, method, seed=seed, **options)
+            memory.check(need, *self._call(rows, steps, ck, minibatch=True))
+        optimizer = FirstOrder(net, method, seed=seed, checkpoint=ck, **options)
         if bptt_steps is not None:
             if net.dropout:
                 raise ValueError("bptt_steps does not combine with dropout yet")

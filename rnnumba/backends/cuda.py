@@ -69,12 +69,14 @@ class CUDA:
         """No shortcut on the GPU: always None (the caller takes the full path)."""
         return None
 
-    def loss_and_grad(self, theta, grad, batch, drop=NO_DROPOUT, h0=None, dh0=None):
-        """As :meth:`rnnumba.backends.cpu.CPU.loss_and_grad`.
+    def loss_and_grad(self, theta, grad, batch, drop=NO_DROPOUT, h0=None, dh0=None, storage="auto"):
+        """As :meth:`rnnumba.backends.cpu.CPU.loss_and_grad`, with full storage.
 
         ``batch`` may be a :class:`Resident` (from :meth:`resident`), whose data
         stay on the device.
         """
+        if storage == "checkpoint":
+            raise ValueError("checkpointed BPTT (memory='checkpoint') is not on the GPU backend yet")
         if drop[1]:
             raise ValueError(_NO_DROPOUT_GPU)
         if h0 is not None or dh0 is not None:

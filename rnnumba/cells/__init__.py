@@ -3,7 +3,7 @@
 Each works over a time-major chunk of a batch, and all share one call shape:
 
 ``forward(W, b, extra, HX, S, lengths)`` and
-``backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0)``
+``backward(W, b, extra, HX, S, lengths, dHs, dhT, dW, db, dextra, dX, dh0)``
 (the GRU's Cho form: ``forward_cho``, ``backward_cho``).
 
 ``HX`` (T+1, n, H+I) holds ``[h_{t-1}; x_t]`` in row ``t`` (the forward pass
@@ -13,7 +13,8 @@ keep its state, so row ``T`` holds every sample's final state.
 
 Every ``backward`` runs the same BPTT recursion (notation of ``docs/cells.md``;
 ``a_t`` the pre-activations ``W [h_{t-1}; x_t] + b``, ``r_t`` the part of
-dL/dh_t that step ``t+1`` passes back, ``r_{T-1} = 0``)::
+dL/dh_t that step ``t+1`` passes back; ``r_{T-1}`` is ``dhT``, the adjoint a
+later segment of the sequence carried in, or 0)::
 
     dh_t             = dHs[t] + r_t                       (dL/dh_t)
     da_t             = the cell's local derivative of dh_t (and of the LSTM's dc_t)

@@ -31,6 +31,18 @@ def split_dhx(dHX, dh_next, dX, t, lengths):
 
 
 @jit(inline="always")
+def take_rows(dst, src):
+    """``dst[i] = src[i, :dst.shape[1]]`` for the rows of ``src`` (none if empty).
+
+    The adjoint carried into a backward pass (``dhT``) from the segment after
+    it, when there is one; else ``dst`` keeps its zeros.
+    """
+    for i in range(src.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[i, j] = src[i, j]
+
+
+@jit(inline="always")
 def copy_rows(dst, src):
     """``dst[:, :src.shape[1]] = src`` for the rows of ``dst`` (none if empty).
 

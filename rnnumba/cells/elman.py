@@ -11,7 +11,7 @@ from .._borrow import borrow
 from .._jit import jit
 from .._linalg import back_weights, empty_aligned, mm_back, mm_step, mm_tn_blocked, step_weights
 from .._math import tanh  # noqa: F401  (re-exported for the other cells)
-from ._bptt import copy_rows, input_part_only, mm_x_nt, mm_x_tn, split_dhx
+from ._bptt import copy_rows, input_part_only, mm_x_nt, mm_x_tn, split_dhx, take_rows
 
 STATE_WIDTH = 0  # nothing beyond h is needed for BPTT: tanh' = 1 - h^2
 
@@ -53,10 +53,10 @@ def forward(W, b, extra, HX, S, lengths):
 
 
 @jit
-def backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
+def backward(W, b, extra, HX, S, lengths, dHs, dhT, dW, db, dextra, dX, dh0):
     """Run BPTT over a chunk, from ``t = T-1`` down.
 
-    With ``r_t`` what step t+1 passes back::
+    With ``r_t`` what step t+1 passes back (``r_{T-1}``: ``dhT``, or 0)::
 
         dh_t            = dHs[t] + r_t
         dz_t            = dh_t * (1 - h_t^2)          0 past a sample's length,
@@ -64,7 +64,8 @@ def backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
         [r_{t-1}; dx_t] = dz_t W
         dW = sum_t dz_t^T [h_{t-1}; x_t]     db = sum_t dz_t   (over samples too)
 
-    ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` are written (not
+    ``dHs`` (T, n, H) is dL/dh_t from above; ``dhT`` (n, H), if not empty, the
+    adjoint carried in from a later segment; ``dW``, ``db`` are written (not
     accumulated); ``dX`` (T, n, I) and ``dh0`` (n, H), if not empty, receive
     ``dx_t`` and ``r_{-1}`` = dL/dh_{-1}. GPU siblings: the Elman branches of
     ``rnnumba.gpu.persistent.build_backward`` and
@@ -76,6 +77,7 @@ def backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
     K = HX.shape[2]
     dZ = np.empty((T, n, H), dtype=HX.dtype)
     dh_next = np.zeros((n, H), dtype=HX.dtype)
+    take_rows(dh_next, dhT)
     dHX = empty_aligned(n, K if dX.shape[0] > 0 else H, HX.dtype)  # [dh_{t-1}; dx_t] or dh_{t-1}
     WT = back_weights(W, n)
     for t in range(T - 1, -1, -1):

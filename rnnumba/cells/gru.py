@@ -39,7 +39,7 @@ from .._linalg import (
     step_weights,
 )
 from .._math import sigmoid, tanh
-from ._bptt import copy_rows
+from ._bptt import copy_rows, take_rows
 
 # floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
 # k = 0: r, 1: z, 2: n of step t and 3: W_nh h_{t-1} + b_hn (reset_after) or
@@ -208,10 +208,10 @@ def _family(reset_after, suffix):
                         HX[t + 1, i, j] = HX[t, i, j]
 
     @jit(name="backward" + suffix)
-    def backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
+    def backward(W, b, extra, HX, S, lengths, dHs, dhT, dW, db, dextra, dX, dh0):
         """Run BPTT over a chunk, from ``t = T-1`` down.
 
-        With ``r_t`` what step t+1 passes back::
+        With ``r_t`` what step t+1 passes back (``r_{T-1}``: ``dhT``, or 0)::
 
             dh_t              = dHs[t] + r_t
             da_rz, da_n, da_nh, dh_t * z = _step_back(dh_t)
@@ -225,7 +225,8 @@ def _family(reset_after, suffix):
             db_rz = sum da_rz    db_n = sum da_n   db_hn = sum da_nh (reset_after; Cho: 0)
 
         Past a sample's length every ``da`` is 0 and ``dh`` passes through.
-        ``dHs`` (T, n, H) is dL/dh_t from above; ``dW``, ``db`` and ``dextra``
+        ``dHs`` (T, n, H) is dL/dh_t from above; ``dhT`` (n, H), if not empty,
+        the adjoint carried in from a later segment; ``dW``, ``db`` and ``dextra``
         (the gradient of ``b_hn``) are written (not accumulated); ``dX`` (T, n, I)
         and ``dh0`` (n, H), if not empty, receive dL/dx_t and dL/dh_{-1}.
         """
@@ -247,6 +248,7 @@ def _family(reset_after, suffix):
         dA_nh = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(W_nh hin): r*dA_n or dA_n
         hin = np.empty((T, n, H), dtype=HX.dtype)  # h_{t-1} or r*h_{t-1}
         dh_next = np.zeros((n, H), dtype=HX.dtype)
+        take_rows(dh_next, dhT)
         dHX = empty_aligned(n, K, HX.dtype)
         dhin = empty_aligned(n, H, HX.dtype)
         W_nhT, W_rzT = back_weights(W_nh, n), back_weights(W_rz, n)

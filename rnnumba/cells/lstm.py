@@ -25,7 +25,7 @@ from .._borrow import borrow
 from .._jit import jit
 from .._linalg import back_weights, empty_aligned, mm_back, mm_step, mm_tn_blocked, step_weights
 from .._math import sigmoid, tanh
-from ._bptt import copy_rows, split_dhx
+from ._bptt import copy_rows, split_dhx, take_rows
 
 # floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
 # k = 0: c_t, 1: i, 2: f, 3: g, 4: o, 5: tanh(c_t) of step t;
@@ -141,13 +141,14 @@ def _step_back(dh, dc, s0, s1, p, dz, H, peep):
 
 
 @jit
-def backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
+def backward(W, b, extra, HX, S, lengths, dHs, dhT, dW, db, dextra, dX, dh0):
     """Run BPTT over a chunk, from ``t = T-1`` down.
 
-    With ``r_t`` what step t+1 passes back::
+    With ``r_t`` what step t+1 passes back (``r_{T-1}``, ``dc_{T-1}``: ``dhT``'s
+    two halves, or 0)::
 
         dh_t             = dHs[t] + r_t
-        da_t, dc_{t-1}   = _step_back(dh_t, dc_t)           (dc_t carried; 0 at t = T-1)
+        da_t, dc_{t-1}   = _step_back(dh_t, dc_t)           (dc_t carried)
         [r_{t-1}; dx_t]  = da_t W
         dW = sum_t da_t^T [h_{t-1}; x_t]     db = sum_t da_t
         dp_i = sum_t da_i * c_{t-1}   dp_f = sum_t da_f * c_{t-1}   dp_o = sum_t da_o * c_t
@@ -166,6 +167,8 @@ def backward(W, b, extra, HX, S, lengths, dHs, dW, db, dextra, dX, dh0):
     dZ = np.empty((T, n, 4 * H), dtype=HX.dtype)  # dL/da, gates i, f, g, o
     dh_next = np.zeros((n, H), dtype=HX.dtype)
     dc_next = np.zeros((n, H), dtype=HX.dtype)
+    take_rows(dh_next, dhT)
+    take_rows(dc_next, dhT[:, H:])
     dHX = empty_aligned(n, K, HX.dtype)
     WT = back_weights(W, n)
     for t in range(T - 1, -1, -1):

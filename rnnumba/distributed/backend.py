@@ -38,13 +38,17 @@ class DaskBackend:
         """Never a shortcut: None (in-memory arrays take the CPU's path)."""
         return None
 
-    def loss_and_grad(self, theta, grad, data, drop=NO_DROPOUT, h0=None, dh0=None):
+    def loss_and_grad(self, theta, grad, data, drop=NO_DROPOUT, h0=None, dh0=None, storage="auto"):
         """Mean loss over a :class:`DaskData` at ``theta``; ``grad`` filled.
 
-        In-memory :class:`~rnnumba.data.Batch` data run here, on the CPU.
+        In-memory :class:`~rnnumba.data.Batch` data run here, on the CPU. Each
+        worker keeps BPTT's states as ``storage="auto"`` says for its part (the
+        gradient is bitwise the same either way).
         """
         if not hasattr(data, "parts"):
-            return self.cpu.loss_and_grad(theta, grad, data, drop, h0, dh0)
+            return self.cpu.loss_and_grad(theta, grad, data, drop, h0, dh0, storage)
+        if storage != "auto":
+            raise ValueError("memory= applies to in-memory data; Dask's workers checkpoint parts as needed")
         if drop[1] or h0 is not None or dh0 is not None:
             raise ValueError("dropout and initial states apply to minibatch steps, not Dask's full batch")
         if self._template is None:  # what the workers unpickle, made once

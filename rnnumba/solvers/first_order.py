@@ -42,6 +42,9 @@ class FirstOrder:
     seed : int or sequence of int, optional
         Picks the dropout masks when ``net.dropout > 0`` (each update draws new
         ones from this seed and its number); default 0.
+    checkpoint : bool, default False
+        Checkpointed BPTT in each minibatch step (:mod:`rnnumba.segments`):
+        the same steps, bit for bit, in less memory.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class FirstOrder:
         clip=None,
         weight_decay=0.0,
         seed=None,
+        checkpoint=False,
     ):
         if method not in FIRST_ORDER:
             raise ValueError(f"method must be one of {FIRST_ORDER}, got {method!r}")
@@ -76,7 +80,7 @@ class FirstOrder:
         self.prev = net.theta.copy()
         self.step = 0
         self.drop = dropout_plan(net.dropout, 0 if seed is None else seed)
-        self.specs = (net.layout.spec(False), net.layout.spec(True))
+        self.specs = (net.layout.spec(False, checkpoint), net.layout.spec(True, checkpoint))
         self.offsets = net.layout.offsets()
 
     def saved(self):

@@ -1,0 +1,236 @@
+"""Segments of steps: how BPTT walks a long sequence, in full storage or from checkpoints.
+
+The engine runs each layer and direction over segments of ``k`` steps
+(:func:`segment_steps`, a function of ``T`` alone): the forward pass segment
+after segment, BPTT from the last segment to the first, the adjoint
+``dL/dh`` (and the LSTM's ``dL/dc``) carried from one segment into the one
+before it, and the segments' weight gradients added in that order.
+
+Two ways to keep the forward pass's states for BPTT, one arithmetic:
+
+* **full storage** keeps every step's ``[h_{t-1}; x_t]`` and cell state
+  (memory as T);
+* **checkpointed BPTT** keeps only each segment's first row (and the final
+  one), and before a segment's BPTT runs its forward pass again from that row
+  into a buffer of ``k + 1`` rows (memory as ``T/k + k``, least at
+  ``k = sqrt(T)``; one more forward pass of time).
+
+Both make the same kernel calls on the same numbers in the same order, and a
+forward pass is deterministic, so the two gradients are bitwise equal. A
+sequence of at most :data:`SEGMENT_MIN` steps is one segment: the engine as it
+was before segments.
+"""
+
+import numpy as np
+
+from ._jit import jit
+from ._linalg import add_row, copy_row, empty_aligned
+
+# no segments below this many steps: a short sequence is one segment, and a long
+# one's weight-gradient products stay tall (k*n rows) whatever the checkpoints
+SEGMENT_MIN = 256
+
+
+def steps_per_segment(T):
+    """Return the steps per segment for sequences padded to ``T``.
+
+    ``T`` up to :data:`SEGMENT_MIN`, else max(256, ceil(sqrt(T))).
+    """
+    if T <= SEGMENT_MIN:
+        return max(T, 1)
+    k = int(np.sqrt(T))
+    while k * k < T:
+        k += 1
+    return max(SEGMENT_MIN, k)
+
+
+segment_steps = jit(inline="always")(steps_per_segment)  # the same rule, compiled
+
+
+@jit(inline="always")
+def segment_lengths(lengths, a, steps, out):
+    """Write each sample's valid steps inside the segment ``a : a + steps`` into ``out``."""
+    for i in range(lengths.shape[0]):
+        out[i] = min(max(lengths[i] - a, 0), steps)
+
+
+@jit(inline="always")
+def keep_row(dst, src):
+    """``dst[i] = src[i]`` for every sample (one row of ``[h; x]`` or of the cell state)."""
+    for i in range(src.shape[0]):
+        copy_row(dst[i], src[i])
+
+
+@jit(inline="always")
+def read_step(t, length, d):
+    """Original time index read at step ``t`` of direction ``d`` (-1: padding).
+
+    ``t`` for the forward direction, ``length - 1 - t`` for the reverse one.
+    """
+    if t >= length:
+        return -1
+    return t if d == 0 else length - 1 - t
+
+
+@jit(inline="always")
+def write_inputs(HX, r0, a, steps, X, inp, layer, s0, lens, d, H):
+    """Write ``x_t`` of steps ``a : a + steps`` into the input columns of rows ``r0 + t - a`` of ``HX``.
+
+    ``x`` is the sample's input ``X[s0 + i]`` in layer 0, else the layer
+    below's outputs ``inp``, read in direction ``d``'s order; 0 past a length.
+    """
+    n, I_l = HX.shape[1], X.shape[2] if layer == 0 else inp.shape[2]
+    for i in range(n):
+        for t in range(a, a + steps):
+            dst = HX[r0 + t - a, i, H : H + I_l]
+            src = read_step(t, lens[i], d)
+            if src < 0:
+                for j in range(I_l):
+                    dst[j] = 0.0
+            elif layer == 0:
+                copy_row(dst, X[s0 + i, src])
+            else:
+                copy_row(dst, inp[src, i])
+
+
+@jit(inline="always")
+def write_outputs(out, HX, a, steps, lens, d, H):
+    """Copy ``h_t`` of steps ``a : a + steps`` into direction ``d``'s columns of ``out``.
+
+    ``h_t`` from row ``t - a + 1`` of ``HX``; ``out`` in original time order.
+    """
+    for i in range(out.shape[1]):
+        for t in range(a, min(a + steps, lens[i])):
+            copy_row(out[read_step(t, lens[i], d), i, d * H : (d + 1) * H], HX[t - a + 1, i, :H])
+
+
+def n_segments(T):
+    """How many segments a sequence padded to ``T`` is cut into."""
+    return -(-T // steps_per_segment(T))
+
+
+def walkers(family, FORWARD, BACKWARD, gates, width, carried):
+    """Build a cell family's two walks over one layer's direction: forward, and BPTT.
+
+    ``FORWARD``/``BACKWARD`` are the cell's kernels (:mod:`rnnumba.cells`);
+    ``gates`` the row blocks of ``W``; ``width`` what the cell keeps in ``S``
+    and ``carried`` the state carried from step to step (``h``, or ``[h; c]``
+    for the LSTM), both in units of H. Both walks take ``weights = (W, b,
+    extra)`` (``W`` padded to the width of ``[h; x]``), ``src = (X, below,
+    layer, s0, d)`` (where the direction reads its inputs: :func:`write_inputs`),
+    the chunk's ``lens`` and ``ck`` (checkpoints, or every row).
+    """
+
+    @jit(name=f"forward_walk_{family}", driver=True)
+    def forward_walk(weights, src, lens, hc0, ck, out):
+        """Run a direction's forward pass, segment after segment; return the rows kept for BPTT.
+
+        ``HX`` and ``S`` (rows of ``[h_{t-1}; x_t]`` and of the cell state):
+        every row ``0..T``, or with ``ck`` each segment's first row and the
+        final one. ``hc0`` (n, carried width) holds ``h_{-1}`` (and the
+        LSTM's ``c_{-1}``), or is empty for zero states; ``out`` (T, n, H*D),
+        if not empty, receives ``h_t`` in the direction's columns.
+        """
+        W, b, extra = weights
+        X, below, layer, s0, d = src
+        H, n, T, Kp = b.shape[0] // gates, lens.shape[0], X.shape[1], W.shape[1]
+        k = segment_steps(T)
+        n_seg = (T + k - 1) // k
+        kept = n_seg + 1 if ck else T + 1
+        HX = np.zeros((kept, n, Kp), dtype=W.dtype)
+        S = np.zeros((kept, n, width * H), dtype=W.dtype)
+        HXw = np.zeros((k + 1, n, Kp), dtype=W.dtype) if ck else HX  # where a segment runs
+        Sw = np.zeros((k + 1, n, width * H), dtype=W.dtype) if ck else S
+        if not ck:
+            write_inputs(HX, 0, 0, T, X, below, layer, s0, lens, d, H)
+        for i in range(hc0.shape[0]):  # h_{-1} in row 0 of HX; the LSTM's c_{-1} in row 0 of S
+            copy_row(HXw[0, i, :H], hc0[i, :H])
+            if carried == 2:
+                copy_row(Sw[0, i, :H], hc0[i, H:])
+        lens_s = np.empty(n, dtype=np.int64)
+        for s in range(n_seg):
+            a = s * k
+            steps = min(k, T - a)
+            segment_lengths(lens, a, steps, lens_s)
+            if ck:
+                if s > 0:  # the previous segment's last row starts this one
+                    keep_row(HXw[0], HXw[k])
+                    keep_row(Sw[0], Sw[k])
+                write_inputs(HXw, 0, a, steps, X, below, layer, s0, lens, d, H)
+                keep_row(HX[s], HXw[0])  # the checkpoint
+                keep_row(S[s], Sw[0])
+                Sw[1 : steps + 1] = 0.0  # as a fresh buffer: a frozen step writes part of it
+                FORWARD(W, b, extra, HXw[: steps + 1], Sw[: steps + 1], lens_s)
+                if out.shape[0] > 0:
+                    write_outputs(out, HXw, a, steps, lens, d, H)
+            else:
+                FORWARD(W, b, extra, HX[a : a + steps + 1], S[a : a + steps + 1], lens_s)
+        if ck:  # the final row
+            last = T - (n_seg - 1) * k
+            keep_row(HX[n_seg], HXw[last])
+            keep_row(S[n_seg], Sw[last])
+        elif out.shape[0] > 0:
+            write_outputs(out, HX, 0, T, lens, d, H)
+        return HX, S
+
+    @jit(name=f"backward_walk_{family}", driver=True)
+    def backward_walk(weights, grads, src, lens, kept, dhead, dX, dS, want_dh0, ck):
+        """Run a direction's BPTT from its last segment to its first.
+
+        Per segment (its forward pass first run again from its checkpoint,
+        with ``ck``), dL/dh_t from above (``dhead = (dOut, dTop)``: the
+        direction's columns of dL/d(outputs) (T, n, H*D) in original time, or
+        empty; dL/d(final state) (n, H) for a many-to-one head, or empty),
+        then the cell's ``backward`` from the adjoint ``dS`` the later segment
+        left. ``grads = (dW, db, dextra)`` are written: the last segment's
+        share, then each earlier one's added in turn. ``dX`` (T, n, I), if not
+        empty, receives dL/dx_t; ``dS`` (n, carried width, zeros on entry)
+        ends as dL/dh_{-1} if ``want_dh0``.
+        """
+        W, b, extra = weights
+        dW, db, dextra = grads
+        X, below, layer, s0, d = src
+        HX, S = kept
+        dOut, dTop = dhead
+        H, n, T, Kp = b.shape[0] // gates, lens.shape[0], X.shape[1], W.shape[1]
+        k = segment_steps(T)
+        n_seg = (T + k - 1) // k
+        HXw = np.zeros((k + 1 if ck else 0, n, Kp), dtype=W.dtype)  # a segment run again
+        Sw = np.zeros((k + 1 if ck else 0, n, width * H), dtype=W.dtype)
+        pW = empty_aligned(dW.shape[0] if n_seg > 1 else 0, Kp, W.dtype)  # an earlier segment's share
+        pb, pe = np.empty(db.shape[0] if n_seg > 1 else 0, W.dtype), np.empty_like(dextra)
+        no_dS = np.empty((0, dS.shape[1]), dtype=W.dtype)
+        lens_s = np.empty(n, dtype=np.int64)
+        for s in range(n_seg - 1, -1, -1):
+            a = s * k
+            steps = min(k, T - a)
+            segment_lengths(lens, a, steps, lens_s)
+            if ck:  # the segment's forward pass again, from its checkpoint
+                keep_row(HXw[0], HX[s])
+                keep_row(Sw[0], S[s])
+                write_inputs(HXw, 0, a, steps, X, below, layer, s0, lens, d, H)
+                Sw[1 : steps + 1] = 0.0
+                FORWARD(W, b, extra, HXw[: steps + 1], Sw[: steps + 1], lens_s)
+                hx, st = HXw[: steps + 1], Sw[: steps + 1]
+            else:
+                hx, st = HX[a : a + steps + 1], S[a : a + steps + 1]
+            dHs = np.zeros((steps, n, H), dtype=W.dtype)
+            for i in range(n):
+                if dOut.shape[0] > 0:
+                    for t in range(a, min(a + steps, lens[i])):
+                        copy_row(dHs[t - a, i], dOut[read_step(t, lens[i], d), i, d * H : (d + 1) * H])
+                end = lens[i] - 1  # the final state feeds a many-to-one head
+                if dTop.shape[0] > 0 and a <= end < a + steps:
+                    add_row(dHs[end - a, i], dTop[i])
+            last = s == n_seg - 1
+            dh_out = dS if s > 0 or want_dh0 else no_dS
+            if last:
+                BACKWARD(W, b, extra, hx, st, lens_s, dHs, dS, dW, db, dextra, dX[a : a + steps], dh_out)
+            else:
+                BACKWARD(W, b, extra, hx, st, lens_s, dHs, dS, pW, pb, pe, dX[a : a + steps], dh_out)
+                for j in range(pW.shape[0]):
+                    add_row(dW[j], pW[j])
+                add_row(db, pb)
+                add_row(dextra, pe)
+
+    return forward_walk, backward_walk

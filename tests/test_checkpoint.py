@@ -1,0 +1,229 @@
+"""Checkpointed BPTT (#20): the gradient of full BPTT, bit for bit, in memory as sqrt(T).
+
+Sequences here are 530 steps long: three segments of 256, 256 and 18 steps
+(:func:`rnnumba.segments.steps_per_segment`), so every way a segment can end
+(inside a sample, at its last step, past it) is met by the random lengths.
+"""
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from reference import loss_and_grad as reference_loss_and_grad
+
+import rnnumba
+from rnnumba import memory
+from rnnumba.backends.cpu import checkpointed
+from rnnumba.segments import SEGMENT_MIN, n_segments, steps_per_segment
+from rnnumba.solvers.first_order import FirstOrder
+
+T = 530
+
+
+def _case(cell, layers=1, bidirectional=False, many=False, N=6, dtype="float64", xent=False, seed=0, **kw):
+    net = rnnumba.RNN(
+        2,
+        3,
+        3 if xent else 2,
+        cell=cell,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        dtype=dtype,
+        random_state=seed,
+        **kw,
+    )
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, T, 2))
+    lengths = rng.integers(1, T + 1, size=N)
+    lengths[0] = T
+    lengths[1] = 2 * SEGMENT_MIN  # ends where a segment ends
+    if xent:
+        y = rng.integers(0, 3, size=(N, T) if many else N)
+    else:
+        y = rng.normal(size=(N, T, 2) if many else (N, 2))
+    return net, X, lengths, y
+
+
+def _h0(net, N, seed=1):
+    L = net.layout
+    shape = (L.num_layers * L.directions, N, L.hidden)
+    rng = np.random.default_rng(seed)
+    if L.cell == "lstm":
+        return rng.normal(size=shape), rng.normal(size=shape)
+    return rng.normal(size=shape)
+
+
+def _bits(a):
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+
+
+def _both(net, X, y, lengths, **kw):
+    """Loss, gradient and dL/dh0 with full storage and with checkpoints."""
+    out = []
+    for how in ("full", "checkpoint"):
+        value, grad = net.loss_and_grad(X, y, lengths=lengths, memory=how, **kw)
+        out.append((value, grad.copy(), np.asarray(net.grad_h0) if "h0" in kw else None))
+    return out
+
+
+CELLS = [
+    ("elman", {}),
+    ("lstm", {}),
+    ("lstm", {"peephole": True}),
+    ("gru", {}),
+    ("gru", {"reset_after": False}),
+]
+
+
+@pytest.mark.parametrize(("cell", "kw"), CELLS, ids=["elman", "lstm", "peephole", "gru", "cho"])
+@pytest.mark.parametrize(
+    ("layers", "bidirectional", "many", "states"),
+    [(1, False, False, False), (1, True, True, True), (2, True, False, True), (2, False, True, False)],
+    ids=["one", "bi-many-h0", "stacked-bi-h0", "stacked-many"],
+)
+def test_checkpoints_give_the_full_gradient_bit_for_bit(cell, kw, layers, bidirectional, many, states):
+    net, X, lengths, y = _case(cell, layers, bidirectional, many, **kw)
+    extra = {"h0": _h0(net, X.shape[0])} if states else {}
+    (v0, g0, d0), (v1, g1, d1) = _both(net, X, y, lengths, **extra)
+    assert v0 == v1
+    np.testing.assert_array_equal(_bits(g1), _bits(g0))
+    if states:
+        np.testing.assert_array_equal(_bits(d1), _bits(d0))
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
+def test_checkpoints_bit_for_bit_in_float32_across_chunks_with_dropout_and_xent(cell):
+    net, X, lengths, y = _case(cell, 2, True, True, N=40, dtype="float32", xent=True, dropout=0.3)
+    assert net.backend.plan(40, T).chunks > 1  # the parallel kernel, blocks summed in order
+    (v0, g0, _), (v1, g1, _) = _both(net, X, y, lengths, dropout_seed=7)
+    assert v0 == v1
+    np.testing.assert_array_equal(_bits(g1), _bits(g0))
+
+
+@pytest.mark.parametrize(("cell", "gru"), [("elman", "pytorch"), ("lstm", "pytorch"), ("gru", "cho")])
+def test_checkpointed_gradient_matches_the_numpy_reference(cell, gru):
+    kw = {"reset_after": False} if gru == "cho" else {}
+    net, X, lengths, y = _case(cell, 2, True, False, N=4, **kw)
+    h0 = _h0(net, 4)
+    value, grad = net.loss_and_grad(X, y, lengths=lengths, h0=h0, memory="checkpoint")
+    ref_value, ref_grad, ref_dh0 = reference_loss_and_grad(
+        net.layout, net.theta, X, lengths, y, "mse", False, gru, h0=h0
+    )
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(net.grad_h0), np.asarray(ref_dh0), rtol=1e-9, atol=1e-12)
+
+
+def test_segments_are_a_rule_on_t_alone():
+    assert [steps_per_segment(t) for t in (1, 3, 256)] == [1, 3, 256]
+    assert steps_per_segment(257) == 256 and n_segments(257) == 2
+    assert steps_per_segment(65_536) == 256 and steps_per_segment(66_000) == 257
+    assert steps_per_segment(100_000) == 317 and n_segments(100_000) == 316
+    assert n_segments(T) == 3
+
+
+def test_auto_checkpoints_when_full_storage_is_big_and_checkpoints_are_smaller(monkeypatch):
+    assert checkpointed("checkpoint", (1, 2)) and not checkpointed("full", (2**40, 1))
+    big = memory.BLOCK_BYTES + 1
+    assert checkpointed("auto", (big, 1)) and not checkpointed("auto", (big, big + 1))
+    assert not checkpointed("auto", (memory.BLOCK_BYTES, 1))
+    with pytest.raises(ValueError, match="memory must be one of"):
+        checkpointed("sometimes", (1, 1))
+    net, X, lengths, y = _case("lstm", 2, True, True)
+    with pytest.raises(ValueError, match="memory must be one of"):
+        net.loss_and_grad(X, y, lengths=lengths, memory="sometimes")
+    full = net.loss_and_grad(X, y, lengths=lengths, memory="full")[1].copy()
+    one = memory.training_bytes(net.layout, 6, T, 8, True)
+    monkeypatch.setattr(memory, "BLOCK_BYTES", one - 1)  # full storage "too big": auto checkpoints
+    assert memory.training_bytes(net.layout, 6, T, 8, True, checkpoint=True) < one - 1
+    net.to("cpu")
+    auto = net.loss_and_grad(X, y, lengths=lengths)[1]
+    np.testing.assert_array_equal(_bits(auto), _bits(full))
+
+
+def test_checkpointed_minibatch_epochs_take_the_same_steps():
+    net, X, lengths, y = _case("gru", 1, False, True, N=20)
+    batch = net.prepare(X, y, lengths=lengths)
+    start, thetas = net.theta.copy(), []
+    for ck in (False, True):
+        net.set_theta(start)
+        opt = FirstOrder(net, "adam", lr=1e-2, batch_size=8, checkpoint=ck)
+        value, finite = opt.epoch(batch, np.array([2, 0, 1]))
+        assert finite
+        thetas.append(net.theta.copy())
+    np.testing.assert_array_equal(_bits(thetas[1]), _bits(thetas[0]))
+
+
+def test_the_checkpoint_estimate_is_far_below_full_storage_for_long_sequences():
+    net = rnnumba.RNN(1, 128, 1)
+    full = memory.training_bytes(net.layout, 64, 100_000, 4, False)
+    ck = memory.training_bytes(net.layout, 64, 100_000, 4, False, checkpoint=True)
+    assert full > 3 * 2**30 and ck < 0.1 * 2**30  # ~3.5 GB of states against ~45 MB
+
+
+def _rss(pid):
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm"])
+@pytest.mark.parametrize("many", [False, True])
+def test_predictions_from_checkpoints_are_those_of_full_storage(cell, many):
+    net, X, lengths, _ = _case(cell, 2, True, many, N=20)
+    h0 = _h0(net, 20)
+    h0 = np.concatenate(h0, axis=-1) if cell == "lstm" else h0  # packed, as the kernels take them
+    outs = []
+    for spec in (net.backend.specs[many], net.backend.checkpoint_specs[many]):
+        out = np.full((20, T if many else 1, 2), np.nan)
+        hn = np.empty_like(h0)
+        net.backend.kernels.chunk_predict(
+            net.theta, spec, net.backend.offsets, X, lengths, h0, 0, 20, out, hn
+        )
+        outs.append((out, hn))
+    (o0, n0), (o1, n1) = outs
+    np.testing.assert_array_equal(o1, o0)
+    np.testing.assert_array_equal(_bits(n1), _bits(n0))
+    np.testing.assert_array_equal(
+        net.predict(X, lengths=lengths, many_to_many=many, h0=_h0(net, 20)), o0[:, :, :] if many else o0[:, 0]
+    )
+
+
+_CHILD = """
+import sys, numpy as np, rnnumba
+net = rnnumba.RNN(1, 128, 1, random_state=0)
+rng = np.random.default_rng(0)
+X, y = rng.normal(size=(64, 20_000, 1)), rng.normal(size=(64, 1))
+net.loss_and_grad(net.prepare(X[:, :300], y), memory="checkpoint")  # load the kernels
+net.predict(X[:, :300])
+b = net.prepare(X, y)
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("call", ["net.loss_and_grad(b)", "net.predict(X)"])
+def test_long_sequences_train_and_predict_within_the_checkpoint_estimate(call):
+    """N = 64, T = 20,000, hidden 128, float64: 1.4 GB with full storage; RSS sampled from outside."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD + call], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline().strip() == "ready"
+    base = peak = _rss(child.pid)
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    while child.poll() is None:
+        peak = max(peak, _rss(child.pid) or 0)
+        time.sleep(0.001)
+    assert child.returncode == 0
+    layout = rnnumba.RNN(1, 128, 1).layout
+    full = memory.training_bytes(layout, 64, 20_000, 8, False)
+    ck = memory.training_bytes(layout, 64, 20_000, 8, False, checkpoint=True)
+    assert full > 1.3 * 2**30 and ck < 0.1 * full
+    assert peak - base <= 1.2 * ck, (peak - base, ck)  # checkpoints: ~0.1 GB, not ~1.4
