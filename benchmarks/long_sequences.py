@@ -1,7 +1,7 @@
 """Long sequences: peak memory and time of one pass of training over N = 64 sequences.
 
     python benchmarks/long_sequences.py [--T 1000,10000,100000] [--dtypes float32,float64]
-                                        [--hidden 128] [--out long.json]
+                                        [--hidden 128] [--predict] [--out long.json]
 
 Every row runs in a process of its own. "peak" is the process's peak RSS
 (``ru_maxrss``) over training, less its RSS before any training call (imports
@@ -21,6 +21,9 @@ T = 100,000).
   each a step (the gradient of each window only).
 * ``torch``: ``nn.RNN`` (tanh) + ``nn.Linear``, forward and backward, where
   its memory (an estimate) fits.
+* ``predict`` (``--predict``: N = 2,000, T = 20,000, float32): ``RNN.predict``,
+  past one segment from checkpoints; ``predict, every step kept``: the same
+  with full storage (the engine before checkpoints).
 
 The same work per row: every row reads the N x T inputs once forward and once
 backward (truncated: plus a forward for the carried state).
@@ -37,7 +40,7 @@ ROW = textwrap.dedent(
     import json, resource, sys, time
     import numpy as np
     kind, T, dtype, H, k = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-    N, repeats = 64, (3 if T <= 10_000 else 1)
+    N, repeats = (2000 if kind.startswith("predict") else 64), (3 if T <= 10_000 else 1)
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(N, T, 1)).astype(dtype), rng.normal(size=N).astype(dtype)
     peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -59,7 +62,13 @@ ROW = textwrap.dedent(
         if kind == "full":
             memory.BLOCK_BYTES = 1 << 62
         how = {"checkpoint": "checkpoint", "full": "full", "blocks": "full"}.get(kind, "auto")
-        if kind.startswith("truncated"):
+        if kind.startswith("predict"):
+            net = rnnumba.RNN(1, H, 1, dtype=dtype, random_state=0)
+            if kind == "predict, every step kept":  # the engine before checkpoints
+                net.backend.checkpoint_specs = net.backend.specs
+            net.predict(X[:, :300])  # kernels loaded
+            run = lambda: net.predict(X)
+        elif kind.startswith("truncated"):
             model = rnnumba.RNNRegressor(H, solver="adam", lr=1e-3, batch_size=N, epochs=1, bptt_steps=k,
                                          standardize=False, dtype=dtype, random_state=0)
             model.fit(X[:, :k], y)  # kernels loaded
@@ -95,6 +104,7 @@ def main():
     ap.add_argument("--T", default="1000,10000,100000")
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--predict", action="store_true", help="only the predict rows (N = 2,000, T = 20,000)")
     ap.add_argument("--out")
     a = ap.parse_args()
     sys.path.insert(0, ".")
@@ -106,7 +116,13 @@ def main():
     rows = []
     print("| T | dtype | what | time (s) | peak over the start (MB) | RSS at the start (MB) |")
     print("|---|---|---|---|---|---|")
-    for T in (int(t) for t in a.T.split(",")):
+    if a.predict:
+        for kind in ("predict", "predict, every step kept"):
+            r = dict(T=20_000, dtype="float32", what=kind, **measure(kind, 20_000, "float32", a.hidden))
+            rows.append(r)
+            shown = r.get("error") or f"{r['seconds']:.3f} | {r['peak_MB']:.0f} | {r['base_MB']:.0f}"
+            print(f"| 20000 (N = 2000) | float32 | {kind} | {shown} |", flush=True)
+    for T in (int(t) for t in (a.T.split(",") if not a.predict else [])):
         for dtype in a.dtypes.split(","):
             size = 4 if dtype == "float32" else 8
             whole = memory.training_bytes(layout, 64, T, size, False)

@@ -45,7 +45,7 @@ from .chunks import chunk_bounds, sum_chunks
 from .layout import B_AT, CHECKPOINT, DIRECTIONS, EXTRA_AT, HIDDEN, LAYERS, MANY, OUTPUTS, PEEPHOLE, W_AT
 from .losses import head as head_loss
 from .losses import readout
-from .segments import read_step, walkers
+from .segments import read_step, segment_steps, walkers
 from .validation import first_nonfinite
 
 
@@ -180,7 +180,6 @@ def kernels(family):
         lens = lengths[s0:s1]
         dtype = theta.dtype
         n_extra = extra_size(spec)
-        no_state = np.empty((0, CARRIED * H), dtype=dtype)
         inp = np.empty((0, 0, 0), dtype=dtype)  # the layer below's outputs; layer 0 reads X
         HXs, Ss, ins = [], [], [inp]
         for layer in range(L):
@@ -193,7 +192,7 @@ def kernels(family):
                 W = padded_weights(theta, row[W_AT], GATES * H, H + I_l, Kp)
                 b, extra = _bias_and_extra(theta, row, GATES * H, n_extra)
                 weights = (W, b, extra)
-                hc0 = h0[layer * D + d, s0:s1] if h0.shape[0] > 0 else no_state
+                hc0 = h0[layer * D + d, s0:s1] if h0.shape[0] > 0 else X[s0, :0]  # empty: zero states
                 HX, S = forward_walk(weights, (X, inp, layer, s0, d), lens, hc0, ck, out)
                 HXs.append(HX)
                 Ss.append(S)
@@ -272,7 +271,7 @@ def kernels(family):
 
         # BPTT, top layer first; each direction from its last segment to its first
         ck, n_extra = spec[CHECKPOINT], extra_size(spec)
-        no_top = np.empty((0, H), dtype=theta.dtype)
+        carry = dh0.shape[0] > 0 or segment_steps(T) < T
         for layer in range(L - 1, -1, -1):
             I_l = X.shape[2] if layer == 0 else H * D
             K = H + I_l
@@ -288,9 +287,10 @@ def kernels(family):
                 dWp = dW if Kp == K else empty_aligned(GATES * H, Kp, theta.dtype)
                 db, dextra = _bias_and_extra(g, row, GATES * H, n_extra)
                 grads = (dWp, db, dextra)
-                dTop = dF[:, d * H : (d + 1) * H] if layer == L - 1 and not many else no_top
+                dTop = dF[:, d * H : (d + 1) * H] if layer == L - 1 and not many else dF[:0, :H]
                 dX = np.zeros((T if layer > 0 else 0, n, Kp - H), dtype=theta.dtype)
-                dS = np.zeros((n, CARRIED * H), dtype=theta.dtype)  # the adjoint between segments
+                # the adjoint carried between segments, and out as dL/dh0 (one segment, no h0: none)
+                dS = np.zeros((n if carry else 0, CARRIED * H), dtype=theta.dtype)
                 src = (X, ins[layer], layer, s0, d)
                 backward_walk(weights, grads, src, lens, (HX, S), (dOut, dTop), dX, dS, dh0.shape[0] > 0, ck)
                 if Kp != K:  # the padding's columns of dW are dropped

@@ -23,6 +23,7 @@ was before segments.
 
 import numpy as np
 
+from ._borrow import borrow
 from ._jit import jit
 from ._linalg import add_row, copy_row, empty_aligned
 
@@ -131,15 +132,19 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried):
         LSTM's ``c_{-1}``), or is empty for zero states; ``out`` (T, n, H*D),
         if not empty, receives ``h_t`` in the direction's columns.
         """
-        W, b, extra = weights
-        X, below, layer, s0, d = src
+        # the caller holds the arguments for the whole call: views of them need no counting
+        # (never borrow an array made here: numba frees it after its last counted use)
+        W, b, extra = borrow(weights[0]), borrow(weights[1]), borrow(weights[2])
+        X, below, layer, s0, d = borrow(src[0]), borrow(src[1]), src[2], src[3], src[4]
+        lens, hc0, out = borrow(lens), borrow(hc0), borrow(out)
         H, n, T, Kp = b.shape[0] // gates, lens.shape[0], X.shape[1], W.shape[1]
         k = segment_steps(T)
         n_seg = (T + k - 1) // k
         kept = n_seg + 1 if ck else T + 1
         HX = np.zeros((kept, n, Kp), dtype=W.dtype)
         S = np.zeros((kept, n, width * H), dtype=W.dtype)
-        HXw = np.zeros((k + 1, n, Kp), dtype=W.dtype) if ck else HX  # where a segment runs
+        # where a segment runs: a buffer of its own, or the kept rows (no allocation)
+        HXw = np.zeros((k + 1, n, Kp), dtype=W.dtype) if ck else HX
         Sw = np.zeros((k + 1, n, width * H), dtype=W.dtype) if ck else S
         if not ck:
             write_inputs(HX, 0, 0, T, X, below, layer, s0, lens, d, H)
@@ -147,11 +152,12 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried):
             copy_row(HXw[0, i, :H], hc0[i, :H])
             if carried == 2:
                 copy_row(Sw[0, i, :H], hc0[i, H:])
-        lens_s = np.empty(n, dtype=np.int64)
+        lens_s = np.empty(n, dtype=np.int64) if n_seg > 1 else lens  # one segment: the lengths
         for s in range(n_seg):
             a = s * k
             steps = min(k, T - a)
-            segment_lengths(lens, a, steps, lens_s)
+            if n_seg > 1:
+                segment_lengths(lens, a, steps, lens_s)
             if ck:
                 if s > 0:  # the previous segment's last row starts this one
                     keep_row(HXw[0], HXw[k])
@@ -187,24 +193,28 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried):
         empty, receives dL/dx_t; ``dS`` (n, carried width, zeros on entry)
         ends as dL/dh_{-1} if ``want_dh0``.
         """
-        W, b, extra = weights
-        dW, db, dextra = grads
-        X, below, layer, s0, d = src
-        HX, S = kept
-        dOut, dTop = dhead
+        # the caller holds every argument for the whole call: views of them need no counting
+        # (never borrow an array made here: numba frees it after its last counted use)
+        W, b, extra = borrow(weights[0]), borrow(weights[1]), borrow(weights[2])
+        dW, db, dextra = borrow(grads[0]), borrow(grads[1]), borrow(grads[2])
+        X, below, layer, s0, d = borrow(src[0]), borrow(src[1]), src[2], src[3], src[4]
+        HX, S, dOut, dTop = borrow(kept[0]), borrow(kept[1]), borrow(dhead[0]), borrow(dhead[1])
+        lens, dX, dS = borrow(lens), borrow(dX), borrow(dS)
         H, n, T, Kp = b.shape[0] // gates, lens.shape[0], X.shape[1], W.shape[1]
         k = segment_steps(T)
         n_seg = (T + k - 1) // k
-        HXw = np.zeros((k + 1 if ck else 0, n, Kp), dtype=W.dtype)  # a segment run again
-        Sw = np.zeros((k + 1 if ck else 0, n, width * H), dtype=W.dtype)
-        pW = empty_aligned(dW.shape[0] if n_seg > 1 else 0, Kp, W.dtype)  # an earlier segment's share
-        pb, pe = np.empty(db.shape[0] if n_seg > 1 else 0, W.dtype), np.empty_like(dextra)
-        no_dS = np.empty((0, dS.shape[1]), dtype=W.dtype)
-        lens_s = np.empty(n, dtype=np.int64)
+        # a segment run again, and an earlier segment's shares (unused views where not needed)
+        HXw = np.zeros((k + 1, n, Kp), dtype=W.dtype) if ck else kept[0][:0]
+        Sw = np.zeros((k + 1, n, width * H), dtype=W.dtype) if ck else kept[1][:0]
+        pW = empty_aligned(dW.shape[0], Kp, W.dtype) if n_seg > 1 else grads[0][:0]
+        pb = np.empty_like(db) if n_seg > 1 else db[:0]
+        pe = np.empty_like(dextra) if n_seg > 1 else dextra[:0]
+        lens_s = np.empty(n, dtype=np.int64) if n_seg > 1 else lens
         for s in range(n_seg - 1, -1, -1):
             a = s * k
             steps = min(k, T - a)
-            segment_lengths(lens, a, steps, lens_s)
+            if n_seg > 1:
+                segment_lengths(lens, a, steps, lens_s)
             if ck:  # the segment's forward pass again, from its checkpoint
                 keep_row(HXw[0], HX[s])
                 keep_row(Sw[0], S[s])
@@ -223,7 +233,7 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried):
                 if dTop.shape[0] > 0 and a <= end < a + steps:
                     add_row(dHs[end - a, i], dTop[i])
             last = s == n_seg - 1
-            dh_out = dS if s > 0 or want_dh0 else no_dS
+            dh_out = dS if s > 0 or want_dh0 else dS[:0]
             if last:
                 BACKWARD(W, b, extra, hx, st, lens_s, dHs, dS, dW, db, dextra, dX[a : a + steps], dh_out)
             else:
