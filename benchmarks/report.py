@@ -1,6 +1,10 @@
 """Turn pytest-benchmark JSON files into the Markdown tables of RESULTS.md.
 
 python benchmarks/report.py bench-rnnumba.json bench-torch.json bench-numpy.json
+python benchmarks/report.py benchmarks/results.json     # the merged file of run.py --json
+
+The documentation's benchmark page (``docs/benchmarks.md``) reads the same
+rows through :func:`collect`.
 """
 
 import json
@@ -15,8 +19,33 @@ def fmt(seconds):
     return f"{seconds * 1e3:.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
 
 
-def main(*paths):
+def merge(paths, command=None):
+    """One pytest-benchmark document from the peers' files (machine and commit of the first)."""
     runs = [json.load(open(path)) for path in paths]
+    merged = {key: value for key, value in runs[0].items() if key != "benchmarks"}
+    # every round's time ("data") and the CPU's flags are megabytes: the statistics stay
+    merged["machine_info"] = dict(merged.get("machine_info", {}))
+    merged["machine_info"]["cpu"] = {
+        k: v for k, v in merged["machine_info"].get("cpu", {}).items() if k != "flags"
+    }
+    merged["benchmarks"] = [
+        dict(b, stats={k: v for k, v in b["stats"].items() if k != "data"})
+        for run in runs
+        for b in run["benchmarks"]
+    ]
+    merged["command"] = command
+    return merged
+
+
+def collect(*runs):
+    """The rows of the report from loaded JSON documents.
+
+    Returns ``(rows, compile_rows, kernels, machine)``: ``rows[(what, cell, size,
+    dtype)]`` maps each peer to its median seconds (plus ``target`` and
+    ``threads``); ``compile_rows`` the cold-start timings; ``kernels`` the
+    matrix-product kernels per peer; ``machine`` one line naming the CPU, the
+    Python and the date.
+    """
     data = runs[0]
     rows = defaultdict(dict)
     compile_rows = []
@@ -33,11 +62,18 @@ def main(*paths):
         if "blas" in info:
             kernels[info["peer"]] = info["blas"]
     m = data.get("machine_info", {})
-    print(
-        f"Machine: {m.get('cpu', {}).get('brand_raw', platform.processor())}, "
+    machine = (
+        f"{m.get('cpu', {}).get('brand_raw', platform.processor())}, "
         f"{m.get('cpu', {}).get('count', '?')} logical cores; Python {m.get('python_version')}; "
         f"{data.get('datetime', '')[:19]}"
     )
+    return rows, compile_rows, kernels, machine
+
+
+def main(*paths):
+    runs = [json.load(open(path)) for path in paths]
+    rows, compile_rows, kernels, machine = collect(*runs)
+    print(f"Machine: {machine}")
     if kernels:
         print("Matrix products: " + "; ".join(f"{peer}: {k}" for peer, k in kernels.items()) + ".")
     for what in ("train", "predict"):

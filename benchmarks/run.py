@@ -1,7 +1,13 @@
 """Run the engine benchmarks with every peer in its own process, then print
 the merged tables (the Markdown of RESULTS.md).
 
-    python benchmarks/run.py [--cells elman,lstm,gru] [--peers rnnumba,torch,numpy] [--out DIR]
+    python benchmarks/run.py [--cells elman,lstm,gru] [--peers rnnumba,torch,numpy]
+                             [--sizes seed,small-long,medium,large] [--no-compile]
+                             [--out DIR] [--json FILE]
+
+``--json FILE`` also merges the peers' pytest-benchmark files into one file,
+with the command that made it: ``benchmarks/results.json`` is the one the
+documentation's benchmark page is built from (``docs/benchmarks.md``).
 
 The report names the matrix-product kernels each peer's process ran. On a
 machine whose environment pins OpenBLAS's kernels (``OPENBLAS_CORETYPE``,
@@ -17,6 +23,7 @@ ratios compare like with like.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -24,10 +31,12 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from conftest import SIZES  # noqa: E402
 from report import main as report  # noqa: E402
+from report import merge  # noqa: E402
 
 
-def run(cells, peers, out):
+def run(cells, peers, out, sizes=None, compile_times=True, json_path=None, command=None):
     os.makedirs(out, exist_ok=True)
     if "elman" not in cells.split(","):  # the NumPy baseline is an Elman network: nothing to run
         peers = [peer for peer in peers if peer != "numpy"]
@@ -35,6 +44,8 @@ def run(cells, peers, out):
     for peer in peers:
         path = os.path.join(out, f"bench-{peer}.json")
         env = dict(os.environ, RNNUMBA_BENCH_CELLS=cells, RNNUMBA_BENCH_PEERS=peer)
+        env["RNNUMBA_BENCH_SIZES"] = ",".join(sizes or SIZES)
+        env["RNNUMBA_BENCH_COMPILE"] = "1" if compile_times else "0"
         cmd = [
             sys.executable,
             "-m",
@@ -48,6 +59,10 @@ def run(cells, peers, out):
         print("$", " ".join(cmd), f"(peer {peer})", file=sys.stderr, flush=True)
         subprocess.run(cmd, env=env, check=True, stdout=sys.stderr)
         paths.append(path)
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump(merge(paths, command=command), fh, indent=1, sort_keys=True)
+            fh.write("\n")
     report(*paths)
 
 
@@ -55,6 +70,14 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", default="elman")
     ap.add_argument("--peers", default="rnnumba,torch,numpy")
+    ap.add_argument("--sizes", default=",".join(SIZES), help="a subset of " + ", ".join(SIZES))
+    ap.add_argument("--no-compile", action="store_true", help="leave out the cold compile timing")
     ap.add_argument("--out", default=".")
+    ap.add_argument("--json", help="also merge the peers' results into this file")
     a = ap.parse_args()
-    run(a.cells, a.peers.split(","), a.out)
+    sizes = a.sizes.split(",")
+    unknown = sorted(set(sizes) - set(SIZES))
+    if unknown:
+        ap.error(f"unknown sizes {unknown}; choose from {list(SIZES)}")
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+    run(a.cells, a.peers.split(","), a.out, sizes, not a.no_compile, a.json, command.strip())

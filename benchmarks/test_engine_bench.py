@@ -27,6 +27,10 @@ import rnnumba
 
 CELLS = os.environ.get("RNNUMBA_BENCH_CELLS", "elman").split(",")
 PEERS = os.environ.get("RNNUMBA_BENCH_PEERS", "rnnumba,torch,numpy").split(",")
+# a subset of the sizes (RNNUMBA_BENCH_SIZES=seed,small-long), and the cold compile
+# timing (RNNUMBA_BENCH_COMPILE=0 leaves it out: half a minute per cell, cold)
+RUN_SIZES = [s for s in os.environ.get("RNNUMBA_BENCH_SIZES", ",".join(SIZES)).split(",") if s]
+COMPILE = os.environ.get("RNNUMBA_BENCH_COMPILE", "1") != "0"
 DTYPES = ["float32", "float64"]
 
 
@@ -80,7 +84,7 @@ def _run(benchmark, what, peer, cell, size, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", RUN_SIZES)
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("peer", PEERS)
 def test_train_step(benchmark, peer, cell, size, dtype):
@@ -88,14 +92,14 @@ def test_train_step(benchmark, peer, cell, size, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", RUN_SIZES)
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("peer", PEERS)
 def test_inference(benchmark, peer, cell, size, dtype):
     _run(benchmark, "predict", peer, cell, size, dtype)
 
 
-COMPILE = textwrap.dedent(
+COLD_START = textwrap.dedent(
     """
     import time, numpy as np
     t0 = time.perf_counter()
@@ -113,6 +117,7 @@ COMPILE = textwrap.dedent(
 
 
 @pytest.mark.skipif("rnnumba" not in PEERS, reason="rnnumba is not among the peers of this run")
+@pytest.mark.skipif(not COMPILE, reason="RNNUMBA_BENCH_COMPILE=0")
 @pytest.mark.parametrize("cell", CELLS)
 def test_compile_time(benchmark, cell, tmp_path):
     """Import, first loss_and_grad and first predict in a fresh process: with an
@@ -121,7 +126,7 @@ def test_compile_time(benchmark, cell, tmp_path):
     times = {}
     for label in ("cold", "warm"):
         out = subprocess.run(
-            [sys.executable, "-c", COMPILE.format(cell=cell)],
+            [sys.executable, "-c", COLD_START.format(cell=cell)],
             env=env,
             capture_output=True,
             text=True,

@@ -95,6 +95,18 @@ def cache_dir():
     """Return the folder of this installation's compiled kernels.
 
     One folder per content of the compiled sources, below :func:`cache_root`.
+
+    Returns
+    -------
+    str
+        An absolute path (it may not exist before the first compile).
+
+    Examples
+    --------
+    >>> import os
+    >>> import rnnumba
+    >>> os.path.basename(rnnumba.cache_dir()).startswith("kernels-")
+    True
     """
     return os.path.join(cache_root(), f"kernels-{_package_stamp()[:16]}")
 
@@ -239,6 +251,17 @@ class CompileWarning(UserWarning):
     """A call had to compile rnnumba's kernels (once; later processes load them from the disk cache).
 
     Silence it with ``warnings.simplefilter("ignore", rnnumba.CompileWarning)``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import rnnumba
+    >>> issubclass(rnnumba.CompileWarning, UserWarning)
+    True
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", rnnumba.CompileWarning)   # no notice, compiled or not
+    ...     net = rnnumba.RNN(1, 4, random_state=0)
+    ...     _ = net.predict([[0.1, 0.2, 0.3]])
     """
 
 

@@ -100,6 +100,10 @@ def from_torch(rnn_module, head=None, dtype=np.float64, *, output_size=1, random
     dtype : numpy.float64 or numpy.float32
         The network's dtype. Widening the module's dtype is exact; narrowing
         (a float64 module to float32) is refused rather than rounded.
+    output_size : int, default 1
+        Outputs of the fresh head made when ``head`` is omitted.
+    random_state : int, numpy.random.Generator or None
+        Seeds that fresh head.
 
     Returns
     -------
@@ -111,6 +115,21 @@ def from_torch(rnn_module, head=None, dtype=np.float64, *, output_size=1, random
     :attr:`~rnnumba.RNN.dropout` (the same training-time operation; the masks
     come from rnnumba's own counter-based generator, not torch's). Outputs
     and gradients without dropout equal the module's in ``eval()`` mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from rnnumba.interop import from_torch
+    >>> _ = torch.manual_seed(0)
+    >>> lstm = torch.nn.LSTM(2, 8, batch_first=True).double()
+    >>> head = torch.nn.Linear(8, 1).double()
+    >>> net = from_torch(lstm, head)
+    >>> X = np.random.default_rng(0).normal(size=(5, 7, 2))
+    >>> with torch.no_grad():
+    ...     expected = head(lstm(torch.from_numpy(X))[1][0][-1]).numpy()
+    >>> bool(np.allclose(net.predict(X), expected, atol=1e-12))
+    True
     """
     cell = _cell_of(rnn_module)
     if not rnn_module.batch_first:
@@ -197,6 +216,19 @@ def to_torch_state_dict(net, vector=None, *, kind=None):
         ``rnn.load_state_dict({k: torch.from_numpy(v) for k, v in d.items() if not
         k.startswith("head.")})`` into a module built with ``batch_first=True``
         and ``bias=True``, and the ``head.`` entries into the ``nn.Linear``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import rnnumba
+    >>> from rnnumba.interop import to_torch_state_dict
+    >>> net = rnnumba.RNN(3, 16, cell="gru", num_layers=2, random_state=0)
+    >>> state = to_torch_state_dict(net)
+    >>> list(state)[:4]
+    ['weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0']
+    >>> gru = torch.nn.GRU(3, 16, num_layers=2, batch_first=True).double()
+    >>> gru.load_state_dict({k: torch.from_numpy(v) for k, v in state.items() if not k.startswith("head.")})
+    <All keys matched successfully>
     """
     layout = net.layout
     if layout.peephole:

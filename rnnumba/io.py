@@ -42,6 +42,17 @@ def save(obj, path):
         "fitted"}`` (and ``"classes"``, optional): JSON-able dicts and an RNN.
     path : str or os.PathLike
         Written exactly there (no suffix is added).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import rnnumba
+    >>> from rnnumba.io import read, save
+    >>> net = rnnumba.RNN(2, 8, cell="gru", random_state=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "gru.npz")
+    >>> save(net, path)
+    >>> read(path)["kind"]
+    'RNN'
     """
     if not hasattr(obj, "to_state"):
         raise TypeError(f"can only save an RNN, RNNRegressor or RNNClassifier, got {type(obj).__name__}")
@@ -129,6 +140,19 @@ def read(path):
         No such file.
     ValueError
         A truncated, corrupt or foreign file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import rnnumba
+    >>> from rnnumba.io import read, save
+    >>> net = rnnumba.RNN(1, 4, random_state=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+    >>> save(net, path)
+    >>> state = read(path)
+    >>> bool(np.array_equal(state["net"].theta, net.theta))
+    True
     """
     meta, theta, classes = _read(path)
     try:

@@ -84,6 +84,17 @@ class Layout:
     reset_after : bool
         GRU only: PyTorch's formulation ``n = tanh(W_nx x + b_n + r*(W_nh h + b_hn))``
         (True, the default) or Cho et al.'s ``n = tanh(W_nx x + b_n + W_nh (r*h))``.
+
+    Examples
+    --------
+    The seed's network: ``W`` (26 x 27, the columns of ``h`` first), ``b``, then the head.
+
+    >>> from rnnumba import Layout
+    >>> layout = Layout("elman", input_size=1, hidden=26)
+    >>> [(e.name, e.offset, e.shape) for e in layout.entries]
+    [('W', 0, (26, 27)), ('b', 702, (26,)), ('W_out', 728, (1, 26)), ('b_out', 754, (1,))]
+    >>> layout.n_params
+    755
     """
 
     cell: str
@@ -128,7 +139,23 @@ class Layout:
 
     @staticmethod
     def suffix(layer, direction):
-        """Name suffix of one layer and direction: '', '_l1', '_reverse', ..."""
+        """Return the name suffix of one layer and direction: '', '_l1', '_reverse', ...
+
+        Parameters
+        ----------
+        layer, direction : int
+            Layer 0, 1, ...; direction 0 (forward) or 1 (reverse).
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> from rnnumba import Layout
+        >>> Layout.suffix(0, 0), Layout.suffix(1, 1)
+        ('', '_l1_reverse')
+        """
         return ("" if layer == 0 else f"_l{layer}") + ("_reverse" if direction else "")
 
     @property
@@ -166,6 +193,16 @@ class Layout:
         -------
         dict of str -> ndarray
             Every tensor, in ``theta`` order, as a view of its shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba import Layout
+        >>> layout = Layout("lstm", input_size=2, hidden=3)
+        >>> theta = np.zeros(layout.n_params)
+        >>> views = layout.views(theta)
+        >>> views["W"].shape, np.shares_memory(views["W"], theta)
+        ((12, 5), True)
         """
         theta = np.asarray(theta)
         if theta.ndim != 1 or theta.shape[0] != self.n_params:
@@ -178,6 +215,16 @@ class Layout:
         Row ``l*D + d`` holds the offsets of ``W``, ``b`` and the cell's extra
         tensor (-1 when it has none) of layer ``l``, direction ``d``; the last
         row holds the offsets of ``W_out`` and ``b_out`` and the output size.
+
+        Returns
+        -------
+        ndarray of int64, shape (num_layers * directions + 1, 3)
+
+        Examples
+        --------
+        >>> from rnnumba import Layout
+        >>> Layout("gru", input_size=1, hidden=2).offsets().tolist()
+        [[0, 18, 24], [26, 28, 1]]
         """
         D = self.directions
         table = np.full((self.num_layers * D + 1, 3), -1, dtype=np.int64)
@@ -212,6 +259,14 @@ class Layout:
         Returns
         -------
         ndarray of int64, shape (CHECKPOINT + 1,)
+
+        Examples
+        --------
+        >>> from rnnumba import Layout
+        >>> from rnnumba.layout import HIDDEN, MANY
+        >>> spec = Layout("elman", 1, 26).spec(many_to_many=True)
+        >>> int(spec[HIDDEN]), int(spec[MANY])
+        (26, 1)
         """
         spec = np.zeros(CHECKPOINT + 1, dtype=np.int64)
         spec[CELL] = CELL_CODE[self.cell]
@@ -239,6 +294,13 @@ class Layout:
         dict
             ``cell``, ``input_size``, ``hidden``, ``output_size``, ``num_layers``,
             ``bidirectional``, ``peephole``, ``reset_after``.
+
+        Examples
+        --------
+        >>> from rnnumba import Layout
+        >>> layout = Layout("lstm", 3, 8, num_layers=2)
+        >>> Layout(**layout.to_dict()) == layout
+        True
         """
         return dict(
             cell=self.cell,

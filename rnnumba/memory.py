@@ -40,7 +40,17 @@ CHECK_BYTES = 64 * 2**20
 
 
 class NotEnoughMemory(MemoryError):
-    """A call would need more memory than this process can get; raised before allocating."""
+    """A call would need more memory than this process can get; raised before allocating.
+
+    Its message says how much is needed, how much is available and the ways
+    out. A :class:`MemoryError`, so ``except MemoryError`` catches it.
+
+    Examples
+    --------
+    >>> from rnnumba.memory import NotEnoughMemory
+    >>> issubclass(NotEnoughMemory, MemoryError)
+    True
+    """
 
 
 def training_bytes(layout, N, T, itemsize, many, checkpoint=False):
@@ -70,6 +80,18 @@ def training_bytes(layout, N, T, itemsize, many, checkpoint=False):
     -------
     int
         Bytes.
+
+    Examples
+    --------
+    64 sequences of 100,000 steps, hidden 128, float32: every step kept, or checkpoints.
+
+    >>> from rnnumba import Layout
+    >>> from rnnumba.memory import training_bytes
+    >>> layout = Layout("elman", 1, 128)
+    >>> round(training_bytes(layout, 64, 100_000, 4, False) / 2**30, 1)
+    3.3
+    >>> round(training_bytes(layout, 64, 100_000, 4, False, checkpoint=True) / 2**20)
+    41
     """
     H, L, D = layout.hidden, layout.num_layers, layout.directions
     cell = layout.cell
@@ -97,6 +119,18 @@ def available_bytes():
     The least of: the machine's available memory (``MemAvailable``), the room
     under a cgroup (v2) memory limit, and the room under an address-space
     limit (``RLIMIT_AS``) given the process's current size.
+
+    Returns
+    -------
+    int or None
+        Bytes.
+
+    Examples
+    --------
+    >>> from rnnumba.memory import available_bytes
+    >>> have = available_bytes()
+    >>> have is None or have > 0
+    True
     """
     room = []
     meminfo = _read_kb("/proc/meminfo", "MemAvailable:")
@@ -124,6 +158,21 @@ def check(need, what, ways):
         The call, for the message.
     ways : str
         What would make it fit.
+
+    Raises
+    ------
+    NotEnoughMemory
+        When ``need`` exceeds :func:`available_bytes`.
+
+    Examples
+    --------
+    >>> from rnnumba.memory import NotEnoughMemory, check
+    >>> check(1, "A tiny call", "None needed.")             # fits: nothing happens
+    >>> try:
+    ...     check(2**62, "A huge call", "Ways out: none.")
+    ... except NotEnoughMemory as exc:
+    ...     print(str(exc)[:40])
+    A huge call needs about 4294967296.00 GB
     """
     have = available_bytes()
     if have is not None and need > have:
@@ -138,6 +187,31 @@ def block_rows(layout, N, T, itemsize, many, checkpoint=False):
 
     A function of the shape only, so that the blocks, and the summation order
     of their losses and gradients, are the same on every machine.
+
+    Parameters
+    ----------
+    layout : Layout
+    N, T : int
+        Rows and padded steps of the whole call.
+    itemsize : int
+        4 (float32) or 8 (float64).
+    many : bool
+        A many-to-many head.
+    checkpoint : bool, default False
+        Checkpointed BPTT.
+
+    Returns
+    -------
+    int
+        Rows per block (at least 1).
+
+    Examples
+    --------
+    >>> from rnnumba import Layout
+    >>> from rnnumba.memory import block_rows
+    >>> layout = Layout("elman", 1, 128)
+    >>> block_rows(layout, 64, 1_000, 8, False), block_rows(layout, 64, 100_000, 8, False)
+    (64, 4)
     """
     per_row = training_bytes(layout, 1, T, itemsize, many, checkpoint)
     return max(1, min(N, BLOCK_BYTES // max(per_row, 1)))

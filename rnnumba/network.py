@@ -17,6 +17,7 @@ from .backends.cpu import NO_DROPOUT
 from .data import Batch, batch, sequences
 from .dropout import plan as dropout_plan
 from .layout import Layout
+from .network_state import NetworkState
 from .validation import check_state, kernel_array, split_state
 
 
@@ -34,7 +35,7 @@ def check_dropout(p, num_layers):
     return float(p)
 
 
-class RNN:
+class RNN(NetworkState):
     """A recurrent network over one flat parameter vector.
 
     Parameters
@@ -76,7 +77,7 @@ class RNN:
     grad : ndarray (n_params,)
         The gradient of the last :meth:`loss_and_grad`, same layout.
     grad_h0 : ndarray or (ndarray, ndarray)
-        dL/d``h0`` (an LSTM: ``(dL/dh0, dL/dc0)``) of the last
+        ``dL/dh0`` (an LSTM: ``(dL/dh0, dL/dc0)``) of the last
         :meth:`loss_and_grad` given an initial state ``h0``.
     views, grad_views : dict of str -> ndarray
         Named views into ``theta`` and ``grad``.
@@ -140,9 +141,20 @@ class RNN:
             A device name, or a backend object (such as
             :class:`rnnumba.distributed.DaskBackend`) for this layout and dtype.
 
+        Returns
+        -------
+        RNN
+            ``self``, on its new backend.
+
         Notes
         -----
         The parameters do not move: ``theta`` stays the host vector.
+
+        Examples
+        --------
+        >>> from rnnumba import RNN
+        >>> RNN(1, 4).to("cpu").device
+        'cpu'
         """
         if isinstance(device, str):
             self.backend = backends.make(device, self.layout, self.dtype, self.dropout)
@@ -175,6 +187,28 @@ class RNN:
         Weights ~ U(-1/sqrt(H), 1/sqrt(H)) as in PyTorch; biases zero, except
         the LSTM forget gate's bias, set to ``forget_bias`` (Jozefowicz et al.)
         in every layer and direction (never in the head's ``b_out``).
+
+        Parameters
+        ----------
+        random_state : int, numpy.random.Generator or None
+            Seeds the draw.
+        forget_bias : float, default 1.0
+            LSTM only: the forget gates' initial bias.
+
+        Returns
+        -------
+        RNN
+            ``self``.
+
+        Examples
+        --------
+        >>> from rnnumba import RNN
+        >>> net = RNN(1, 4, cell="lstm", random_state=0)
+        >>> theta = net.theta
+        >>> net.init(random_state=1, forget_bias=2.0).theta is theta   # same vector, new values
+        True
+        >>> net.views["b"][4:8]                                         # the forget gate's rows
+        array([2., 2., 2., 2.])
         """
         forget_bias = float(forget_bias)
         if not np.isfinite(forget_bias):
@@ -195,7 +229,28 @@ class RNN:
         return self
 
     def set_theta(self, theta):
-        """Copy ``theta`` into the network's vector (views stay valid)."""
+        """Copy ``theta`` into the network's vector (views stay valid).
+
+        Parameters
+        ----------
+        theta : array_like (n_params,)
+            Finite values, such as an optimiser's result.
+
+        Returns
+        -------
+        RNN
+            ``self``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba import RNN
+        >>> net = RNN(1, 4)
+        >>> W = net.views["W"]
+        >>> _ = net.set_theta(np.zeros(net.n_params))
+        >>> float(abs(W).max())                   # the view sees the new values
+        0.0
+        """
         theta = np.asarray(theta)
         if theta.shape != self.theta.shape:
             raise ValueError(f"theta must have shape {self.theta.shape}, got {theta.shape}")
@@ -219,6 +274,17 @@ class RNN:
             Accepted by :meth:`predict` (a :class:`~rnnumba.data.Sequences`) or
             :meth:`loss_and_grad` (a :class:`~rnnumba.data.Batch`, with ``y=None``)
             without a second validation.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba import RNN
+        >>> net = RNN(1, 4, random_state=0)
+        >>> X, y = np.random.default_rng(0).normal(size=(8, 5)), np.zeros(8)
+        >>> batch = net.prepare(X, y)             # checked once ...
+        >>> loss, grad = net.loss_and_grad(batch) # ... used many times
+        >>> loss == net.loss_and_grad(X, y)[0]
+        True
         """
         L = self.layout
         if y is None:
@@ -265,7 +331,7 @@ class RNN:
             the thread count. Default: no dropout.
         h0 : array_like (num_layers * directions, N, hidden), optional
             Initial states, in the order of ``torch.nn.RNN``'s ``h_0``; for an
-            LSTM a pair ``(h0, c0)``. Default: zero. When given, dL/d``h0`` is
+            LSTM a pair ``(h0, c0)``. Default: zero. When given, ``dL/dh0`` is
             left in :attr:`grad_h0` (same shape, a fresh array each call).
         memory : {"auto", "full", "checkpoint"}, default "auto"
             How BPTT keeps the forward pass's states: every step's ("full"),
@@ -280,6 +346,25 @@ class RNN:
         loss : float
         grad : ndarray
             ``self.grad`` (overwritten by the next call; copy to keep it).
+
+        Examples
+        --------
+        One SGD step by hand, and the same gradient with checkpointed BPTT:
+
+        >>> import numpy as np
+        >>> from rnnumba import RNN
+        >>> net = RNN(1, 8, cell="gru", random_state=0)
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(16, 50)), rng.normal(size=16)
+        >>> loss, grad = net.loss_and_grad(X, y)
+        >>> grad.shape == net.theta.shape
+        True
+        >>> full = grad.copy()
+        >>> bool((net.loss_and_grad(X, y, memory="checkpoint")[1] == full).all())   # bitwise
+        True
+        >>> net.theta -= 0.1 * full
+        >>> net.loss_and_grad(X, y)[0] < loss
+        True
         """
         plain = lengths is None and loss is None and theta is None and dropout_seed is None and h0 is None
         if plain and memory == "auto":
@@ -317,6 +402,43 @@ class RNN:
         at each sample's length; the reverse direction's after reading back to
         the first step), shaped like ``h0``; feeding them back as ``h0`` of the
         next piece of a sequence continues it.
+
+        Parameters
+        ----------
+        X : array_like (N, T) or (N, T, I), list of arrays, or Sequences
+            The inputs (see :meth:`loss_and_grad`).
+        lengths : array_like of int, optional
+            Valid steps of each row of a padded ``X``.
+        many_to_many : bool, default False
+            One output per step instead of one per sequence.
+        h0 : array_like, optional
+            Initial states, as in :meth:`loss_and_grad`.
+        return_state : bool, default False
+            Also return the final states.
+
+        Returns
+        -------
+        out : ndarray (N, O) or (N, T, O), or list of (T_i, O) arrays
+            The head's outputs.
+        state : ndarray or (ndarray, ndarray)
+            With ``return_state=True``: the final states, shaped like ``h0``
+            (an LSTM: ``(h, c)``).
+
+        Examples
+        --------
+        A long sequence read in two pieces gives what one pass gives:
+
+        >>> import numpy as np
+        >>> from rnnumba import RNN
+        >>> net = RNN(1, 8, cell="lstm", random_state=0)
+        >>> X = np.random.default_rng(0).normal(size=(1, 100))
+        >>> whole = net.predict(X, many_to_many=True)
+        >>> first, state = net.predict(X[:, :60], many_to_many=True, return_state=True)
+        >>> second = net.predict(X[:, 60:], many_to_many=True, h0=state)
+        >>> np.allclose(np.concatenate([first, second], axis=1), whole)
+        True
+        >>> net.predict(X).shape                  # one output per sequence
+        (1, 1)
         """
         seqs = self.prepare(X, lengths=lengths)
         N = seqs.X.shape[0]
@@ -335,6 +457,31 @@ class RNN:
         :meth:`loss_and_grad`) are validated once; each call returns a fresh
         gradient array (never a buffer a later call overwrites) and leaves
         ``self.theta`` as it is.
+
+        Parameters
+        ----------
+        X, y, lengths, loss, h0, memory
+            As for :meth:`loss_and_grad`.
+
+        Returns
+        -------
+        callable
+            ``f(theta) -> (loss, grad)``, ``grad`` a fresh float64 array.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy.optimize import minimize
+        >>> from rnnumba import RNN
+        >>> net = RNN(1, 4, random_state=0)
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(50, 4))
+        >>> y = X[:, -1] - X[:, 0]
+        >>> f = net.objective(X, y)
+        >>> result = minimize(f, net.theta, jac=True, method="L-BFGS-B", options={"maxiter": 50})
+        >>> bool(result.fun < f(net.theta)[0])
+        True
+        >>> _ = net.set_theta(result.x)
         """
         data = X if isinstance(X, Batch) else self.prepare(X, y, lengths, loss)
         H0, _ = self._states(h0, data.X.shape[0])
@@ -347,41 +494,3 @@ class RNN:
             return value, self.grad.astype(np.float64, copy=True)
 
         return f
-
-    def copy(self):
-        """Return an independent network with the same parameters."""
-        new = RNN.__new__(RNN)
-        new.layout, new.dtype, new.dropout = self.layout, self.dtype, self.dropout
-        new._bind(self.theta.copy())
-        return new.to(self.device if self.device in backends.DEVICES else self.backend)
-
-    def __repr__(self):
-        L = self.layout
-        extra = "".join(
-            f", {k}={v}"
-            for k, v, default in (
-                ("num_layers", L.num_layers, 1),
-                ("bidirectional", L.bidirectional, False),
-                ("dropout", self.dropout, 0.0),
-            )
-            if v != default
-        )
-        return (
-            f"RNN(input_size={L.input_size}, hidden={L.hidden}, output_size={L.output_size}, "
-            f"cell={L.cell!r}{extra}, dtype={self.dtype.name}) with {self.n_params} parameters"
-        )
-
-    def to_state(self):
-        """Return what :func:`rnnumba.io.save` writes: ``{"kind": "RNN", "net": self, ...}``."""
-        return {"kind": "RNN", "net": self, "params": {}, "fitted": {}}
-
-    def __getstate__(self):
-        state = {"layout": self.layout.to_dict(), "dtype": self.dtype.str, "theta": self.theta}
-        return dict(state, dropout=self.dropout) if self.dropout else state
-
-    def __setstate__(self, state):
-        self.layout = Layout(**state["layout"])
-        self.dtype = np.dtype(state["dtype"])
-        self.dropout = float(state.get("dropout", 0.0))
-        self._bind(np.array(state["theta"], dtype=self.dtype))
-        self.to("cpu")  # a pickled network comes back on the CPU, wherever it was made

@@ -60,6 +60,20 @@ class Standardizer:
     std_ : float or ndarray (I,)
         Their standard deviation with ``ddof=1`` (1 where it is 0: a constant
         feature is only centred, as scikit-learn does).
+
+    Examples
+    --------
+    Statistics of the valid steps only (the padding is left as it is):
+
+    >>> import numpy as np
+    >>> from rnnumba.preprocessing import Standardizer
+    >>> X = np.array([[1.0, 2.0, 3.0], [3.0, 0.0, 0.0]])
+    >>> s = Standardizer().fit(X, lengths=[3, 1])
+    >>> float(s.mean_), round(float(s.std_), 4)
+    (2.25, 0.9574)
+    >>> s.transform(X, lengths=[3, 1]).round(2)
+    array([[-1.31, -0.26,  0.78],
+           [ 0.78,  0.  ,  0.  ]])
     """
 
     def __init__(self, per_feature=False):
@@ -100,6 +114,13 @@ class Standardizer:
         ------
         ValueError
             Fewer than two valid cells, or non-finite values.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba.preprocessing import Standardizer
+        >>> Standardizer(per_feature=True).fit(np.ones((4, 5, 2)) * [1.0, 3.0]).mean_
+        array([1., 3.])
         """
         X, mask, values = _valid_cells(X, lengths)
         if self.per_feature and X.ndim < 3:
@@ -152,6 +173,14 @@ class Standardizer:
         ------
         ValueError
             Not fitted, or non-finite values in the valid cells.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba.preprocessing import Standardizer
+        >>> s = Standardizer().fit(np.array([[0.0, 2.0], [4.0, 6.0]]))
+        >>> s.transform(np.array([[3.0, 3.0]]))
+        array([[0., 0.]])
         """
         self._check_fitted()
         mean, std = self._stats(X)
@@ -171,6 +200,15 @@ class Standardizer:
         -------
         ndarray
             A new array of ``X``'s shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba.preprocessing import Standardizer
+        >>> X = np.array([[0.0, 2.0], [4.0, 6.0]])
+        >>> s = Standardizer().fit(X)
+        >>> np.allclose(s.inverse_transform(s.transform(X)), X)
+        True
         """
         self._check_fitted()
         mean, std = self._stats(X)
@@ -208,6 +246,13 @@ class Standardizer:
         -------
         ndarray
             The standardised inputs.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba.preprocessing import Standardizer
+        >>> Standardizer().fit_transform(np.array([[0.0, 2.0], [4.0, 6.0]])).mean()
+        np.float64(0.0)
         """
         return self.fit(X, lengths).transform(X, lengths)
 

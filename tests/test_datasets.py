@@ -386,10 +386,12 @@ def test_import_is_light(tmp_path):
     # Copied into a bare package so that rnnumba/__init__.py (which imports
     # numba) stays out. (No wall-clock bound: that fails on a busy machine.)
     pkg = tmp_path / "toypkg"
-    pkg.mkdir()
+    (pkg / "datasets").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
-    for name in ("datasets.py", "preprocessing.py"):
-        (pkg / name).write_text((Path(datasets.__file__).parent / name).read_text())
+    here = Path(datasets.__file__).parent  # rnnumba/datasets
+    for name in ("__init__.py", "toy.py", "sensors.py"):
+        (pkg / "datasets" / name).write_text((here / name).read_text())
+    (pkg / "preprocessing.py").write_text((here.parent / "preprocessing.py").read_text())
     code = "import sys, toypkg.datasets\nprint('numba' in sys.modules, 'scipy' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path

@@ -16,10 +16,6 @@ are written down in ``docs/toy-data.md``:
 Variable-length data right-pads with zeros after each sequence's length; the
 sequence-to-sequence variant targets ``z - t`` at every valid position.
 
-:func:`make_sensors` generates a second, multivariate data set: machine runs of
-varying length, three sensors in very different units, a fault label and a
-load to estimate (the worked example of ``docs/data.md``).
-
 This module needs numpy only: it is imported by the CLI and the docs, which
 must not pay for numba's start-up.
 """
@@ -31,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .preprocessing import Standardizer
+from ..preprocessing import Standardizer
 
 __all__ = [
     "ToyData",
@@ -40,7 +36,6 @@ __all__ = [
     "load_toy",
     "make_toy",
     "make_toy_seq2seq",
-    "make_sensors",
     "make_toy_varlen",
 ]
 
@@ -68,6 +63,12 @@ def f(x):
     float or ndarray
         ``f(x)``, elementwise, in float64 unless ``x`` is a lower-precision float
         array.
+
+    Examples
+    --------
+    >>> from rnnumba.datasets import f
+    >>> round(float(f(0.0)), 2)
+    3.33
     """
     x = np.asarray(x)
     return 2 + 0.5 * np.sin(x / 2 - 1) + np.sin(x) + np.sin(2 * x + 2) + np.sin(x / 4 + 1)
@@ -76,7 +77,8 @@ def f(x):
 # ---------------------------------------------------------------- validation
 
 
-def _count(value, name, minimum=1):
+def count(value, name, minimum=1):
+    """Return ``value`` as an int of at least ``minimum``, or raise a ValueError naming ``name``."""
     # operator.index takes numpy integers but refuses 3.0 and "3"; a bool is a flag
     ok = type(value) is not bool
     try:
@@ -109,7 +111,7 @@ def _lengths_set(lengths):
     if not values:
         raise ValueError("lengths must not be empty")
     # a set: duplicates must not tilt the uniform draw
-    return np.array(sorted({_count(v, "every length") for v in values}), dtype=np.int64)
+    return np.array(sorted({count(v, "every length") for v in values}), dtype=np.int64)
 
 
 def _float_dtype(dtype):
@@ -163,9 +165,18 @@ def make_toy(n_samples=N_SAMPLES, length=LENGTH, noise=NOISE, random_state=None,
     -----
     ``z`` is drawn first, so one seed gives the same ``z`` for any ``length`` or
     ``noise``; the noise itself depends on ``length``.
+
+    Examples
+    --------
+    >>> from rnnumba.datasets import make_toy
+    >>> X, z = make_toy(1000, random_state=0)
+    >>> X.shape, z.shape
+    ((1000, 3), (1000,))
+    >>> bool(0 <= z.min() and z.max() < 10)
+    True
     """
-    n_samples = _count(n_samples, "n_samples")
-    length = _count(length, "length")
+    n_samples = count(n_samples, "n_samples")
+    length = count(length, "length")
     noise = _noise(noise)
     dtype = _float_dtype(dtype)
     X, z = _draw(np.random.default_rng(random_state), n_samples, length, noise)
@@ -208,8 +219,15 @@ def make_toy_varlen(
     -----
     The lengths are drawn after ``z`` and the noise, so with one seed the valid
     cells equal those of :func:`make_toy` with ``length=max(lengths)``.
+
+    Examples
+    --------
+    >>> from rnnumba.datasets import make_toy_varlen
+    >>> X, lengths, z = make_toy_varlen(1000, random_state=0)
+    >>> X.shape, sorted(set(lengths.tolist()))
+    ((1000, 4), [3, 4])
     """
-    n_samples = _count(n_samples, "n_samples")
+    n_samples = count(n_samples, "n_samples")
     choices = _lengths_set(lengths)
     noise = _noise(noise)
     dtype = _float_dtype(dtype)
@@ -255,6 +273,13 @@ def make_toy_seq2seq(
     Y : ndarray of shape (n_samples, max(lengths))
         ``Y[i, t] = z_i - t`` for ``t < lengths[i]`` (the spec's 1-based
         ``z - (t-1)``), exactly 0 after; ``Y[:, 0]`` is ``z``.
+
+    Examples
+    --------
+    >>> from rnnumba.datasets import make_toy_seq2seq
+    >>> X, lengths, Y = make_toy_seq2seq(1000, random_state=0)
+    >>> X.shape == Y.shape == (1000, 4)
+    True
     """
     dtype = _float_dtype(dtype)
     X, lens, z = make_toy_varlen(n_samples, lengths, noise, random_state, np.float64)
@@ -282,9 +307,18 @@ def eval_grid(n=200, length=LENGTH, dtype=np.float64):
         ``X[:, t] = f(z - t)`` exactly.
     z : ndarray of shape (n,)
         ``numpy.linspace(0, 10, n)``.
+
+    Examples
+    --------
+    >>> from rnnumba.datasets import eval_grid, f
+    >>> X, z = eval_grid()
+    >>> X.shape, float(z[0]), float(z[-1])
+    ((200, 3), 0.0, 10.0)
+    >>> bool((X[:, 0] == f(z)).all())
+    True
     """
-    n = _count(n, "n")
-    length = _count(length, "length")
+    n = count(n, "n")
+    length = count(length, "length")
     dtype = _float_dtype(dtype)
     z = np.linspace(0.0, Z_HIGH, n)
     X = f(z[:, None] - np.arange(length))
@@ -311,6 +345,18 @@ class ToyData:
         Fitted on the training inputs only.
     kind : str
         ``"fixed"``, ``"varlen"`` or ``"seq2seq"``.
+
+    Parameters
+    ----------
+    X_train, y_train, X_test, y_test, scaler, kind, lengths_train, lengths_test
+        The attributes below, in this order; made by :func:`load_toy`.
+
+    Examples
+    --------
+    >>> from rnnumba.datasets import load_toy
+    >>> data = load_toy("varlen", n_samples=1000)
+    >>> data.kind, data.X_train.shape, data.lengths_test.shape
+    ('varlen', (700, 4), (300,))
     """
 
     X_train: np.ndarray
@@ -360,14 +406,23 @@ def load_toy(
     ToyData
         ``X_train, y_train, X_test, y_test`` (+ ``lengths_train, lengths_test``
         for variable lengths) and the fitted ``scaler``.
+
+    Examples
+    --------
+    >>> from rnnumba.datasets import load_toy
+    >>> data = load_toy()                      # the seed's 200,000 sequences, 70% train
+    >>> data.X_train.shape, data.X_test.shape
+    ((140000, 3), (60000, 3))
+    >>> round(float(data.scaler.mean_), 2), round(float(data.scaler.std_), 2)
+    (2.87, 0.93)
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    n_samples = _count(n_samples, "n_samples")
+    n_samples = count(n_samples, "n_samples")
     if n_train is None:
         # integer arithmetic: exactly 140,000 of 200,000, no float rounding
         n_train = max(1, n_samples * TRAIN_FRACTION_TENTHS // 10)
-    n_train = _count(n_train, "n_train")
+    n_train = count(n_train, "n_train")
     if n_train > n_samples:
         raise ValueError(f"n_train must be <= n_samples ({n_samples}), got {n_train}")
 
@@ -395,51 +450,3 @@ def load_toy(
         lengths_train=None if l_tr is None else l_tr.copy(),
         lengths_test=None if l_te is None else l_te.copy(),
     )
-
-
-def make_sensors(n_samples=400, min_length=20, max_length=60, fault_rate=0.3, random_state=None):
-    """Machine runs: three sensors in mixed units, of varying length (generated).
-
-    Run ``i`` lasts ``T_i ~ U{min_length..max_length}`` seconds under a load
-    ``L_i ~ U[0.5, 2]`` (kN) and is faulty with probability ``fault_rate``.
-    Sampled once a second (``t = 0..T_i-1``)::
-
-        temperature  60 + 8 L (1 - exp(-t / 15)) (1 + 0.5 fault)  + N(0, 0.3^2)   degC
-        pressure     2e5 + 3e3 L + 500 sin(t / 5 + phase)          + N(0, 100^2)   Pa
-        vibration    1e-3 (1 + 1.5 fault [t >= onset]) |N(0, 1)|                    g
-
-    so the load shows in the temperature's rise and the pressure's level, and
-    a fault in a faster warm-up and, after a random onset, more vibration.
-
-    Parameters
-    ----------
-    n_samples : int, default 400
-    min_length, max_length : int, default 20, 60
-    fault_rate : float, default 0.3
-    random_state : int, numpy.random.Generator or None
-
-    Returns
-    -------
-    X : list of ndarray (T_i, 3)
-        Temperature, pressure, vibration.
-    fault : ndarray (N,) of int
-        1 for a faulty run.
-    load : ndarray (N,)
-        The load, in kN.
-    """
-    n_samples = _count(n_samples, "n_samples")
-    min_length = _count(min_length, "min_length")
-    max_length = _count(max_length, "max_length", min_length)
-    rng = np.random.default_rng(random_state)
-    lengths = rng.integers(min_length, max_length + 1, size=n_samples)
-    load = rng.uniform(0.5, 2.0, size=n_samples)
-    fault = (rng.random(n_samples) < fault_rate).astype(np.int64)
-    X = []
-    for T, L, bad in zip(lengths, load, fault, strict=True):
-        t = np.arange(T, dtype=np.float64)
-        temp = 60 + 8 * L * (1 - np.exp(-t / 15)) * (1 + 0.5 * bad) + rng.normal(0, 0.3, T)
-        pres = 2e5 + 3e3 * L + 500 * np.sin(t / 5 + rng.uniform(0, 2 * np.pi)) + rng.normal(0, 100, T)
-        onset = rng.integers(0, T)
-        vib = 1e-3 * (1 + 1.5 * bad * (t >= onset)) * np.abs(rng.normal(size=T))
-        X.append(np.column_stack([temp, pres, vib]))
-    return X, fault, load

@@ -25,6 +25,22 @@ class DaskBackend:
     -----
     ``predict`` runs in this process (on the CPU backend): predictions of a
     dask array are :func:`rnnumba.distributed.predict`.
+
+    Examples
+    --------
+    The estimators train through it when given dask arrays:
+
+    >>> import numpy as np, dask.array as da
+    >>> from distributed import Client
+    >>> import rnnumba
+    >>> from rnnumba.datasets import make_toy
+    >>> client = Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None)
+    >>> X, z = make_toy(400, random_state=0)
+    >>> model = rnnumba.RNNRegressor(hidden=8, solver="L-BFGS-B", epochs=5, random_state=0)
+    >>> _ = model.fit(da.from_array(X, chunks=100), da.from_array(z, chunks=100), client=client)
+    >>> model.n_iter_ <= 5
+    True
+    >>> client.close()
     """
 
     name = "dask"

@@ -13,7 +13,25 @@ from .tasks import usable_cpus, warm_task
 
 
 def is_dask_collection(x):
-    """Tell whether ``x`` is a dask array (or any dask collection); never imports dask."""
+    """Tell whether ``x`` is a dask array (or any dask collection); never imports dask.
+
+    Parameters
+    ----------
+    x : object
+        Anything.
+
+    Returns
+    -------
+    bool
+        True for a dask collection.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> from rnnumba.distributed import is_dask_collection
+    >>> is_dask_collection(da.zeros(3)), is_dask_collection(np.zeros(3))
+    (True, False)
+    """
     if "dask" not in sys.modules:  # nothing can be a dask collection yet
         return False
     from dask.base import is_dask_collection as is_collection
@@ -58,6 +76,26 @@ def numba_threads_for(client):
 
     Per host: usable CPUs // Dask threads on that host (at least 1); the
     minimum over hosts. Two workers x 1 thread on 2 cores -> 1.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A client of the cluster.
+
+    Returns
+    -------
+    int
+        Numba threads for each task.
+
+    Examples
+    --------
+    >>> import os
+    >>> from distributed import Client
+    >>> from rnnumba.distributed import numba_threads_for
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+    >>> numba_threads_for(client) == max(1, len(os.sched_getaffinity(0)))
+    True
+    >>> client.close()
     """
     info = client.scheduler_info(n_workers=-1)["workers"]
     if not info:
@@ -82,10 +120,34 @@ def warm_workers(client, net, kernels=("objective",), threads=None, mode="host")
     another, for hosts sharing one writable cache directory (NFS). ``False``:
     nothing (every worker loads or compiles on its first task).
 
+    Parameters
+    ----------
+    client : distributed.Client
+        A client of the cluster.
+    net : RNN
+        The network whose cell family and dtype the workers will run.
+    kernels : tuple of str, default ("objective",)
+        Which kernels: "objective" (full batch), "epoch" (minibatch), "predict".
+    threads : int, optional
+        Numba threads per task (default: :func:`numba_threads_for`).
+    mode : {"host", "serial", False}, default "host"
+        The order of the waves (above).
+
     Returns
     -------
     dict
         ``{worker address: {kernel: (cache hits, cache misses, seconds)}}``.
+
+    Examples
+    --------
+    >>> from distributed import Client
+    >>> import rnnumba
+    >>> from rnnumba.distributed import warm_workers
+    >>> client = Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None)
+    >>> report = warm_workers(client, rnnumba.RNN(1, 26))
+    >>> len(report)                            # one entry per worker
+    2
+    >>> client.close()
     """
     if not mode:
         return {}

@@ -129,6 +129,21 @@ class DaskData:
         What the warm-up compiles.
     retries : int
         Times a call is sent again after losing workers before giving up.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from distributed import Client
+    >>> import rnnumba
+    >>> from rnnumba.datasets import make_toy
+    >>> from rnnumba.distributed import DaskData
+    >>> client = Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None)
+    >>> X, z = make_toy(300, random_state=0)
+    >>> data = DaskData(rnnumba.RNN(1, 8), da.from_array(X, chunks=100), da.from_array(z, chunks=100),
+    ...                 client=client)
+    >>> data.n_chunks
+    3
+    >>> data.close(); client.close()
     """
 
     def __init__(

@@ -50,8 +50,14 @@ def fit_full_batch(
         Adds ``weight_decay/2 * |theta|^2``.
     checkpoint : path, optional
         Save ``theta`` there every ``checkpoint_every`` iterations and at the end.
+    checkpoint_every : int, default 10
+        Iterations between checkpoints.
     resume_from : path, optional
         Start from a checkpoint's ``theta``; the quasi-Newton memory restarts.
+    data : DaskData, optional
+        Data already on the workers, instead of ``X, y, lengths``.
+    **data_kwargs
+        More :class:`DaskData` keywords.
 
     Returns
     -------
@@ -62,6 +68,24 @@ def fit_full_batch(
         is "stopped by a callback" or "interrupted" for runs cut short.
     loss_curve : ndarray
         The objective at the start and after every iteration.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import dask.array as da
+    >>> from distributed import Client
+    >>> import rnnumba
+    >>> from rnnumba.datasets import make_toy
+    >>> from rnnumba.distributed import fit_full_batch
+    >>> client = Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None)
+    >>> X, z = make_toy(400, random_state=0)
+    >>> net = rnnumba.RNN(1, 8, random_state=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "fit.npz")
+    >>> theta, result, curve = fit_full_batch(net, da.from_array(X, chunks=100), da.from_array(z, chunks=100),
+    ...                                       client=client, options={"maxiter": 10}, checkpoint=path)
+    >>> bool(curve[-1] < curve[0]), os.path.exists(path)
+    (True, True)
+    >>> client.close()
     """
     from scipy.optimize import OptimizeResult, minimize
 

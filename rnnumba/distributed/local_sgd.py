@@ -84,11 +84,21 @@ def fit_minibatch(
         Default: the cluster's Dask threads, at most the number of parts.
     sync_every : int, optional
         Steps of each replica between averages; default one epoch.
+    shuffle : bool, default True
+        Draw new part and block orders every epoch.
     random_state : int, numpy.random.Generator or None
         Draws the part and block orders of every epoch.
     checkpoint : path, optional
         Save the whole state every ``checkpoint_every`` epochs and at the end;
         ``resume_from=`` that file continues the run bitwise as if uninterrupted.
+    checkpoint_every : int, default 1
+        Epochs between checkpoints.
+    resume_from : path, optional
+        A checkpoint of this run to continue from.
+    data : DaskData, optional
+        Data already on the workers, instead of ``X, y, lengths``.
+    **data_kwargs
+        More :class:`DaskData` keywords.
 
     Returns
     -------
@@ -99,6 +109,23 @@ def fit_minibatch(
         "diverged" (``theta`` then holds the last finite average).
     loss_curve : ndarray
         Mean minibatch loss (weighted by rows) of every epoch.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from distributed import Client
+    >>> import rnnumba
+    >>> from rnnumba.datasets import make_toy
+    >>> from rnnumba.distributed import fit_minibatch
+    >>> client = Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None)
+    >>> X, z = make_toy(400, random_state=0)
+    >>> net = rnnumba.RNN(1, 8, random_state=0)
+    >>> theta, result, curve = fit_minibatch(net, da.from_array(X, chunks=100), da.from_array(z, chunks=100),
+    ...                                      client=client, options={"lr": 0.04}, epochs=3, replicas=2,
+    ...                                      random_state=0)
+    >>> len(curve)
+    3
+    >>> client.close()
     """
     from scipy.optimize import OptimizeResult
 

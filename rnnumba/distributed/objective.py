@@ -43,11 +43,34 @@ class DaskObjective:
     one chunking. Pass ``data=`` (a :class:`DaskData`) or the arguments of
     :class:`DaskData`.
 
+    Parameters
+    ----------
+    net : RNN
+        The network whose layout and dtype the workers evaluate.
+    X, y, lengths, client
+        As for :class:`DaskData`; or pass ``data=``.
+    data : DaskData, optional
+        Data already on the workers (not closed by :meth:`close`).
+    weight_decay : float, default 0
+        Adds ``weight_decay/2 * |theta|^2``.
+    **kwargs
+        More :class:`DaskData` keywords.
+
     Examples
     --------
-    >>> f = DaskObjective(net, X_dask, y_dask, client=client)    # doctest: +SKIP
-    >>> scipy.optimize.minimize(f, net.theta, jac=True, method="L-BFGS-B")  # doctest: +SKIP
-    >>> f.close()                                                  # doctest: +SKIP
+    >>> import numpy as np, dask.array as da
+    >>> from distributed import Client
+    >>> import rnnumba
+    >>> from rnnumba import distributed as rd
+    >>> client = Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None)
+    >>> from rnnumba.datasets import make_toy
+    >>> X, z = make_toy(400, random_state=0)
+    >>> net = rnnumba.RNN(1, 8, random_state=0)
+    >>> f = rd.DaskObjective(net, da.from_array(X, chunks=100), da.from_array(z, chunks=100), client=client)
+    >>> loss, grad = f(net.theta)
+    >>> bool(np.isclose(loss, net.objective(X, z)(net.theta)[0], rtol=1e-12))
+    True
+    >>> f.close(); client.close()
     """
 
     def __init__(
@@ -82,7 +105,18 @@ class DaskObjective:
     loss_and_grad = __call__
 
     def value_at(self, x):
-        """Return the objective at ``x``, re-using the last evaluation when it was there."""
+        """Return the objective at ``x``, re-using the last evaluation when it was there.
+
+        Parameters
+        ----------
+        x : ndarray (n_params,)
+            The parameters.
+
+        Returns
+        -------
+        float
+            The loss (plus the weight decay term).
+        """
         if self.last_x is not None and np.array_equal(x, self.last_x):
             return self.last_f
         return self(x)[0]

@@ -10,6 +10,33 @@ def predict(net, X, lengths=None, numba_threads=1):
 
     For a fitted estimator, standardise first:
     ``predict(est.net_, X.map_blocks(est.scaler_.transform))`` (fixed lengths).
+
+    Parameters
+    ----------
+    net : RNN
+        The network (copied into the tasks).
+    X : dask.array.Array (N, T) or (N, T, I)
+        Chunked along samples.
+    lengths : dask or NumPy array of int, optional
+        Valid steps per row, chunked like ``X``.
+    numba_threads : int, default 1
+        Numba threads per task.
+
+    Returns
+    -------
+    dask.array.Array (N, O)
+        Lazy; ``.compute()`` it.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> import rnnumba
+    >>> from rnnumba.distributed import predict
+    >>> net = rnnumba.RNN(1, 4, random_state=0)
+    >>> X = np.random.default_rng(0).normal(size=(40, 6))
+    >>> lazy = predict(net, da.from_array(X, chunks=10))
+    >>> np.allclose(lazy.compute(), net.predict(X))
+    True
     """
     dask, da, _ = import_dask()
     blocks, _ = align_blocks(X, None, lengths)

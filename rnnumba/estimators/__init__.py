@@ -76,6 +76,18 @@ def load(path):
         No such file.
     ValueError
         A truncated, corrupt or foreign file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import rnnumba
+    >>> net = rnnumba.RNN(1, 8, random_state=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+    >>> from rnnumba.io import save
+    >>> save(net, path)
+    >>> rnnumba.load(path)
+    RNN(input_size=1, hidden=8, output_size=1, cell='elman', dtype=float64) with 89 parameters
     """
     state = read(path)
     kind = state["kind"]

@@ -1,4 +1,4 @@
-"""The estimators' shared machinery: hyper-parameters, ``fit``, persistence.
+"""The estimators' shared machinery: hyper-parameters and ``fit`` (persistence: :mod:`.persistence`).
 
 :class:`RNNEstimator` turns user data into a :class:`~rnnumba.data.Batch`
 (once), builds the :class:`~rnnumba.network.RNN` on its backend, runs the
@@ -19,19 +19,18 @@ from sklearn.utils.validation import check_is_fitted
 from ..data import Sequences, batch
 from ..distributed import DaskBackend, DaskData, is_dask_collection
 from ..distributed.cluster import import_dask, resolve_client
-from ..io import save
 from ..network import RNN
 from ..preprocessing import Standardizer
 from ..solvers import Problem, train
 from ..solvers.options import check_dtype, check_options, generator
 from ..validation import kernel_array
 from .inputs import as_sequences, sample_weights
-from .params import FITTED, jsonable
+from .persistence import Persistent
 
 __all__ = ["NotFittedError", "RNNEstimator"]
 
 
-class RNNEstimator(BaseEstimator):
+class RNNEstimator(Persistent, BaseEstimator):
     """Shared machinery; see :class:`RNNRegressor` for the parameters."""
 
     _loss = None
@@ -135,6 +134,19 @@ class RNNEstimator(BaseEstimator):
         Returns
         -------
         self
+
+        Examples
+        --------
+        A padded array with its lengths, and the same data as a list of sequences:
+
+        >>> import numpy as np
+        >>> from rnnumba import RNNRegressor
+        >>> X = np.array([[0.1, 0.5, 0.9], [0.2, 0.4, 0.0]])
+        >>> model = RNNRegressor(hidden=4, epochs=1, random_state=0)
+        >>> model.fit(X, [1.0, 2.0], lengths=[3, 2]).n_iter_
+        1
+        >>> model.fit([X[0], X[1, :2]], [1.0, 2.0]).n_iter_
+        1
         """
         warm = self.warm_start and self.__sklearn_is_fitted__()
         return self._fit(X, y, lengths, sample_weight, client, warm)
@@ -160,6 +172,17 @@ class RNNEstimator(BaseEstimator):
         Returns
         -------
         self
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba import RNNRegressor
+        >>> X = np.random.default_rng(0).normal(size=(40, 5))
+        >>> model = RNNRegressor(hidden=4, random_state=0)
+        >>> for part in (X[:20], X[20:]):
+        ...     model = model.partial_fit(part, part.sum(axis=1))
+        >>> model.n_iter_
+        2
         """
         if is_dask_collection(X) or is_dask_collection(y):
             raise ValueError("partial_fit takes in-memory data; fit dask arrays with fit()")
@@ -405,57 +428,3 @@ class RNNEstimator(BaseEstimator):
     def _raw(self, seqs):
         """Head outputs on validated, scaled inputs: (N, O) or (N, T, O), padded."""
         return self.net_.predict(seqs._replace(from_list=False), many_to_many=self.many_to_many_)
-
-    # -- persistence -------------------------------------------------------------
-    def save(self, path):
-        """Write the fitted model to ``path`` (``.npz``); see :func:`rnnumba.io.save`."""
-        save(self, path)
-        return self
-
-    def to_state(self):
-        """Return the fitted model as :func:`rnnumba.io.save` writes it.
-
-        Returns
-        -------
-        dict
-            ``kind`` (the class name), ``net``, ``params`` (JSON-able
-            hyper-parameters; callbacks and Generators become None),
-            ``fitted`` (the fitted attributes and the scaler) and ``classes``.
-        """
-        net = self._fitted()
-        params = {k: jsonable(v) for k, v in self.get_params().items()}
-        params["callbacks"] = None
-        fitted = {k: jsonable(self.__dict__[k]) for k in FITTED if k in self.__dict__}
-        fitted["scaler"] = self.scaler_.to_dict() if self.scaler_ is not None else None
-        state = {"kind": type(self).__name__, "net": net, "params": params, "fitted": fitted}
-        return dict(state, classes=getattr(self, "classes_", None))
-
-    @classmethod
-    def from_state(cls, state):
-        """Rebuild the estimator :meth:`to_state` described.
-
-        Raises
-        ------
-        ValueError
-            A state this class cannot take.
-        """
-        params, fitted = state["params"], dict(state["fitted"])
-        try:
-            est = cls(**{k: v for k, v in params.items() if k in cls._get_param_names()})
-            scaler = fitted.pop("scaler", None)
-            est.scaler_ = None if scaler is None else Standardizer.from_dict(scaler)
-            for name, value in fitted.items():
-                if name in FITTED:
-                    setattr(est, name, value)
-            arrays = (("feature_names_in_", object), ("target_mean_", float), ("target_std_", float))
-            for name, kind in arrays:
-                if est.__dict__.get(name) is not None:
-                    setattr(est, name, np.asarray(est.__dict__[name], dtype=kind))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"bad estimator description ({exc})") from exc
-        est._adopt_classes(state.get("classes"), state["net"])
-        est.net_ = state["net"]
-        return est
-
-    def _adopt_classes(self, classes, net):
-        pass

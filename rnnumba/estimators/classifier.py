@@ -19,23 +19,43 @@ __all__ = ["RNNClassifier"]
 class RNNClassifier(ClassifierMixin, RNNEstimator):
     """A recurrent classifier (softmax cross-entropy), trained on the flat vector.
 
-    Parameters are those of :class:`RNNRegressor` (but ``scale_target``), and:
-
-    class_weight : dict, "balanced" or None, default None
-        Weights of the classes in the loss (``{label: weight}``; "balanced":
-        ``n_targets / (n_classes * count)``, scikit-learn's rule), times
-        ``sample_weight``.
-
     Labels may be any sortable values (ints, strings); they are mapped to
     ``0..K-1`` through ``classes_``. ``y`` of shape (N,) gives one label per
     sequence, (N, T) or a list of (T_i,) arrays one per step; there, a NaN
     label (float labels) marks a step without a target.
+
+    Parameters
+    ----------
+    hidden, cell, num_layers, bidirectional, dropout, peephole, reset_after, solver, lr, batch_size, epochs, \
+momentum, nesterov, beta1, beta2, epsilon, clip, weight_decay, early_stopping, validation_fraction, \
+n_iter_no_change, tol, shuffle, standardize, channels_first, warm_start, dtype, random_state, verbose, \
+callbacks, solver_options, subsample, bptt_steps, device
+        As for :class:`RNNRegressor`.
+    class_weight : dict, "balanced" or None, default None
+        Weights of the classes in the loss (``{label: weight}``; "balanced":
+        ``n_targets / (n_classes * count)``, scikit-learn's rule), times
+        ``sample_weight``.
 
     Attributes
     ----------
     classes_ : ndarray (K,)
         The labels, sorted.
     Others as :class:`RNNRegressor` (``n_outputs_`` is K).
+
+    Examples
+    --------
+    Variable-length sequences, string labels:
+
+    >>> import numpy as np
+    >>> from rnnumba import RNNClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = [rng.normal(size=(int(n), 2)) for n in rng.integers(5, 9, size=120)]
+    >>> y = ["rising" if x[-1, 0] > x[0, 0] else "falling" for x in X]
+    >>> clf = RNNClassifier(hidden=8, solver="adam", lr=0.02, epochs=30, random_state=0).fit(X, y)
+    >>> clf.classes_.tolist()
+    ['falling', 'rising']
+    >>> clf.score(X, y) > 0.8
+    True
     """
 
     _loss = "xent"
@@ -142,6 +162,18 @@ class RNNClassifier(ClassifierMixin, RNNEstimator):
         Returns
         -------
         ndarray or list of ndarray
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba import RNNClassifier
+        >>> X = np.random.default_rng(0).normal(size=(60, 6))
+        >>> y = np.where(X[:, 0] > 0, "up", "down")
+        >>> clf = RNNClassifier(hidden=4, epochs=3, random_state=0).fit(X, y)
+        >>> clf.predict_proba(X[:2]).shape           # one column per class of classes_
+        (2, 2)
+        >>> np.allclose(clf.predict_proba(X).sum(axis=1), 1)
+        True
         """
         seqs = self._check_X(X, lengths)
         lens, from_list = seqs.lengths, seqs.from_list
@@ -168,6 +200,17 @@ class RNNClassifier(ClassifierMixin, RNNEstimator):
         Returns
         -------
         ndarray or list of ndarray
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba import RNNClassifier
+        >>> X = np.random.default_rng(0).normal(size=(60, 6))
+        >>> clf = RNNClassifier(hidden=4, epochs=3, random_state=0).fit(X, X[:, 0] > 0)
+        >>> clf.classes_
+        array([False,  True])
+        >>> clf.predict(X[:3]).dtype
+        dtype('bool')
         """
         seqs = self._check_X(X, lengths)
         lens, from_list = seqs.lengths, seqs.from_list
@@ -192,6 +235,16 @@ class RNNClassifier(ClassifierMixin, RNNEstimator):
         Returns
         -------
         float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba import RNNClassifier
+        >>> X = np.random.default_rng(0).normal(size=(100, 4))
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> clf = RNNClassifier(hidden=8, solver="L-BFGS-B", epochs=50, random_state=0).fit(X, y)
+        >>> clf.score(X, y) > 0.9                     # accuracy
+        True
         """
         seqs = self._check_X(X, lengths)
         lens = seqs.lengths

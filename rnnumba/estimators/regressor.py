@@ -141,6 +141,19 @@ class RNNRegressor(RegressorMixin, RNNEstimator):
     without a target (it is left out of the loss and the score).
     ``predict`` returns the same shape (NaN in the padding of padded
     per-step outputs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnnumba import RNNRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 10))            # 200 sequences of 10 steps, one feature
+    >>> y = X[:, -3:].sum(axis=1)                 # the sum of the last three steps
+    >>> model = RNNRegressor(hidden=8, solver="L-BFGS-B", epochs=60, random_state=0).fit(X, y)
+    >>> model.n_params_, model.n_features_in_
+    (89, 1)
+    >>> round(model.score(X, y), 2) > 0.9
+    True
     """
 
     _loss = "mse"
@@ -230,6 +243,15 @@ class RNNRegressor(RegressorMixin, RNNEstimator):
         Returns
         -------
         ndarray or list of ndarray
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba import RNNRegressor
+        >>> X = [np.array([0.1, 0.4, 0.2]), np.array([0.3, 0.5])]    # two sequences, lengths 3 and 2
+        >>> model = RNNRegressor(hidden=4, epochs=2, random_state=0).fit(X, [1.0, 2.0])
+        >>> model.predict(X).shape
+        (2,)
         """
         seqs = self._check_X(X, lengths)
         lens, from_list = seqs.lengths, seqs.from_list
@@ -264,6 +286,16 @@ class RNNRegressor(RegressorMixin, RNNEstimator):
         Returns
         -------
         float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rnnumba import RNNRegressor
+        >>> X = np.random.default_rng(0).normal(size=(50, 5))
+        >>> y = X.mean(axis=1)
+        >>> model = RNNRegressor(hidden=4, solver="L-BFGS-B", epochs=30, random_state=0).fit(X, y)
+        >>> model.score(X, y) > 0.5                   # R^2
+        True
         """
         seqs = self._check_X(X, lengths)
         lens = seqs.lengths

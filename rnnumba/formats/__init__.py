@@ -50,6 +50,17 @@ def read_data(path, need_y=True, target_column=True, **csv_options):
     ValueError
         An unknown suffix, CSV options for another format, content that does
         not fit, or no targets when ``need_y``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from rnnumba.formats import read_data
+    >>> path = os.path.join(tempfile.mkdtemp(), "data.npz")
+    >>> np.savez(path, X=np.ones((3, 5)), y=[0, 1, 0])
+    >>> data = read_data(path)
+    >>> data.X.shape, data.y.tolist(), data.lengths, data.ids
+    ((3, 5), [0, 1, 0], None, None)
     """
     exists(path)
     ext = os.path.splitext(str(path))[1].lower()

@@ -19,6 +19,23 @@ class DataFile(NamedTuple):
 
     ``X`` (an array or a list of arrays), ``y`` (None without targets), ``lengths``
     (``.npz`` only) and ``ids`` (long-format ``.csv`` only).
+
+    Parameters
+    ----------
+    X : ndarray or list of ndarray
+        The sequences.
+    y : ndarray, list of ndarray or None
+        The targets.
+    lengths : ndarray or None
+        Valid steps per row of a padded ``X``.
+    ids : ndarray or None
+        The sequences' ids.
+
+    Examples
+    --------
+    >>> from rnnumba.formats import DataFile
+    >>> DataFile(X=[[1.0, 2.0]], y=[0], lengths=None, ids=None).y
+    [0]
     """
 
     X: object

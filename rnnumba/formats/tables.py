@@ -27,6 +27,17 @@ def read_npz(path):
         No such file.
     ValueError
         Not a readable ``.npz`` file, or no array ``X``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from rnnumba.formats import read_npz
+    >>> path = os.path.join(tempfile.mkdtemp(), "data.npz")
+    >>> np.savez(path, X=np.zeros((4, 6, 2)), y=np.arange(4.0), lengths=[6, 5, 6, 2])
+    >>> X, y, lengths = read_npz(path)
+    >>> X.shape, lengths.tolist()
+    ((4, 6, 2), [6, 5, 6, 2])
     """
     exists(path)
     try:
@@ -80,7 +91,7 @@ def read_legacy(path, target_column, need_y, header):
 def read_csv(
     path, target=None, features=None, id=None, time=None, target_per="step", header=None, target_column=True
 ):
-    """Read sequences from a CSV file, headerless or in long format.
+    r"""Read sequences from a CSV file, headerless or in long format.
 
     Without ``id``: the headerless form, one sequence per row, the target first
     (unless not ``target_column``), then one value per step; rows may differ
@@ -114,6 +125,25 @@ def read_csv(
         No such file.
     ValueError
         Content that does not fit the form (the message names the line).
+
+    Examples
+    --------
+    The headerless form (the target, then the steps) and the long format:
+
+    >>> import os, tempfile
+    >>> from rnnumba.formats import read_csv
+    >>> folder = tempfile.mkdtemp()
+    >>> path = os.path.join(folder, "rows.csv")
+    >>> _ = open(path, "w").write("# z, f(z), f(z-1), f(z-2)\n4.21,3.10,2.05,3.77\n0.57,2.44,1.91\n")
+    >>> X, y, ids = read_csv(path)
+    >>> [len(x) for x in X], y.tolist()
+    ([3, 2], [4.21, 0.57])
+    >>> path = os.path.join(folder, "long.csv")
+    >>> text = "seq,time,a,b,y\ns2,1,10,-1,0.5\ns1,0,1,10,7\ns2,0,9,-2,0.5\ns1,1,2,20,7\n"
+    >>> _ = open(path, "w").write(text)
+    >>> X, y, ids = read_csv(path, id="seq", time="time", target="y", target_per="sequence")
+    >>> ids.tolist(), X[0].tolist(), y.tolist()
+    (['s2', 's1'], [[9.0, -2.0], [10.0, -1.0]], [0.5, 7.0])
     """
     if id is None:
         if any(v is not None for v in (target, features, time)):

@@ -58,7 +58,7 @@ def _ts_header(meta, line, where):
 
 
 def read_ts(path):
-    """Read a UEA/UCR ``.ts`` file (the sktime and aeon format).
+    r"""Read a UEA/UCR ``.ts`` file (the sktime and aeon format).
 
     Header lines (``@problemName``, ``@timeStamps``, ``@missing``, ``@univariate``,
     ``@dimensions``, ``@equalLength``, ``@seriesLength``, ``@classLabel true l1 l2 ...``
@@ -88,6 +88,17 @@ def read_ts(path):
         No such file.
     ValueError
         Content that does not fit the format (the message names the line).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rnnumba.formats import read_ts
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.ts")
+    >>> text = "@problemName tiny\n@univariate true\n@classLabel true a b\n@data\n1,2,3:a\n4,5:b\n"
+    >>> _ = open(path, "w").write(text)
+    >>> X, y, meta = read_ts(path)
+    >>> [x.shape for x in X], y.tolist()
+    ([(3, 1), (2, 1)], ['a', 'b'])
     """
     meta = dict(problem_name=None, timestamps=False, missing=None, univariate=None, equal_length=None)
     meta.update(series_length=None, dimensions=None, class_labels=None, target_label=False)
