@@ -5,13 +5,12 @@ Sequences here are 530 steps long: three segments of 256, 256 and 18 steps
 (inside a sample, at its last step, past it) is met by the random lengths.
 """
 
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from reference import loss_and_grad as reference_loss_and_grad
+from rss import peak_growth
 
 import rnnumba
 from rnnumba import memory
@@ -164,14 +163,6 @@ def test_the_checkpoint_estimate_is_far_below_full_storage_for_long_sequences():
     assert full > 3 * 2**30 and ck < 0.1 * 2**30  # ~3.5 GB of states against ~45 MB
 
 
-def _rss(pid):
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS:"))
-    except (OSError, StopIteration):
-        return None
-
-
 @pytest.mark.parametrize("cell", ["elman", "lstm"])
 @pytest.mark.parametrize("many", [False, True])
 def test_predictions_from_checkpoints_are_those_of_full_storage(cell, many):
@@ -211,19 +202,9 @@ sys.stdin.readline()
 @pytest.mark.parametrize("call", ["net.loss_and_grad(b)", "net.predict(X)"])
 def test_long_sequences_train_and_predict_within_the_checkpoint_estimate(call):
     """N = 64, T = 20,000, hidden 128, float64: 1.4 GB with full storage; RSS sampled from outside."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD + call], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert child.stdout.readline().strip() == "ready"
-    base = peak = _rss(child.pid)
-    child.stdin.write("go\n")
-    child.stdin.flush()
-    while child.poll() is None:
-        peak = max(peak, _rss(child.pid) or 0)
-        time.sleep(0.001)
-    assert child.returncode == 0
+    grown = peak_growth(_CHILD + call)
     layout = rnnumba.RNN(1, 128, 1).layout
     full = memory.training_bytes(layout, 64, 20_000, 8, False)
     ck = memory.training_bytes(layout, 64, 20_000, 8, False, checkpoint=True)
     assert full > 1.3 * 2**30 and ck < 0.1 * full
-    assert peak - base <= 1.2 * ck, (peak - base, ck)  # checkpoints: ~0.1 GB, not ~1.4
+    assert grown <= 1.2 * ck, (grown, ck)  # checkpoints: ~0.1 GB, not ~1.4
