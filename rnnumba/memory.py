@@ -88,9 +88,10 @@ def training_bytes(layout, N, T, itemsize, many, checkpoint=False):
     >>> from rnnumba import Layout
     >>> from rnnumba.memory import training_bytes
     >>> layout = Layout("elman", 1, 128)
-    >>> round(training_bytes(layout, 64, 100_000, 4, False) / 2**30, 1)
+    >>> round(training_bytes(layout, 64, 100_000, 4, False) / 2**30, 1)  # GB
     3.3
-    >>> round(training_bytes(layout, 64, 100_000, 4, False, checkpoint=True) / 2**20)
+    >>> need = training_bytes(layout, 64, 100_000, 4, False, checkpoint=True)
+    >>> round(need / 2**20)  # MB
     41
     """
     H, L, D = layout.hidden, layout.num_layers, layout.directions
