@@ -3,13 +3,15 @@ the merged tables (the Markdown of RESULTS.md).
 
     python benchmarks/run.py [--cells elman,lstm,gru] [--peers rnnumba,torch,numpy]
                              [--sizes seed,small-long,medium,large] [--no-compile]
-                             [--out DIR] [--json FILE]
+                             [--out DIR] [--json FILE] [--no-roofline]
 
 ``--json FILE`` also merges the peers' pytest-benchmark files into one file,
 with the command that made it: ``benchmarks/results.json`` is the one the
 documentation's benchmark page is built from (``docs/benchmarks.md``).
 
-The report names the matrix-product kernels each peer's process ran. On a
+First ``roofline.py`` measures the machine's multiply-add peak (its own
+process), so that each step's row shows its share of that peak next to the
+ratios. The report names the matrix-product kernels each peer's process ran. On a
 machine whose environment pins OpenBLAS's kernels (``OPENBLAS_CORETYPE``,
 ``OPENBLAS_L2_SIZE``), OpenBLAS's own choice is measured by unsetting both in
 that command alone::
@@ -32,12 +34,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from conftest import SIZES  # noqa: E402
-from report import main as report  # noqa: E402
-from report import merge  # noqa: E402
+from report import merge, show  # noqa: E402
 
 
-def run(cells, peers, out, sizes=None, compile_times=True, json_path=None, command=None):
+def run(cells, peers, out, sizes=None, compile_times=True, json_path=None, command=None, roofline=True):
     os.makedirs(out, exist_ok=True)
+    peak = None
+    if roofline:  # the machine's multiply-add peak, in a process of its own, first
+        peak = os.path.join(out, "roofline.json")
+        cmd = [sys.executable, os.path.join(HERE, "roofline.py"), "--out", peak]
+        print("$", " ".join(cmd), file=sys.stderr, flush=True)
+        subprocess.run(cmd, check=True, stdout=sys.stderr)
     if "elman" not in cells.split(","):  # the NumPy baseline is an Elman network: nothing to run
         peers = [peer for peer in peers if peer != "numpy"]
     paths = []
@@ -59,11 +66,12 @@ def run(cells, peers, out, sizes=None, compile_times=True, json_path=None, comma
         print("$", " ".join(cmd), f"(peer {peer})", file=sys.stderr, flush=True)
         subprocess.run(cmd, env=env, check=True, stdout=sys.stderr)
         paths.append(path)
+    merged = merge(paths, command=command, roofline=peak)
     if json_path:
         with open(json_path, "w") as fh:
-            json.dump(merge(paths, command=command), fh, indent=1, sort_keys=True)
+            json.dump(merged, fh, indent=1, sort_keys=True)
             fh.write("\n")
-    report(*paths)
+    show(merged)
 
 
 if __name__ == "__main__":
@@ -74,10 +82,22 @@ if __name__ == "__main__":
     ap.add_argument("--no-compile", action="store_true", help="leave out the cold compile timing")
     ap.add_argument("--out", default=".")
     ap.add_argument("--json", help="also merge the peers' results into this file")
+    ap.add_argument(
+        "--no-roofline", action="store_true", help="leave out the peak (the share-of-peak column)"
+    )
     a = ap.parse_args()
     sizes = a.sizes.split(",")
     unknown = sorted(set(sizes) - set(SIZES))
     if unknown:
         ap.error(f"unknown sizes {unknown}; choose from {list(SIZES)}")
     command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
-    run(a.cells, a.peers.split(","), a.out, sizes, not a.no_compile, a.json, command.strip())
+    run(
+        a.cells,
+        a.peers.split(","),
+        a.out,
+        sizes,
+        not a.no_compile,
+        a.json,
+        command.strip(),
+        not a.no_roofline,
+    )

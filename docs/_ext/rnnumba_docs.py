@@ -58,8 +58,9 @@ def _tables(rows, sizes):
             "",
             f"## {title}",
             "",
-            "| cell | size (N, T, I, H) | dtype | rnnumba | PyTorch | NumPy | vs PyTorch | vs NumPy |",
-            "|:--|:--|:--|--:|--:|--:|--:|--:|",
+            "| cell | size (N, T, I, H) | dtype | rnnumba | PyTorch | NumPy | vs PyTorch | vs NumPy "
+            "| share of peak (rnnumba, PyTorch) |",
+            "|:--|:--|:--|--:|--:|--:|--:|--:|--:|",
         ]
         for (w, cell, size, dtype), r in rows.items():
             if w != what:
@@ -68,9 +69,11 @@ def _tables(rows, sizes):
             vs_t = f"**{torch / ours:.1f}x**" if ours and torch else "-"
             vs_n = f"{npy / ours:.1f}x" if ours and npy else "-"
             shape = ", ".join(str(v) for v in sizes[size])
+            report, _ = _report()
+            share = f"{report.pct(r['share'].get('rnnumba'))}, {report.pct(r['share'].get('torch'))}"
             lines.append(
                 f"| {cell} | {size} ({shape}) | {dtype} | {_fmt(ours)} | {_fmt(torch)} | {_fmt(npy)} "
-                f"| {vs_t} | {vs_n} |"
+                f"| {vs_t} | {vs_n} | {share} |"
             )
     return lines
 
