@@ -21,8 +21,10 @@ T = 100,000).
   each a step (the gradient of each window only).
 * ``torch``: ``nn.RNN`` (tanh) + ``nn.Linear``, forward and backward, where
   its memory (an estimate) fits.
+* ``stack, checkpoint`` / ``stack, full`` (``--stack``): two LSTM layers with an
+  output per step (lockstep, ``rnnumba/lockstep.py``), checkpoints or every step kept.
 * ``predict`` (``--predict``: N = 2,000, T = 20,000, float32): ``RNN.predict``,
-  past one segment from checkpoints; ``predict, every step kept``: the same
+  from checkpoints (past 64 MB of full storage); ``predict, every step kept``: the same
   with full storage (the engine before checkpoints).
 
 The same work per row: every row reads the N x T inputs once forward and once
@@ -62,10 +64,19 @@ ROW = textwrap.dedent(
         if kind == "full":
             memory.BLOCK_BYTES = 1 << 62
         how = {"checkpoint": "checkpoint", "full": "full", "blocks": "full"}.get(kind, "auto")
-        if kind.startswith("predict"):
+        if kind.startswith("stack"):  # two LSTM layers, an output per step: lockstep
+            memory.BLOCK_BYTES = 1 << 62
+            net = rnnumba.RNN(1, H, 1, cell="lstm", num_layers=2, dtype=dtype, random_state=0)
+            Y = rng.normal(size=(N, T, 1)).astype(dtype)
+            net.loss_and_grad(net.prepare(X[:, :300], Y[:, :300]), memory="checkpoint")  # kernels loaded
+            batch = net.prepare(X, Y)
+            run = lambda: net.loss_and_grad(batch, memory=kind.split(", ")[1])
+        elif kind.startswith("predict"):
             net = rnnumba.RNN(1, H, 1, dtype=dtype, random_state=0)
             if kind == "predict, every step kept":  # the engine before checkpoints
-                net.backend.checkpoint_specs = net.backend.specs
+                from rnnumba.backends import cpu
+
+                cpu.PREDICT_FULL_BYTES = 1 << 62
             net.predict(X[:, :300])  # kernels loaded
             run = lambda: net.predict(X)
         elif kind.startswith("truncated"):
@@ -105,6 +116,7 @@ def main():
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--predict", action="store_true", help="only the predict rows (N = 2,000, T = 20,000)")
+    ap.add_argument("--stack", action="store_true", help="only a 2-layer LSTM with an output per step")
     ap.add_argument("--out")
     a = ap.parse_args()
     sys.path.insert(0, ".")
@@ -122,7 +134,19 @@ def main():
             rows.append(r)
             shown = r.get("error") or f"{r['seconds']:.3f} | {r['peak_MB']:.0f} | {r['base_MB']:.0f}"
             print(f"| 20000 (N = 2000) | float32 | {kind} | {shown} |", flush=True)
-    for T in (int(t) for t in (a.T.split(",") if not a.predict else [])):
+    if a.stack:
+        stack = RNN(1, a.hidden, 1, cell="lstm", num_layers=2).layout
+        for T in (int(t) for t in a.T.split(",")):
+            for dtype in a.dtypes.split(","):
+                whole = memory.training_bytes(stack, 64, T, 4 if dtype == "float32" else 8, True)
+                safe = whole < min(0.5 * have, 4 * 2**30)
+                kinds = ["stack, checkpoint"] + (["stack, full"] if safe else [])
+                for kind in kinds:
+                    r = dict(T=T, dtype=dtype, what=kind, **measure(kind, T, dtype, a.hidden))
+                    rows.append(r)
+                    shown = r.get("error") or f"{r['seconds']:.3f} | {r['peak_MB']:.0f} | {r['base_MB']:.0f}"
+                    print(f"| {T} | {dtype} | {kind} | {shown} |", flush=True)
+    for T in (int(t) for t in (a.T.split(",") if not (a.predict or a.stack) else [])):
         for dtype in a.dtypes.split(","):
             size = 4 if dtype == "float32" else 8
             whole = memory.training_bytes(layout, 64, T, size, False)

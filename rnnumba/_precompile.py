@@ -35,7 +35,7 @@ def choices(values, allowed, what):
     return values
 
 
-def precompile(cells=("elman", "lstm", "gru"), dtypes=DTYPES, jobs=1):
+def precompile(cells=("elman", "lstm", "gru"), dtypes=DTYPES, jobs=1, checkpoint=False):
     """Compile the kernels of some cells and dtypes into the disk cache.
 
     Each cell and dtype is compiled (or found in the cache) by running every
@@ -51,13 +51,17 @@ def precompile(cells=("elman", "lstm", "gru"), dtypes=DTYPES, jobs=1):
     jobs : int, default 1
         Processes compiling families side by side (each cell and dtype is one
         job); several processes may share one cache folder safely.
+    checkpoint : bool, default False
+        Also the kernels of checkpointed BPTT, which long sequences use
+        (:mod:`rnnumba.segments`; a family of their own, each cell and dtype
+        one more job).
 
     Returns
     -------
     list of dict
-        One per cell and dtype: ``cell``, ``dtype``, ``seconds``, and
-        ``compiled`` / ``loaded``, how many kernels were compiled or loaded
-        from the cache.
+        One per cell, dtype (and storage): ``cell``, ``dtype``,
+        ``checkpoint``, ``seconds``, and ``compiled`` / ``loaded``, how many
+        kernels were compiled or loaded from the cache.
 
     Examples
     --------
@@ -66,17 +70,25 @@ def precompile(cells=("elman", "lstm", "gru"), dtypes=DTYPES, jobs=1):
     >>> report[0]["cell"], report[0]["dtype"]
     ('elman', 'float64')
     """
-    tasks = [(c, d) for c in choices(cells, CELLS, "cell") for d in choices(dtypes, DTYPES, "dtype")]
+    if not isinstance(checkpoint, (bool, np.bool_)):
+        raise ValueError(f"checkpoint must be True or False, got {checkpoint!r}")
+    storages = (False, True) if checkpoint else (False,)
+    tasks = [
+        (c, d, ck)
+        for c in choices(cells, CELLS, "cell")
+        for d in choices(dtypes, DTYPES, "dtype")
+        for ck in storages
+    ]
     if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     if jobs == 1 or len(tasks) == 1:
-        return [warm(c, d) for c, d in tasks]
+        return [warm(*task) for task in tasks]
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited numba state
     with concurrent.futures.ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=spawn) as pool:
         return list(pool.map(warm, *zip(*tasks, strict=True)))
 
 
-def warm(cell, dtype):
+def warm(cell, dtype, checkpoint=False):
     """Compile (or load) one cell family's kernels for one dtype; see :func:`precompile`.
 
     Parameters
@@ -85,12 +97,14 @@ def warm(cell, dtype):
         A cell family (:data:`CELLS`).
     dtype : str
         ``"float64"`` or ``"float32"``.
+    checkpoint : bool, default False
+        The kernels of checkpointed BPTT instead of the default ones.
 
     Returns
     -------
     dict
-        ``cell``, ``dtype``, ``seconds``, ``compiled``, ``loaded`` and
-        ``cache`` (the cache folder).
+        ``cell``, ``dtype``, ``checkpoint``, ``seconds``, ``compiled``,
+        ``loaded`` and ``cache`` (the cache folder).
     """
     from .data import Batch
     from .network import RNN
@@ -99,22 +113,25 @@ def warm(cell, dtype):
 
     t0 = time.perf_counter()
     net = RNN(2, 3, cell="gru" if cell == "gru_cho" else cell, reset_after=cell != "gru_cho", dtype=dtype)
-    tops = [*engine.kernels(cell)[1:], epoch_kernel(cell)]  # the compiled functions Python calls
+    # the compiled functions Python calls
+    tops = [*engine.kernels(cell, checkpoint)[1:], epoch_kernel(cell, checkpoint)]
     hits, misses = _counts(tops)
+    storage = "checkpoint" if checkpoint else "full"
     rng = np.random.default_rng(0)
     with quiet():
         for N in (2, 40):  # one chunk (serial kernels), then several (parallel ones)
             X = rng.normal(size=(N, 3, 2)).astype(dtype)
-            net.loss_and_grad(X, rng.normal(size=N).astype(dtype))
-            net.predict(X)
+            net.loss_and_grad(X, rng.normal(size=N).astype(dtype), memory=storage)
+            net.backend.predict(net.theta, net.prepare(X), False, storage=storage)
         lengths = np.full(40, 3, dtype=np.int64)
         Y = np.zeros((40, 1, 1), dtype=dtype)
-        opt = FirstOrder(net, "sgd", lr=0.0, batch_size=20)
+        opt = FirstOrder(net, "sgd", lr=0.0, batch_size=20, checkpoint=checkpoint)
         opt.epoch(Batch(X, lengths, Y, False, 40, "mse"), np.arange(2, dtype=np.int64))
     hits_after, misses_after = _counts(tops)
     return {
         "cell": cell,
         "dtype": dtype,
+        "checkpoint": bool(checkpoint),
         "seconds": time.perf_counter() - t0,
         "compiled": misses_after - misses,
         "loaded": hits_after - hits,

@@ -149,6 +149,9 @@ def _parser():
     co.add_argument(
         "--jobs", type=_positive(int), default=1, help="processes compiling side by side (default 1)"
     )
+    co.add_argument(
+        "--checkpoint", action="store_true", help="also the kernels of checkpointed BPTT (long sequences)"
+    )
     pr = sub.add_parser("predict", help="predict with a saved model")
     pr.add_argument("model")
     pr.add_argument("data", help=f"as for train ({_FORMS}); targets in it are ignored")
@@ -426,9 +429,10 @@ def _compile(a):
         choices(a.dtypes, DTYPES, "dtype")
     except ValueError as exc:
         raise _UsageError(exc) from None
-    for r in precompile(a.cells, a.dtypes, a.jobs):
+    for r in precompile(a.cells, a.dtypes, a.jobs, a.checkpoint):
         how = f"compiled {r['compiled']}, loaded {r['loaded']} from the cache" if r["compiled"] else "cached"
-        print(f"{r['cell']:>8} {r['dtype']}: {r['seconds']:6.1f} s ({how})", flush=True)
+        what = f"{r['cell']:>8} {r['dtype']}{', checkpointed' if r['checkpoint'] else ''}"
+        print(f"{what}: {r['seconds']:6.1f} s ({how})", flush=True)
     print(f"kernel cache: {r['cache']}")
     return 0
 

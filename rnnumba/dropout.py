@@ -52,8 +52,11 @@ def mix(x):
 
 
 @jit
-def apply(A, drop, layer, s0, lens):
+def apply(A, drop, layer, s0, lens, a):
     """Apply inverted dropout, in place, to a layer's outputs ``A`` (T, n, H*D).
+
+    Or to a segment's: original step ``t`` in row ``t - a`` of ``A``, for
+    ``a <= t < a + len(A)``.
 
     At every valid step each entry is zeroed or scaled by 1 / (keep
     probability).
@@ -76,8 +79,8 @@ def apply(A, drop, layer, s0, lens):
         return
     scale = 9007199254740992.0 / (9007199254740992.0 - threshold)  # 2**53 / (2**53 - threshold)
     for i in range(A.shape[1]):
-        for t in range(lens[i]):
+        for t in range(a, min(lens[i], a + A.shape[0])):
             row = mix(mix(mix(np.uint64(key) ^ np.uint64(layer)) ^ np.uint64(s0 + i)) ^ np.uint64(t))
             for j in range(A.shape[2]):
                 u = np.int64(mix(row + np.uint64(j) * GOLDEN) >> np.uint64(11))
-                A[t, i, j] = A[t, i, j] * scale if u >= threshold else 0.0
+                A[t - a, i, j] = A[t - a, i, j] * scale if u >= threshold else 0.0

@@ -26,6 +26,10 @@ its cell's ``backward`` (the recursion in :mod:`rnnumba.cells`), and the
 directions' dx_t, mapped back to original time, add up to the dL/d(input) of
 the layer below.
 
+With checkpoints, a unidirectional network runs all its layers segment by
+segment instead (:mod:`rnnumba.lockstep`), in memory as sqrt(T); a many-to-many
+head runs segment by segment either way (``lockstep.many_head``).
+
 Sibling implementations of the same computation: ``rnnumba.gpu.engine`` (GPU)
 and ``rnnumba.distributed`` (Dask), over the same :class:`~rnnumba.layout.Layout`.
 """
@@ -43,6 +47,7 @@ from ._linalg import add_row, copy_row, empty_aligned, padded_weights, padded_wi
 from .cells import elman, gru, lstm
 from .chunks import chunk_bounds, sum_chunks
 from .layout import B_AT, CHECKPOINT, DIRECTIONS, EXTRA_AT, HIDDEN, LAYERS, MANY, OUTPUTS, PEEPHOLE, W_AT
+from .lockstep import lockstep, many_head
 from .losses import head as head_loss
 from .losses import readout
 from .segments import read_step, segment_steps, walkers
@@ -116,8 +121,7 @@ function that calls a parallel one can crash a later process, numba issue
 threads. ``chunk_loss_and_grad`` is what the solvers' compiled epoch calls."""
 
 
-@functools.cache
-def kernels(family):
+def kernels(family, checkpoint=False):
     """Return the compiled kernels of a cell family.
 
     Every kernel takes ``theta``, the padded batch, its ``lengths`` and the
@@ -130,6 +134,11 @@ def kernels(family):
     family : {"elman", "lstm", "gru", "gru_cho"}
         ``"gru"`` is PyTorch's form, ``"gru_cho"`` Cho et al.'s, as
         :attr:`rnnumba.layout.Layout.kernel_family` names them.
+    checkpoint : bool, default False
+        Kernels of checkpointed BPTT (:mod:`rnnumba.segments`), for a layout
+        ``spec`` whose :data:`~rnnumba.layout.CHECKPOINT` entry is set: a
+        family of their own, compiled only when used, so that the default
+        kernels carry no code of the other storage.
 
     Returns
     -------
@@ -138,6 +147,12 @@ def kernels(family):
     """
     if family not in _CELLS:
         raise ValueError(f"unknown cell family {family!r}; expected one of {FAMILIES}")
+    return _family(family, bool(checkpoint))
+
+
+@functools.cache
+def _family(family, CK):
+    """Build the kernels of :func:`kernels` (once per process, family and storage)."""
     module, FORWARD, BACKWARD = _CELLS[family]
     GATES = {"elman": 1, "lstm": 4, "gru": 3}[module.__name__.rsplit(".", 1)[1]]
     LSTM = module is lstm
@@ -145,14 +160,16 @@ def kernels(family):
     WIDTH = module.STATE_WIDTH  # what the cell keeps in S for BPTT, in units of H
     EXTRA = 1 if module is gru else (3 if LSTM else 0)  # b_hn (H); peepholes (3H), if any
 
-    forward_walk, backward_walk = walkers(family, FORWARD, BACKWARD, GATES, WIDTH, CARRIED)
+    forward_walk, backward_walk = walkers(family, FORWARD, BACKWARD, GATES, WIDTH, CARRIED, CK)
+    stack_loss_and_grad, stack_predict = lockstep(family, FORWARD, BACKWARD, GATES, WIDTH, CARRIED)
+    name = family + ("_ck" if CK else "")
 
-    @jit(inline="always", name=f"extra_size_{family}")
+    @jit(inline="always", name=f"extra_size_{name}")
     def extra_size(spec):
         """Length of the cell's extra tensor: H (GRU ``b_hn``), 3H (LSTM peepholes) or 0."""
         return EXTRA * spec[HIDDEN] if not LSTM or spec[PEEPHOLE] else 0
 
-    @jit(name=f"chunk_forward_{family}", driver=True)
+    @jit(name=f"chunk_forward_{name}", driver=True)
     def chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1):
         """Forward through all layers for samples ``s0:s1``.
 
@@ -175,7 +192,7 @@ def kernels(family):
         initial states, or is empty for zero states. GPU sibling:
         ``rnnumba.gpu.engine.DeviceEngine.forward``.
         """
-        H, L, D, many, ck = spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS], spec[MANY], spec[CHECKPOINT]
+        H, L, D, many = spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS], spec[MANY]
         T, n = X.shape[1], s1 - s0
         lens = lengths[s0:s1]
         dtype = theta.dtype
@@ -193,16 +210,16 @@ def kernels(family):
                 b, extra = _bias_and_extra(theta, row, GATES * H, n_extra)
                 weights = (W, b, extra)
                 hc0 = h0[layer * D + d, s0:s1] if h0.shape[0] > 0 else X[s0, :0]  # empty: zero states
-                HX, S = forward_walk(weights, (X, inp, layer, s0, d), lens, hc0, ck, out)
+                HX, S = forward_walk(weights, (X, inp, layer, s0, d), lens, hc0, out)
                 HXs.append(HX)
                 Ss.append(S)
             if layer < L - 1:
-                dropout.apply(out, drop, layer, s0, lens)
-                ins.append(out if ck else inp)  # checkpoints recompute from the layer's input
+                dropout.apply(out, drop, layer, s0, lens, np.int64(0))
+                ins.append(out if CK else inp)  # checkpoints recompute from the layer's input
             inp = out
         return HXs, Ss, ins, inp
 
-    @jit(name=f"chunk_loss_and_grad_{family}", driver=True)
+    @jit(name=f"chunk_loss_and_grad_{name}", driver=True)
     def chunk_loss_and_grad(theta, g, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, s0, s1):
         """Loss of samples ``s0:s1`` (times ``scale``) and its gradient, written into ``g``.
 
@@ -233,44 +250,33 @@ def kernels(family):
         # may leave that check to the kernel (network.loss_and_grad's dense path)
         if first_nonfinite(X[s0:s1], lens) >= 0 or first_nonfinite(Y[s0:s1], lens) >= 0:
             return np.nan
+        if CK and D == 1:  # lockstep: memory as sqrt(T) through every layer and the head
+            n_extra = extra_size(spec)
+            return stack_loss_and_grad(
+                theta, g, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, s0, s1, n_extra
+            )
         HXs, Ss, ins, top = chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1)
-        F = _features(spec, HXs, top, lengths, s0, s1, many)
 
-        # the head
-        Yc = np.empty((F.shape[0], Y.shape[2]), dtype=theta.dtype)
-        m = 0
-        for i in range(n):
-            steps = lens[i] if many else 1
-            for t in range(steps):
-                copy_row(Yc[m], Y[s0 + i, t])
-                m += 1
+        # the head, and dL/d(top layer outputs) in original time order (many-to-one:
+        # only dF, below). Every buffer, even an unused (empty) one, is its own
+        # allocation: LLVM vectorises worse when several empty buffers share one array.
         head = offsets[L * D]
-        dF = np.empty_like(F)
-        value = head_loss(
-            tensor(theta, head[W_AT], O, H * D),
-            theta[head[B_AT] : head[B_AT] + O],
-            F,
-            Yc,
-            loss,
-            scale,
-            dF,
-            tensor(g, head[W_AT], O, H * D),
-            g[head[B_AT] : head[B_AT] + O],
-        )
-
-        # dL/d(top layer outputs), original time order (many-to-one: only dF, below).
-        # Every buffer, even an unused (empty) one, is its own allocation: LLVM
-        # vectorises worse when several empty buffers share one array.
+        W_out, b_out = tensor(theta, head[W_AT], O, H * D), theta[head[B_AT] : head[B_AT] + O]
+        head_grads = (tensor(g, head[W_AT], O, H * D), g[head[B_AT] : head[B_AT] + O])
         dOut = np.zeros((T if many else 0, n, H * D), dtype=theta.dtype)
-        if many:
-            m = 0
+        if many:  # segment by segment, in lockstep's order (lockstep.many_head)
+            value = many_head(W_out, b_out, top, lens, Y, s0, loss, scale, dOut, head_grads)
+            dF = np.empty((0, H * D), dtype=theta.dtype)
+        else:
+            F = _features(spec, HXs, top, lengths, s0, s1, many)
+            Yc = np.empty((n, Y.shape[2]), dtype=theta.dtype)
             for i in range(n):
-                for t in range(lens[i]):
-                    copy_row(dOut[t, i], dF[m])
-                    m += 1
+                copy_row(Yc[i], Y[s0 + i, 0])
+            dF = np.empty_like(F)
+            value = head_loss(W_out, b_out, F, Yc, loss, scale, dF, head_grads[0], head_grads[1])
 
         # BPTT, top layer first; each direction from its last segment to its first
-        ck, n_extra = spec[CHECKPOINT], extra_size(spec)
+        n_extra = extra_size(spec)
         carry = dh0.shape[0] > 0 or segment_steps(T) < T
         for layer in range(L - 1, -1, -1):
             I_l = X.shape[2] if layer == 0 else H * D
@@ -292,7 +298,7 @@ def kernels(family):
                 # the adjoint carried between segments, and out as dL/dh0 (one segment, no h0: none)
                 dS = np.zeros((n if carry else 0, CARRIED * H), dtype=theta.dtype)
                 src = (X, ins[layer], layer, s0, d)
-                backward_walk(weights, grads, src, lens, (HX, S), (dOut, dTop), dX, dS, dh0.shape[0] > 0, ck)
+                backward_walk(weights, grads, src, lens, (HX, S), (dOut, dTop), dX, dS, dh0.shape[0] > 0)
                 if Kp != K:  # the padding's columns of dW are dropped
                     for j in range(GATES * H):
                         copy_row(dW[j], dWp[j, :K])
@@ -304,11 +310,11 @@ def kernels(family):
                         for t in range(lens[i]):
                             add_row(dInp[read_step(t, lens[i], d), i], dX[t, i, :I_l])
             if layer > 0:  # through the dropout on the layer below's outputs
-                dropout.apply(dInp, drop, layer - 1, s0, lens)
+                dropout.apply(dInp, drop, layer - 1, s0, lens, np.int64(0))
             dOut = dInp
         return value
 
-    @jit(name=f"loss_and_grad_{family}", driver=True)
+    @jit(name=f"loss_and_grad_{name}", driver=True)
     def loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, n_chunks):
         """Loss and gradient of a padded batch on one thread; fills ``grad``.
 
@@ -331,7 +337,7 @@ def kernels(family):
                     grad[k] += part[k]
         return value
 
-    @jit(parallel=True, name=f"chunks_loss_and_grad_{family}", driver=True)
+    @jit(parallel=True, name=f"chunks_loss_and_grad_{name}", driver=True)
     def chunks_loss_and_grad(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, n_chunks):
         """Every chunk on numba's threads, each into its own partial gradient.
 
@@ -348,7 +354,7 @@ def kernels(family):
             )
         return sum_chunks(grad, partial, values, n_chunks)
 
-    @jit(name=f"chunk_predict_{family}", driver=True)
+    @jit(name=f"chunk_predict_{name}", driver=True)
     def chunk_predict(theta, spec, offsets, X, lengths, h0, s0, s1, out, hn):
         """Head outputs ``y_hat = F W_out^T + b_out`` of samples ``s0:s1`` into ``out``.
 
@@ -359,6 +365,9 @@ def kernels(family):
         theta, spec, offsets = borrow(theta), borrow(spec), borrow(offsets)
         X, lengths, h0, out, hn = borrow(X), borrow(lengths), borrow(h0), borrow(out), borrow(hn)
         H, L, D, O, many = spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS], spec[OUTPUTS], spec[MANY]
+        if CK and D == 1:  # lockstep: memory as sqrt(T) through every layer and the head
+            stack_predict(theta, spec, offsets, X, lengths, h0, s0, s1, out, hn, extra_size(spec))
+            return
         head = offsets[L * D]
         no_dropout = np.zeros(2, dtype=np.int64)  # predictions never drop
         HXs, Ss, _, top = chunk_forward(theta, spec, offsets, X, lengths, no_dropout, h0, s0, s1)
@@ -380,7 +389,7 @@ def kernels(family):
             else:
                 copy_row(out[s0 + i, 0], Yhat[i])
 
-    @jit(parallel=True, name=f"predict_{family}", driver=True)
+    @jit(parallel=True, name=f"predict_{name}", driver=True)
     def predict(theta, spec, offsets, X, lengths, h0, n_chunks, out, hn):
         """Raw head outputs into ``out``, every chunk on numba's threads.
 
@@ -397,7 +406,7 @@ def kernels(family):
     return Kernels(family, chunk_loss_and_grad, loss_and_grad, chunks_loss_and_grad, chunk_predict, predict)
 
 
-def training_kernel(family, n_chunks):
+def training_kernel(family, n_chunks, checkpoint=False):
     """Return the compiled function behind :func:`loss_and_grad` for a cell family and chunk count.
 
     No parallel region for one chunk. For callers that keep it per batch
@@ -409,6 +418,8 @@ def training_kernel(family, n_chunks):
         A cell family (:func:`kernels`).
     n_chunks : int
         The number of chunks the batch is cut into.
+    checkpoint : bool, default False
+        The kernels of checkpointed BPTT (:func:`kernels`).
 
     Returns
     -------
@@ -416,7 +427,7 @@ def training_kernel(family, n_chunks):
         ``Kernels.loss_and_grad`` or ``Kernels.chunks_loss_and_grad``: takes
         the arguments of :func:`loss_and_grad` after ``family``.
     """
-    k = kernels(family)
+    k = kernels(family, checkpoint)
     return k.loss_and_grad if n_chunks == 1 else k.chunks_loss_and_grad
 
 
@@ -458,5 +469,5 @@ def loss_and_grad(family, theta, grad, spec, offsets, X, lengths, Y, loss, scale
     float
         The loss, times ``scale``.
     """
-    run = training_kernel(family, n_chunks)
+    run = training_kernel(family, n_chunks, bool(spec[CHECKPOINT]))
     return run(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, n_chunks)

@@ -59,9 +59,11 @@ def training_bytes(layout, N, T, itemsize, many, checkpoint=False):
     The forward pass keeps ``[h; x]`` and the cell's state for every layer,
     direction and step (with ``checkpoint``, for each segment's first step
     and the final one, plus one segment's rows: :mod:`rnnumba.segments`), and
-    the outputs of every layer that feeds another (or a many-to-many head);
-    the backward pass adds, one layer at a time, the gradients of those and
-    one segment's share of the cell's temporaries. A slight overestimate
+    the outputs of every layer that feeds another (or a many-to-many head):
+    every step's, or one segment's for a unidirectional network with
+    checkpoints (:mod:`rnnumba.lockstep`); the backward pass adds, one layer
+    at a time, the gradients of those and one segment's share of the cell's
+    temporaries. A slight overestimate
     (within ~20 % of the measured peak), never an underestimate by design.
 
     Parameters
@@ -99,6 +101,9 @@ def training_bytes(layout, N, T, itemsize, many, checkpoint=False):
     state, temp = _STATE[cell], _BACKWARD[cell]
     k = steps_per_segment(T)
     rows = (n_segments(T) + 1 + k + 1) if checkpoint else T + 1  # rows of [h; x] and state kept
+    # steps of what passes between layers (and to a many-to-many head) held at once:
+    # one segment's in lockstep (checkpoints, one direction: rnnumba.lockstep), else all
+    span = k if checkpoint and D == 1 else T
     kept = 0
     backward = 0
     for layer in range(L):
@@ -106,11 +111,11 @@ def training_bytes(layout, N, T, itemsize, many, checkpoint=False):
         K = H + inputs + 8  # [h; x], padded to whole SIMD registers at most
         kept += D * rows * (K + state * H)
         if layer < L - 1 or many:
-            kept += T * H * D  # the layer's outputs
+            kept += span * H * D  # the layer's outputs
         below = inputs + (K - H) if layer > 0 else 0  # gradients into the layer below
-        backward = max(backward, T * below + k * (H + temp * H))
+        backward = max(backward, span * below + k * (H + temp * H))
     if many:
-        backward += T * H * D  # dL/d(outputs) of the top layer
+        backward += span * H * D  # dL/d(outputs) of the top layer
     return int(itemsize * N * (kept + backward))
 
 

@@ -18,7 +18,9 @@ Two ways to keep the forward pass's states for BPTT, one arithmetic:
 Both make the same kernel calls on the same numbers in the same order, and a
 forward pass is deterministic, so the two gradients are bitwise equal. A
 sequence of at most :data:`SEGMENT_MIN` steps is one segment: the engine as it
-was before segments.
+was before segments. A unidirectional network with checkpoints walks all its
+layers at once, segment by segment (:mod:`rnnumba.lockstep`), with the same
+segments and kernel calls.
 """
 
 import numpy as np
@@ -74,11 +76,12 @@ def read_step(t, length, d):
 
 
 @jit(inline="always")
-def write_inputs(HX, r0, a, steps, X, inp, layer, s0, lens, d, H):
+def write_inputs(HX, r0, a, steps, X, inp, off, layer, s0, lens, d, H):
     """Write ``x_t`` of steps ``a : a + steps`` into the input columns of rows ``r0 + t - a`` of ``HX``.
 
     ``x`` is the sample's input ``X[s0 + i]`` in layer 0, else the layer
-    below's outputs ``inp``, read in direction ``d``'s order; 0 past a length.
+    below's outputs ``inp`` (original time ``t`` in its row ``t - off``),
+    read in direction ``d``'s order; 0 past a length.
     """
     n, I_l = HX.shape[1], X.shape[2] if layer == 0 else inp.shape[2]
     for i in range(n):
@@ -91,18 +94,19 @@ def write_inputs(HX, r0, a, steps, X, inp, layer, s0, lens, d, H):
             elif layer == 0:
                 copy_row(dst, X[s0 + i, src])
             else:
-                copy_row(dst, inp[src, i])
+                copy_row(dst, inp[src - off, i])
 
 
 @jit(inline="always")
-def write_outputs(out, HX, a, steps, lens, d, H):
+def write_outputs(out, off, HX, a, steps, lens, d, H):
     """Copy ``h_t`` of steps ``a : a + steps`` into direction ``d``'s columns of ``out``.
 
-    ``h_t`` from row ``t - a + 1`` of ``HX``; ``out`` in original time order.
+    ``h_t`` from row ``t - a + 1`` of ``HX``; ``out`` in original time order,
+    time ``t`` in its row ``t - off``.
     """
     for i in range(out.shape[1]):
         for t in range(a, min(a + steps, lens[i])):
-            copy_row(out[read_step(t, lens[i], d), i, d * H : (d + 1) * H], HX[t - a + 1, i, :H])
+            copy_row(out[read_step(t, lens[i], d) - off, i, d * H : (d + 1) * H], HX[t - a + 1, i, :H])
 
 
 def n_segments(T):
@@ -110,7 +114,7 @@ def n_segments(T):
     return -(-T // steps_per_segment(T))
 
 
-def walkers(family, FORWARD, BACKWARD, gates, width, carried):
+def walkers(family, FORWARD, BACKWARD, gates, width, carried, ck):
     """Build a cell family's two walks over one layer's direction: forward, and BPTT.
 
     ``FORWARD``/``BACKWARD`` are the cell's kernels (:mod:`rnnumba.cells`);
@@ -119,11 +123,13 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried):
     for the LSTM), both in units of H. Both walks take ``weights = (W, b,
     extra)`` (``W`` padded to the width of ``[h; x]``), ``src = (X, below,
     layer, s0, d)`` (where the direction reads its inputs: :func:`write_inputs`),
-    the chunk's ``lens`` and ``ck`` (checkpoints, or every row).
+    and the chunk's ``lens``. ``ck`` (checkpoints, or every row) is a
+    constant of the walks: each storage compiles its own, only when used.
     """
+    name = family + ("_ck" if ck else "")
 
-    @jit(name=f"forward_walk_{family}", driver=True)
-    def forward_walk(weights, src, lens, hc0, ck, out):
+    @jit(name=f"forward_walk_{name}", driver=True)
+    def forward_walk(weights, src, lens, hc0, out):
         """Run a direction's forward pass, segment after segment; return the rows kept for BPTT.
 
         ``HX`` and ``S`` (rows of ``[h_{t-1}; x_t]`` and of the cell state):
@@ -147,7 +153,7 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried):
         HXw = np.zeros((k + 1, n, Kp), dtype=W.dtype) if ck else HX
         Sw = np.zeros((k + 1, n, width * H), dtype=W.dtype) if ck else S
         if not ck:
-            write_inputs(HX, 0, 0, T, X, below, layer, s0, lens, d, H)
+            write_inputs(HX, 0, 0, T, X, below, 0, layer, s0, lens, d, H)
         for i in range(hc0.shape[0]):  # h_{-1} in row 0 of HX; the LSTM's c_{-1} in row 0 of S
             copy_row(HXw[0, i, :H], hc0[i, :H])
             if carried == 2:
@@ -162,13 +168,13 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried):
                 if s > 0:  # the previous segment's last row starts this one
                     keep_row(HXw[0], HXw[k])
                     keep_row(Sw[0], Sw[k])
-                write_inputs(HXw, 0, a, steps, X, below, layer, s0, lens, d, H)
+                write_inputs(HXw, 0, a, steps, X, below, 0, layer, s0, lens, d, H)
                 keep_row(HX[s], HXw[0])  # the checkpoint
                 keep_row(S[s], Sw[0])
                 Sw[1 : steps + 1] = 0.0  # as a fresh buffer: a frozen step writes part of it
                 FORWARD(W, b, extra, HXw[: steps + 1], Sw[: steps + 1], lens_s)
                 if out.shape[0] > 0:
-                    write_outputs(out, HXw, a, steps, lens, d, H)
+                    write_outputs(out, 0, HXw, a, steps, lens, d, H)
             else:
                 FORWARD(W, b, extra, HX[a : a + steps + 1], S[a : a + steps + 1], lens_s)
         if ck:  # the final row
@@ -176,11 +182,11 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried):
             keep_row(HX[n_seg], HXw[last])
             keep_row(S[n_seg], Sw[last])
         elif out.shape[0] > 0:
-            write_outputs(out, HX, 0, T, lens, d, H)
+            write_outputs(out, 0, HX, 0, T, lens, d, H)
         return HX, S
 
-    @jit(name=f"backward_walk_{family}", driver=True)
-    def backward_walk(weights, grads, src, lens, kept, dhead, dX, dS, want_dh0, ck):
+    @jit(name=f"backward_walk_{name}", driver=True)
+    def backward_walk(weights, grads, src, lens, kept, dhead, dX, dS, want_dh0):
         """Run a direction's BPTT from its last segment to its first.
 
         Per segment (its forward pass first run again from its checkpoint,
@@ -218,7 +224,7 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried):
             if ck:  # the segment's forward pass again, from its checkpoint
                 keep_row(HXw[0], HX[s])
                 keep_row(Sw[0], S[s])
-                write_inputs(HXw, 0, a, steps, X, below, layer, s0, lens, d, H)
+                write_inputs(HXw, 0, a, steps, X, below, 0, layer, s0, lens, d, H)
                 Sw[1 : steps + 1] = 0.0
                 FORWARD(W, b, extra, HXw[: steps + 1], Sw[: steps + 1], lens_s)
                 hx, st = HXw[: steps + 1], Sw[: steps + 1]

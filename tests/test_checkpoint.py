@@ -13,7 +13,7 @@ from reference import loss_and_grad as reference_loss_and_grad
 from rss import peak_growth
 
 import rnnumba
-from rnnumba import memory
+from rnnumba import engine, memory
 from rnnumba.backends.cpu import checkpointed
 from rnnumba.segments import SEGMENT_MIN, n_segments, steps_per_segment
 from rnnumba.solvers.first_order import FirstOrder
@@ -80,8 +80,15 @@ CELLS = [
 @pytest.mark.parametrize(("cell", "kw"), CELLS, ids=["elman", "lstm", "peephole", "gru", "cho"])
 @pytest.mark.parametrize(
     ("layers", "bidirectional", "many", "states"),
-    [(1, False, False, False), (1, True, True, True), (2, True, False, True), (2, False, True, False)],
-    ids=["one", "bi-many-h0", "stacked-bi-h0", "stacked-many"],
+    [
+        (1, False, False, False),
+        (1, True, True, True),
+        (2, True, False, True),
+        (2, False, True, False),
+        (3, False, True, True),
+        (2, False, False, True),
+    ],
+    ids=["one", "bi-many-h0", "stacked-bi-h0", "stacked-many", "lockstep-3-many-h0", "lockstep-2-h0"],
 )
 def test_checkpoints_give_the_full_gradient_bit_for_bit(cell, kw, layers, bidirectional, many, states):
     net, X, lengths, y = _case(cell, layers, bidirectional, many, **kw)
@@ -93,9 +100,10 @@ def test_checkpoints_give_the_full_gradient_bit_for_bit(cell, kw, layers, bidire
         np.testing.assert_array_equal(_bits(d1), _bits(d0))
 
 
+@pytest.mark.parametrize("bidirectional", [True, False], ids=["walks", "lockstep"])
 @pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
-def test_checkpoints_bit_for_bit_in_float32_across_chunks_with_dropout_and_xent(cell):
-    net, X, lengths, y = _case(cell, 2, True, True, N=40, dtype="float32", xent=True, dropout=0.3)
+def test_checkpoints_bit_for_bit_in_float32_across_chunks_with_dropout_and_xent(cell, bidirectional):
+    net, X, lengths, y = _case(cell, 2, bidirectional, True, N=40, dtype="float32", xent=True, dropout=0.3)
     assert net.backend.plan(40, T).chunks > 1  # the parallel kernel, blocks summed in order
     (v0, g0, _), (v1, g1, _) = _both(net, X, y, lengths, dropout_seed=7)
     assert v0 == v1
@@ -103,13 +111,14 @@ def test_checkpoints_bit_for_bit_in_float32_across_chunks_with_dropout_and_xent(
 
 
 @pytest.mark.parametrize(("cell", "gru"), [("elman", "pytorch"), ("lstm", "pytorch"), ("gru", "cho")])
-def test_checkpointed_gradient_matches_the_numpy_reference(cell, gru):
+@pytest.mark.parametrize(("bidirectional", "many"), [(True, False), (False, True)], ids=["walks", "lockstep"])
+def test_checkpointed_gradient_matches_the_numpy_reference(cell, gru, bidirectional, many):
     kw = {"reset_after": False} if gru == "cho" else {}
-    net, X, lengths, y = _case(cell, 2, True, False, N=4, **kw)
+    net, X, lengths, y = _case(cell, 2, bidirectional, many, N=4, **kw)
     h0 = _h0(net, 4)
     value, grad = net.loss_and_grad(X, y, lengths=lengths, h0=h0, memory="checkpoint")
     ref_value, ref_grad, ref_dh0 = reference_loss_and_grad(
-        net.layout, net.theta, X, lengths, y, "mse", False, gru, h0=h0
+        net.layout, net.theta, X, lengths, y, "mse", many, gru, h0=h0
     )
     np.testing.assert_allclose(value, ref_value, rtol=1e-12)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-9, atol=1e-12)
@@ -165,15 +174,16 @@ def test_the_checkpoint_estimate_is_far_below_full_storage_for_long_sequences():
 
 @pytest.mark.parametrize("cell", ["elman", "lstm"])
 @pytest.mark.parametrize("many", [False, True])
-def test_predictions_from_checkpoints_are_those_of_full_storage(cell, many):
-    net, X, lengths, _ = _case(cell, 2, True, many, N=20)
+@pytest.mark.parametrize("bidirectional", [True, False], ids=["walks", "lockstep"])
+def test_predictions_from_checkpoints_are_those_of_full_storage(cell, many, bidirectional):
+    net, X, lengths, _ = _case(cell, 2, bidirectional, many, N=20)
     h0 = _h0(net, 20)
     h0 = np.concatenate(h0, axis=-1) if cell == "lstm" else h0  # packed, as the kernels take them
     outs = []
-    for spec in (net.backend.specs[many], net.backend.checkpoint_specs[many]):
+    for ck, spec in enumerate((net.backend.specs[many], net.backend.checkpoint_specs[many])):
         out = np.full((20, T if many else 1, 2), np.nan)
         hn = np.empty_like(h0)
-        net.backend.kernels.chunk_predict(
+        engine.kernels(net.layout.kernel_family, bool(ck)).chunk_predict(
             net.theta, spec, net.backend.offsets, X, lengths, h0, 0, 20, out, hn
         )
         outs.append((out, hn))
@@ -185,13 +195,29 @@ def test_predictions_from_checkpoints_are_those_of_full_storage(cell, many):
     )
 
 
+def test_a_big_prediction_runs_from_checkpoints(monkeypatch):
+    """Past PREDICT_FULL_BYTES of full storage, ``predict`` takes the kernels of
+    checkpointed BPTT, with the outputs of full storage."""
+    from rnnumba.backends import cpu
+
+    net, X, lengths, _ = _case("gru", 2, True, True, N=20)
+    full = net.predict(X, lengths=lengths, many_to_many=True)
+    used, kernels = [], engine.kernels
+    monkeypatch.setattr(engine, "kernels", lambda family, ck=False: used.append(ck) or kernels(family, ck))
+    monkeypatch.setattr(cpu, "PREDICT_FULL_BYTES", 0)
+    np.testing.assert_array_equal(net.predict(X, lengths=lengths, many_to_many=True), full)
+    assert used == [True]
+    with pytest.raises(ValueError, match="storage must be one of"):
+        net.backend.predict(net.theta, net.prepare(X, lengths=lengths), True, storage="ck")
+
+
 _CHILD = """
 import sys, numpy as np, rnnumba
 net = rnnumba.RNN(1, 128, 1, random_state=0)
 rng = np.random.default_rng(0)
 X, y = rng.normal(size=(64, 20_000, 1)), rng.normal(size=(64, 1))
 net.loss_and_grad(net.prepare(X[:, :300], y), memory="checkpoint")  # load the kernels
-net.predict(X[:, :300])
+net.predict(X[:, :2000])  # past 64 MB of full storage: the checkpointed predict, loaded
 b = net.prepare(X, y)
 print("ready", flush=True)
 sys.stdin.readline()
@@ -208,3 +234,31 @@ def test_long_sequences_train_and_predict_within_the_checkpoint_estimate(call):
     ck = memory.training_bytes(layout, 64, 20_000, 8, False, checkpoint=True)
     assert full > 1.3 * 2**30 and ck < 0.1 * full
     assert grown <= 1.2 * ck, (grown, ck)  # checkpoints: ~0.1 GB, not ~1.4
+
+
+_STACK = """
+import sys, numpy as np, rnnumba
+net = rnnumba.RNN(1, 64, 1, cell="lstm", num_layers=2, random_state=0)
+rng = np.random.default_rng(0)
+X, y = rng.normal(size=(32, 20_000, 1)), rng.normal(size=(32, 20_000, 1))
+net.loss_and_grad(net.prepare(X[:, :300], y[:, :300]), memory="checkpoint")  # load the kernels
+net.backend.predict(net.theta, net.prepare(X[:, :300]), True, storage="checkpoint")
+b = net.prepare(X, y)
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("call", ["net.loss_and_grad(b)", "net.predict(X, many_to_many=True)"])
+def test_a_stack_with_an_output_per_step_trains_and_predicts_within_the_lockstep_estimate(call):
+    """Two LSTM layers, an output per step, N = 32, T = 20,000, hidden 64, float64:
+    ~1.6 GB with full storage, what passes between the layers included; lockstep
+    keeps one segment of it (RSS sampled from outside)."""
+    grown = peak_growth(_STACK + call)
+    layout = rnnumba.RNN(1, 64, 1, cell="lstm", num_layers=2).layout
+    full = memory.training_bytes(layout, 32, 20_000, 8, True)
+    ck = memory.training_bytes(layout, 32, 20_000, 8, True, checkpoint=True)
+    assert full > 1.5 * 2**30 and ck < 0.05 * full
+    outputs = 32 * 20_000 * 8  # predict's (N, T, 1) result
+    assert grown <= 1.2 * ck + outputs, (grown, ck)

@@ -61,7 +61,8 @@ def stats(run):
 
 def test_an_elman_fit_compiles_no_other_cell():
     """A network compiles its own cell's kernels only: after an Elman fit and
-    predict, no LSTM or GRU kernel has a compiled (or loaded) signature."""
+    predict, no LSTM or GRU kernel, and no kernel of checkpointed BPTT, has a
+    compiled (or loaded) signature."""
     run = run_python(
         """
         import numpy as np, rnnumba
@@ -73,6 +74,7 @@ def test_an_elman_fit_compiles_no_other_cell():
         rnnumba.fit(X, y, hidden=4, epochs=1, random_state=0).predict(X)
         others = [f for fam in ("lstm", "gru", "gru_cho")
                   for f in (*engine.kernels(fam)[1:], kernels.epoch_kernel(fam))]
+        others += [*engine.kernels("elman", checkpoint=True)[1:], kernels.epoch_kernel("elman", True)]
         others += [v for m in (lstm, gru) for v in vars(m).values()
                    if isinstance(v, Dispatcher) and v.py_func.__module__ == m.__name__]
         assert len(others) > 20
@@ -244,6 +246,28 @@ def test_compile_command_fills_the_cache_and_rejects_bad_flags(capsys):
     assert again.stdout.strip() == "[('elman', 'float32', 0, True), ('elman', 'float64', 0, True)]"
 
 
+def test_precompile_warms_the_checkpointed_kernels_on_request():
+    """``checkpoint=True`` adds a job per cell and dtype: the kernels of
+    checkpointed BPTT, which a long sequence then loads instead of compiling."""
+    run = run_python(
+        """
+        import rnnumba
+        from rnnumba import engine
+        from rnnumba.solvers import kernels
+        r = rnnumba.precompile(cells="elman", dtypes="float64", checkpoint=True)
+        print([(x["cell"], x["dtype"], x["checkpoint"], x["compiled"] + x["loaded"] > 0) for x in r])
+        # what Python calls
+        ck = [*engine.kernels("elman", checkpoint=True)[2:], kernels.epoch_kernel("elman", True)]
+        print(all(f.signatures for f in ck))
+        """
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:2] == [
+        "[('elman', 'float64', False, True), ('elman', 'float64', True, True)]",
+        "True",
+    ]
+
+
 def test_precompile_checks_its_arguments():
     for kwargs, what in (
         (dict(cells="transformer"), "unknown cell"),
@@ -251,6 +275,7 @@ def test_precompile_checks_its_arguments():
         (dict(dtypes="int8"), "unknown dtype"),
         (dict(jobs=0), "jobs"),
         (dict(jobs=True), "jobs"),
+        (dict(checkpoint="yes"), "checkpoint"),
     ):
         with pytest.raises(ValueError, match=what):
             rnnumba.precompile(**kwargs)

@@ -31,9 +31,23 @@ def masks_of(net, seed, N, T):
     out = np.empty((L - 1, N, T, HD))
     for layer in range(L - 1):
         A = np.ones((T, N, HD), dtype=net.dtype)
-        dropout.apply(A, drop, layer, 0, lens)
+        dropout.apply(A, drop, layer, 0, lens, 0)
         out[layer] = A.transpose(1, 0, 2)
     return out
+
+
+def test_a_segment_of_steps_gets_the_masks_of_those_steps():
+    """``apply`` on rows ``a : a + k`` with offset ``a`` multiplies them by the
+    masks of steps ``a : a + k`` (lockstep's segments)."""
+    drop = dropout.plan(0.4, 3)
+    lens = np.array([9, 4, 0, 7], dtype=np.int64)
+    whole = np.ones((9, 4, 5))
+    dropout.apply(whole, drop, 1, 2, lens, 0)
+    for a in (0, 3, 6):
+        part = np.ones((3, 4, 5))
+        dropout.apply(part, drop, 1, 2, lens, a)
+        np.testing.assert_array_equal(part, whole[a : a + 3])
+    assert (whole == 0).any() and (whole > 1).any()
 
 
 def dropout_net(name, num_layers=2, bidirectional=False, p=0.4, **kwargs):

@@ -81,6 +81,8 @@ def test_too_big_a_call_fails_at_once_with_the_numbers_and_the_ways_out():
         from rnnumba.memory import NotEnoughMemory, available_bytes
         net = rnnumba.RNN(3, 256, 1, random_state=0)
         net.loss_and_grad(net.prepare(np.zeros((2, 3, 3)), np.zeros(2)))  # kernels loaded
+        bi = rnnumba.RNN(3, 256, 1, bidirectional=True, random_state=0)
+        bi.loss_and_grad(bi.prepare(np.zeros((2, 3, 3)), np.zeros((2, 3, 1))))
         size = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
         resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, resource.RLIM_INFINITY))
         assert available_bytes() <= 2**30
@@ -90,13 +92,15 @@ def test_too_big_a_call_fails_at_once_with_the_numbers_and_the_ways_out():
             net.loss_and_grad(b, memory="full")
         except NotEnoughMemory as exc:
             print(f"{time.perf_counter() - t:.3f}", exc)
-        # an output per step keeps 2 x 0.6 GB of outputs and their gradients, checkpoints or not
-        b = net.prepare(np.zeros((1, 300_000, 3)), np.zeros((1, 300_000, 1)))
+        # bidirectional with an output per step: 2 x 1.2 GB of outputs and their gradients,
+        # checkpoints or not (a unidirectional network would walk in lockstep, in a few MB)
+        b = bi.prepare(np.zeros((1, 300_000, 3)), np.zeros((1, 300_000, 1)))
         try:
-            net.loss_and_grad(b)
+            bi.loss_and_grad(b)
         except NotEnoughMemory as exc:
             print("auto:", exc)
-        m = rnnumba.RNNRegressor(hidden=256, epochs=1, random_state=0).fit(np.zeros((4, 5)), np.arange(4.0))
+        m = rnnumba.RNNRegressor(hidden=256, bidirectional=True, epochs=1, random_state=0)
+        m.fit(np.zeros((4, 5)), np.arange(4.0))
         try:
             m.fit(np.zeros((4, 300_000)), np.zeros((4, 300_000, 1)))  # a target per step
         except NotEnoughMemory as exc:

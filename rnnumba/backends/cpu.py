@@ -22,6 +22,9 @@ NO_DROPOUT = np.zeros(2, dtype=np.int64)  # writeable: a read-only array would c
 # what CPU.plan remembers per batch shape (N, T); train_bytes[checkpoint][many]
 Plan = namedtuple("Plan", "chunks blas lengths kernel train_bytes")
 STORAGE = ("auto", "full", "checkpoint")
+# predict keeps every step's state up to this estimate (of training's storage: more than
+# a forward pass keeps), from checkpoints past it: bounded memory, the same outputs
+PREDICT_FULL_BYTES = memory.CHECK_BYTES
 
 
 def checkpointed(storage, need):
@@ -60,8 +63,6 @@ class CPU:
         checkpoints.
     offsets : ndarray
         Where each tensor starts in ``theta`` (:meth:`rnnumba.layout.Layout.offsets`).
-    kernels : rnnumba.engine.Kernels
-        The cell's compiled kernel family.
     """
 
     name = "cpu"
@@ -71,7 +72,6 @@ class CPU:
         self.specs = (layout.spec(False), layout.spec(True))
         self.checkpoint_specs = (layout.spec(False, True), layout.spec(True, True))
         self.offsets = layout.offsets()
-        self.kernels = engine.kernels(layout.kernel_family)
         self.no_state = np.empty((0, 0, 0), dtype=self.dtype)  # zero initial states
         self._plans = {}
 
@@ -153,6 +153,8 @@ class CPU:
         if need > memory.CHECK_BYTES:
             memory.check(need, *self._call(N, T, ck))
         chunks, blas, _, kernel, _ = plan
+        if ck:  # a kernel family of its own, compiled on first use
+            kernel = engine.training_kernel(self.layout.kernel_family, chunks, True)
         h0 = self.no_state if h0 is None else h0
         dh0 = self.no_state if dh0 is None else dh0
         spec = (self.checkpoint_specs if ck else self.specs)[many]
@@ -213,7 +215,7 @@ class CPU:
             )
         return what, ways + "."
 
-    def predict(self, theta, seqs, many, h0=None, hn=None):
+    def predict(self, theta, seqs, many, h0=None, hn=None, storage="auto"):
         """Head outputs (N, T if ``many`` else 1, O), NaN in the padding.
 
         Parameters
@@ -224,6 +226,10 @@ class CPU:
             Every step's output, not only each sequence's last.
         h0, hn : ndarray (S, N, W), optional
             Packed initial states, and a buffer the final states go to.
+        storage : {"auto", "full", "checkpoint"}
+            Every step's state kept, or only checkpoints (the same outputs);
+            "auto": checkpoints past one segment when full storage would
+            pass :data:`PREDICT_FULL_BYTES`.
 
         Returns
         -------
@@ -235,14 +241,19 @@ class CPU:
         plan = self.plan(N, T)
         h0 = self.no_state if h0 is None else h0
         hn = self.no_state if hn is None else hn
-        # past one segment, keep only the checkpoints: memory as sqrt(T), the same outputs
-        spec = (self.checkpoint_specs if n_segments(T) > 1 else self.specs)[many]
+        # big: keep only the checkpoints, memory as sqrt(T), the same outputs
+        if storage not in STORAGE:
+            raise ValueError(f"storage must be one of {STORAGE}, got {storage!r}")
+        big = n_segments(T) > 1 and plan.train_bytes[0][many] > PREDICT_FULL_BYTES
+        ck = storage == "checkpoint" or (storage == "auto" and big)
+        spec = (self.checkpoint_specs if ck else self.specs)[many]
+        kernels = engine.kernels(self.layout.kernel_family, ck)
         args = (theta, spec, self.offsets, X, lengths, h0)
         with single_threaded(plan.blas):
             if plan.chunks == 1:  # no parallel region for a small batch
-                self.kernels.chunk_predict(*args, engine.FIRST, N, out, hn)
+                kernels.chunk_predict(*args, engine.FIRST, N, out, hn)
             else:
-                self.kernels.predict(*args, plan.chunks, out, hn)
+                kernels.predict(*args, plan.chunks, out, hn)
         return out
 
     def resident(self, batch):

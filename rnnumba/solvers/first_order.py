@@ -81,6 +81,7 @@ class FirstOrder:
         self.step = 0
         self.drop = dropout_plan(net.dropout, 0 if seed is None else seed)
         self.specs = (net.layout.spec(False, checkpoint), net.layout.spec(True, checkpoint))
+        self.checkpoint = bool(checkpoint)
         self.offsets = net.layout.offsets()
 
     def saved(self):
@@ -146,7 +147,7 @@ class FirstOrder:
         N, B, H = X.shape[0], self.batch_size, net.layout.hidden
         plan = np.array([n_chunks(B, H), n_chunks(N % B or B, H), *self.drop], dtype=np.int64)
         with single_threaded():  # the chunks are the parallelism; BLAS threads would oversubscribe
-            loss_sum, rows, steps, status = kernels.epoch_kernel(net.layout.kernel_family)(
+            loss_sum, rows, steps, status = kernels.epoch_kernel(net.layout.kernel_family, self.checkpoint)(
                 net.theta,
                 net.grad,
                 self.specs[many],

@@ -39,25 +39,33 @@ N_HP = 8
 OK, NONFINITE = 0, 1
 
 
-@functools.cache
-def epoch_kernel(family):
+def epoch_kernel(family, checkpoint=False):
     """Return the compiled epoch of a cell family.
 
     Parameters
     ----------
     family : str
         A cell family of :func:`rnnumba.engine.kernels`.
+    checkpoint : bool, default False
+        Steps by checkpointed BPTT (the kernels of
+        ``rnnumba.engine.kernels(family, True)``).
 
     Returns
     -------
     numba dispatcher
         ``epoch(theta, grad, spec, offsets, X, lengths, Y, loss, order,
         batch_size, plan, method, hp, state, step, prev)``, documented on the
-        function itself; made once per process and family.
+        function itself; made once per process, family and storage.
     """
-    chunk_loss_and_grad = engine.kernels(family).chunk_loss_and_grad
+    return _epoch(family, bool(checkpoint))
 
-    @jit(parallel=True, name=f"epoch_{family}", driver=True)
+
+@functools.cache
+def _epoch(family, checkpoint):
+    """Build the epoch of :func:`epoch_kernel` (once per process, family and storage)."""
+    chunk_loss_and_grad = engine.kernels(family, checkpoint).chunk_loss_and_grad
+
+    @jit(parallel=True, name=f"epoch_{family}{'_ck' if checkpoint else ''}", driver=True)
     def epoch(
         theta,
         grad,
