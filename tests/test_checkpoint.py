@@ -211,54 +211,39 @@ def test_a_big_prediction_runs_from_checkpoints(monkeypatch):
         net.backend.predict(net.theta, net.prepare(X, lengths=lengths), True, storage="ck")
 
 
+# a child that loads the checkpointed kernels, prepares a long batch and waits: the
+# training call, or the prediction, then runs under peak_growth's sampling
 _CHILD = """
 import sys, numpy as np, rnnumba
-net = rnnumba.RNN(1, 128, 1, random_state=0)
+net = rnnumba.RNN(1, {H}, 1, cell="{cell}", num_layers={L}, random_state=0)
 rng = np.random.default_rng(0)
-X, y = rng.normal(size=(64, 20_000, 1)), rng.normal(size=(64, 1))
-net.loss_and_grad(net.prepare(X[:, :300], y), memory="checkpoint")  # load the kernels
-net.predict(X[:, :2000])  # past 64 MB of full storage: the checkpointed predict, loaded
+X, y = rng.normal(size=({N}, 20_000, 1)), rng.normal(size=({N}, {y}))
+net.loss_and_grad(net.prepare(X[:, :300], y[:, :300] if {many} else y), memory="checkpoint")
+net.backend.predict(net.theta, net.prepare(X[:, :300]), {many}, storage="checkpoint")
 b = net.prepare(X, y)
 print("ready", flush=True)
 sys.stdin.readline()
 """
+# (cell, layers, hidden, N, an output per step): float64, T = 20,000
+_ONE = ("elman", 1, 128, 64, False)  # 1.4 GB with full storage, ~0.1 GB of checkpoints
+_STACK = ("lstm", 2, 64, 32, True)  # 1.6 GB with full storage, what passes between layers included
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("call", ["net.loss_and_grad(b)", "net.predict(X)"])
-def test_long_sequences_train_and_predict_within_the_checkpoint_estimate(call):
-    """N = 64, T = 20,000, hidden 128, float64: 1.4 GB with full storage; RSS sampled from outside."""
-    grown = peak_growth(_CHILD + call)
-    layout = rnnumba.RNN(1, 128, 1).layout
-    full = memory.training_bytes(layout, 64, 20_000, 8, False)
-    ck = memory.training_bytes(layout, 64, 20_000, 8, False, checkpoint=True)
+@pytest.mark.parametrize("what", ["train", "predict"])
+@pytest.mark.parametrize("case", [_ONE, _STACK], ids=["one-layer", "lockstep-stack-many"])
+def test_long_sequences_train_and_predict_within_the_checkpoint_estimate(case, what):
+    """T = 20,000, float64: the peak RSS growth of a training call, or of a
+    prediction, stays within the checkpointed estimate (sampled from outside),
+    a small fraction of full storage; a stack with an output per step walks in
+    lockstep, keeping one segment of what passes between its layers."""
+    cell, L, H, N, many = case
+    child = _CHILD.format(cell=cell, L=L, H=H, N=N, many=many, y="20_000, 1" if many else "1")
+    call = "net.loss_and_grad(b)" if what == "train" else f"net.predict(X, many_to_many={many})"
+    grown = peak_growth(child + call)
+    layout = rnnumba.RNN(1, H, 1, cell=cell, num_layers=L).layout
+    full = memory.training_bytes(layout, N, 20_000, 8, many)
+    ck = memory.training_bytes(layout, N, 20_000, 8, many, checkpoint=True)
     assert full > 1.3 * 2**30 and ck < 0.1 * full
-    assert grown <= 1.2 * ck, (grown, ck)  # checkpoints: ~0.1 GB, not ~1.4
-
-
-_STACK = """
-import sys, numpy as np, rnnumba
-net = rnnumba.RNN(1, 64, 1, cell="lstm", num_layers=2, random_state=0)
-rng = np.random.default_rng(0)
-X, y = rng.normal(size=(32, 20_000, 1)), rng.normal(size=(32, 20_000, 1))
-net.loss_and_grad(net.prepare(X[:, :300], y[:, :300]), memory="checkpoint")  # load the kernels
-net.backend.predict(net.theta, net.prepare(X[:, :300]), True, storage="checkpoint")
-b = net.prepare(X, y)
-print("ready", flush=True)
-sys.stdin.readline()
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("call", ["net.loss_and_grad(b)", "net.predict(X, many_to_many=True)"])
-def test_a_stack_with_an_output_per_step_trains_and_predicts_within_the_lockstep_estimate(call):
-    """Two LSTM layers, an output per step, N = 32, T = 20,000, hidden 64, float64:
-    ~1.6 GB with full storage, what passes between the layers included; lockstep
-    keeps one segment of it (RSS sampled from outside)."""
-    grown = peak_growth(_STACK + call)
-    layout = rnnumba.RNN(1, 64, 1, cell="lstm", num_layers=2).layout
-    full = memory.training_bytes(layout, 32, 20_000, 8, True)
-    ck = memory.training_bytes(layout, 32, 20_000, 8, True, checkpoint=True)
-    assert full > 1.5 * 2**30 and ck < 0.05 * full
-    outputs = 32 * 20_000 * 8  # predict's (N, T, 1) result
+    outputs = N * 20_000 * 8 if many and what == "predict" else 0  # predict's (N, T, 1) result
     assert grown <= 1.2 * ck + outputs, (grown, ck)
