@@ -81,7 +81,10 @@ numpydoc_validation_exclude = {
 # -- nitpicky references (sphinx-build -n): names outside this site ----------
 nitpick_ignore_regex = [
     # internals the API reference leaves to the developer guide (docs/architecture.md)
-    (r"py:.*", r"rnnumba\.(data|layout|backends|segments|solvers|engine|chunks|losses|validation)(\..*)?"),
+    (
+        r"py:.*",
+        r"rnnumba\.(data|layout|backends|segments|lockstep|solvers|engine|chunks|losses|validation)(\..*)?",
+    ),
     (r"py:.*", r"rnnumba\.memory\.BLOCK_BYTES|rnnumba\.RNN\.(dropout|grad_h0)"),
     (r"py:.*", r"(LocalSGD|CELL|HIDDEN|CHECKPOINT|cache_root|dropout|grad_h0)"),
     (r"py:.*", r"(numpy|np|scipy|sklearn|dask|distributed|torch|pandas|os|pathlib|matplotlib)(\..*)?"),
