@@ -42,8 +42,10 @@ def share_of_peak(key, seconds, roofline):
     return step_macs(cell, *SIZES[size], what) / seconds / (peak * 1e9)
 
 
-def pct(share):
-    return "-" if share is None else f"{100 * share:.0f}%"
+def shares(row):
+    """Return the share-of-peak cell of a row, rnnumba's and PyTorch's (:func:`share_of_peak`)."""
+    pct = [row["share"].get(peer) for peer in ("rnnumba", "torch")]
+    return ", ".join("-" if p is None else f"{100 * p:.0f}%" for p in pct)
 
 
 def merge(paths, command=None, roofline=None):
@@ -129,8 +131,7 @@ def show(*runs):
             vs_t = f"{torch / ours:.1f}x" if ours and torch else "-"
             vs_n = f"{npy / ours:.1f}x" if ours and npy else "-"
             target = f">= {r['target']:g}x" if what == "train" else ""
-            share = f"{pct(r['share'].get('rnnumba'))}, {pct(r['share'].get('torch'))}"
-            cells = [f"{cell} {size}", dtype, fmt(ours), fmt(torch), fmt(npy), vs_t, target, vs_n, share]
+            cells = [f"{cell} {size}", dtype, fmt(ours), fmt(torch), fmt(npy), vs_t, target, vs_n, shares(r)]
             print("| " + " | ".join(cells) + " |")
     for info in compile_rows:
         print(

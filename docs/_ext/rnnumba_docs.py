@@ -70,10 +70,9 @@ def _tables(rows, sizes):
             vs_n = f"{npy / ours:.1f}x" if ours and npy else "-"
             shape = ", ".join(str(v) for v in sizes[size])
             report, _ = _report()
-            share = f"{report.pct(r['share'].get('rnnumba'))}, {report.pct(r['share'].get('torch'))}"
             lines.append(
                 f"| {cell} | {size} ({shape}) | {dtype} | {_fmt(ours)} | {_fmt(torch)} | {_fmt(npy)} "
-                f"| {vs_t} | {vs_n} | {share} |"
+                f"| {vs_t} | {vs_n} | {report.shares(r)} |"
             )
     return lines
 
