@@ -5,6 +5,7 @@ with a :class:`CompileWarning`) and are cached on disk, where
 :func:`precompile` (``rnnumba compile``) can put them ahead of time.
 """
 
+from . import _prefetch  # noqa: F401  (a helper process for a cold fit's compile)
 from ._jit import CompileWarning, cache_dir
 from ._version import __version__
 from .layout import Layout

@@ -9,7 +9,9 @@ Every compiled function in rnnumba is decorated through :func:`jit`, so that
   change of a kernel's source (or of a helper it calls, in another file)
   starts a new one;
 * several processes may fill one cache folder at once (Dask workers, parallel
-  ``rnnumba compile`` jobs): writes hold a file lock;
+  ``rnnumba compile`` jobs): writes hold a file lock, and a kernel one process
+  is compiling, another waits for and then loads, instead of compiling it
+  too (:mod:`rnnumba._locks`);
 * a read-only install, or a cache folder nobody may write, still works: the
   kernels are then read from the cache if it holds them, else compiled in
   each process;
@@ -37,15 +39,12 @@ import warnings
 
 import numba
 from numba.core import codegen as _codegen
-from numba.core import config
+from numba.core import config, sigutils
 from numba.core import event as _event
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
 from numba.core.dispatcher import Dispatcher
 
-try:  # POSIX advisory locks; elsewhere writes go unlocked (numba's own behaviour)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+from ._locks import compile_lock, locked, unlock
 
 # fastmath without nnan/ninf: isfinite() must stay meaningful
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
@@ -151,6 +150,10 @@ class _PackageCache(FunctionCache):
 
     _impl_class = _Impl
 
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        self._held = {}  # signature -> the compile lock this process holds while compiling it
+
     def _index_key(self, sig, codegen):
         # numba pickles a closure's cell contents into the key; a dispatcher
         # pickles with a random id, so a factory-built kernel would never hit.
@@ -162,6 +165,35 @@ class _PackageCache(FunctionCache):
         return (sig, codegen.magic_tuple(), code)
 
     def load_overload(self, sig, target_context):
+        """Load ``sig`` from the cache; on a miss, take its compile lock (``_locks.compile_lock``).
+
+        If another process is compiling the same kernel, wait for it and load
+        what it saved. Otherwise return None with the lock held, so that this
+        process compiles; :meth:`save_overload` (or a failed compile, through
+        :meth:`release`) lets it go.
+        """
+        cres = self._load(sig, target_context)
+        key = _signature_key(sig)
+        if cres is not None or key in self._held or self._cache_path in _unwritable:
+            return cres
+        lock = compile_lock(self._cache_path, self._impl.filename_base, key)
+        if lock is None:  # no locks here: compile without one
+            return None
+        cres = self._load(sig, target_context)  # saved by the process we waited for?
+        if cres is not None:
+            unlock(lock)
+            return cres
+        self._held[key] = lock
+        return None
+
+    def holds(self, sig, target_context):
+        """Return whether the cache holds ``sig`` (without loading it)."""
+        try:
+            return self._index_key(sig, target_context.codegen()) in self._cache_file._load_index()
+        except OSError:
+            return False
+
+    def _load(self, sig, target_context):
         try:
             return super().load_overload(sig, target_context)
         except OSError:  # an unreadable cache: compile instead
@@ -169,7 +201,7 @@ class _PackageCache(FunctionCache):
 
     def save_overload(self, sig, data):
         try:
-            with _locked(self._cache_path):
+            with locked(self._cache_path):
                 super().save_overload(sig, data)
         except OSError as exc:
             if self._cache_path not in _unwritable:
@@ -180,6 +212,19 @@ class _PackageCache(FunctionCache):
                     CompileWarning,
                     stacklevel=2,
                 )
+        finally:
+            self.release(sig)
+
+    def release(self, sig):
+        """Let go of the compile lock of ``sig``, if this process holds it."""
+        lock = self._held.pop(_signature_key(sig), None)
+        if lock is not None:
+            unlock(lock)
+
+
+def _signature_key(sig):
+    """Return the argument types of ``sig`` (a tuple of types, or a signature) as text."""
+    return repr(tuple(sigutils.normalize_signature(sig)[0]))
 
 
 def _describe(value):
@@ -189,19 +234,7 @@ def _describe(value):
     return repr(value)
 
 
-@contextlib.contextmanager
-def _locked(folder):
-    """Hold an exclusive lock on ``folder/.lock`` (created with the folder)."""
-    os.makedirs(folder, exist_ok=True)
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(os.path.join(folder, ".lock"), "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+KERNELS = {}  # "module.qualified name" -> dispatcher, of every kernel made so far
 
 
 def jit(fn=None, *, parallel=False, fastmath=True, inline="never", name=None, driver=False):
@@ -239,6 +272,7 @@ def jit(fn=None, *, parallel=False, fastmath=True, inline="never", name=None, dr
         )(f)
         if isinstance(dispatcher, Dispatcher):  # not under NUMBA_DISABLE_JIT
             dispatcher._cache = _PackageCache(f)  # what cache=True does, in our folder
+            KERNELS[f"{f.__module__}.{f.__qualname__}"] = dispatcher
         return dispatcher
 
     return decorate if fn is None else decorate(fn)
@@ -287,6 +321,8 @@ class _Notice(_event.Listener):
         dtypes = [str(getattr(a, "dtype", "")) for a in event.data.get("args", ())]
         floats = [d for d in dtypes if d.startswith("float")]
         what = func.__qualname__ + (f" for {floats[0]}" if floats else "")
+        for hook in ON_COMPILE:  # (rnnumba._prefetch's helper process)
+            hook(func.__qualname__, floats[0] if floats else None)
         # (raised, with warnings as errors: numba still sends the end event)
         _warn_outside(
             f"compiling rnnumba's {what}, once: later runs load it from the cache in {cache_dir()} "
@@ -296,6 +332,11 @@ class _Notice(_event.Listener):
 
     def on_end(self, event):
         self.stack().pop()
+        cache = getattr(event.data.get("dispatcher"), "_cache", None)
+        # a failed compile: no save_overload to come (numba 0.68's Event.is_failed
+        # answers the opposite, so the exception itself is read)
+        if getattr(event, "_exc_details", None) is not None and isinstance(cache, _PackageCache):
+            cache.release(event.data["args"])
 
     def stack(self):
         """Return the qualified names of the functions compiling in this thread.
@@ -309,6 +350,9 @@ class _Notice(_event.Listener):
             return self.local.stack
 
 
+# f(qualified name, float dtype or None), called when a driver called from
+# Python starts compiling (where the compile notice is given)
+ON_COMPILE = []
 _notice = _Notice()
 _event.register("numba:compile", _notice)
 

@@ -1,0 +1,132 @@
+"""A cold fit's compile helper (``rnnumba._prefetch``) and the compile locks that
+let several processes share one cache folder (``rnnumba._locks``)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from numba.core import types
+from test_coldstart import ROOT, run_python
+
+import rnnumba
+from rnnumba import _jit, _locks, _prefetch
+from rnnumba.validation import first_nonfinite
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("family", _prefetch.FAMILIES)
+def test_the_plan_is_what_training_compiles(family, dtype):
+    """Every kernel the helper compiles has the signature that training
+    compiled into the cache (by ``rnnumba.precompile``, as a fit would): a
+    stale plan fails here."""
+    rnnumba.precompile(cells=family, dtypes=dtype)  # loads, where CI's `rnnumba compile` ran
+    steps = _prefetch.plan(family, dtype, "epoch")
+    names = [kernel.py_func.__qualname__ for kernel, _ in steps]
+    assert names == ["many_head", f"backward_walk_{family}", "update"]
+    for kernel, argtypes in steps:
+        assert kernel._cache.holds(argtypes, kernel.targetctx), kernel.py_func.__qualname__
+    # the full-batch objectives use no optimiser update
+    assert [k.py_func.__qualname__ for k, _ in _prefetch.plan(family, dtype, "loss_and_grad")] == names[:2]
+
+
+def test_a_helper_starts_only_for_training_on_a_cold_cache(monkeypatch):
+    """Prediction alone, an unknown family or dtype, ``RNNUMBA_PREFETCH=0`` and
+    a cache that holds the training kernels start no helper."""
+    assert _prefetch.start("predict_elman", "float64") is None
+    assert _prefetch.start("chunk_predict_lstm", "float32") is None
+    assert _prefetch.start("epoch_elman_ck", "float64") is None  # checkpointed BPTT: no plan
+    assert _prefetch.start("epoch_elman", "float16") is None
+    rnnumba.precompile(cells="elman", dtypes="float64")
+    assert _prefetch.training("elman", "float64") is None  # the cache holds them
+    monkeypatch.setenv("RNNUMBA_PREFETCH", "0")
+    assert _prefetch.start("epoch_gru_cho", "float64") is None
+
+
+def test_a_failed_compile_lets_go_of_its_lock(monkeypatch):
+    """A compile that fails (here, a typing error) leaves no compile lock held,
+    so no other process waits for it."""
+    with pytest.raises(Exception, match="(?i)typing|resolution"):
+        first_nonfinite("text", 3)
+    cache = first_nonfinite._cache
+    assert not cache._held
+    monkeypatch.setattr(_locks, "COMPILE_WAIT", 0.5)
+    key = _jit._signature_key((types.unicode_type, types.int64))
+    lock = _locks.compile_lock(cache._cache_path, cache._impl.filename_base, key)
+    assert lock is not None  # not held by a handle this process leaked
+    _locks.unlock(lock)
+
+
+WAIT = """
+import sys, time
+from rnnumba import _locks
+lock = _locks.compile_lock(sys.argv[1], "kernel", "(int64,)")
+print(time.time(), lock is not None, flush=True)
+"""
+
+HOLD_AND_DIE = """
+import os, sys
+from rnnumba import _locks
+lock = _locks.compile_lock(sys.argv[1], "kernel", "(int64,)")
+print("held", flush=True)
+os._exit(0)  # without letting go
+"""
+
+
+def test_a_process_waits_for_a_kernel_another_is_compiling(tmp_path):
+    """A second process asking for the lock of a kernel being compiled gets it
+    only once the first lets go; the lock of a process that died is free."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    lock = _locks.compile_lock(str(tmp_path), "kernel", "(int64,)")
+    waiter = subprocess.Popen(
+        [sys.executable, "-c", WAIT, str(tmp_path)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    time.sleep(2.0)
+    assert waiter.poll() is None  # still waiting
+    released = time.time()
+    _locks.unlock(lock)
+    got, ok = waiter.communicate(timeout=60)[0].split()
+    assert ok == "True" and float(got) >= released
+    died = subprocess.run([sys.executable, "-c", HOLD_AND_DIE, str(tmp_path)], env=env, capture_output=True)
+    assert died.stdout == b"held\n"
+    t0 = time.perf_counter()
+    lock = _locks.compile_lock(str(tmp_path), "kernel", "(int64,)")
+    assert lock is not None and time.perf_counter() - t0 < 1.0
+    _locks.unlock(lock)
+
+
+FIT = """
+import json, numba.core.event as ev, numpy as np, rnnumba
+from rnnumba.datasets import make_toy
+X, z = make_toy(400, random_state=0)
+compiled = []
+class Listener(ev.Listener):
+    def on_start(self, e):
+        compiled.append(e.data["dispatcher"].py_func.__qualname__)
+    def on_end(self, e):
+        pass
+with ev.install_listener("numba:compile", Listener()):
+    model = rnnumba.fit(X, z, hidden=5, epochs=1, random_state=0)
+    pred = model.predict(X)
+print(json.dumps(compiled))
+print(model.net_.theta.tobytes().hex())
+print(pred.tobytes().hex())
+"""
+
+
+@pytest.mark.slow
+def test_a_cold_fit_shares_its_compile_with_a_helper(tmp_path):
+    """On an empty cache a fit starts a helper: the BPTT side and prediction
+    compile there (the fit loads them), and the results are bitwise those of
+    a fit that compiled everything itself."""
+    alone = run_python(FIT, tmp_path / "alone", RNNUMBA_PREFETCH="0")
+    helped = run_python(FIT, tmp_path / "helped")
+    assert alone.returncode == 0, alone.stderr
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.splitlines()[1:] == alone.stdout.splitlines()[1:]
+    by_alone, by_fit = (set(json.loads(r.stdout.splitlines()[0])) for r in (alone, helped))
+    for name in ("many_head", "backward_walk_elman", "update", "predict_elman", "chunk_predict_elman"):
+        assert name in by_alone and name not in by_fit, (name, sorted(by_fit))
+    assert "epoch_elman" in by_fit and "forward_walk_elman" in by_fit
