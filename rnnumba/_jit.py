@@ -237,6 +237,12 @@ def _describe(value):
 KERNELS = {}  # "module.qualified name" -> dispatcher, of every kernel made so far
 
 
+def in_cache(kernel, argtypes):
+    """Return whether the disk cache holds ``kernel`` (from :func:`jit`) compiled for ``argtypes``."""
+    cache = getattr(kernel, "_cache", None)
+    return isinstance(cache, _PackageCache) and cache.holds(tuple(argtypes), kernel.targetctx)
+
+
 def jit(fn=None, *, parallel=False, fastmath=True, inline="never", name=None, driver=False):
     """Decorate ``fn`` with ``numba.njit``, disk-cached (see the module docstring).
 

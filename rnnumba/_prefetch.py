@@ -154,7 +154,7 @@ def training(family, dtype):
         return None
     kernels(family)  # the walks made, so that KERNELS holds them
     walk = _jit.KERNELS[PLANNED[1].format(family=family)]
-    if walk._cache.holds(dict(plan(family, dtype, "epoch"))[walk], walk.targetctx):
+    if _jit.in_cache(walk, dict(plan(family, dtype, "epoch"))[walk]):
         return None
     return _spawn(family, dtype, "epoch")
 
@@ -203,7 +203,10 @@ def _stop(helper):
     """Stop a helper still compiling when its process exits (what it saved stays in the cache)."""
     if helper.poll() is None:
         helper.terminate()
-        helper.wait()
+        try:
+            helper.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            helper.kill()
 
 
 def run(family, dtype, entry):

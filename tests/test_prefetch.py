@@ -27,7 +27,8 @@ def test_the_plan_is_what_training_compiles(family, dtype):
     names = [kernel.py_func.__qualname__ for kernel, _ in steps]
     assert names == ["many_head", f"backward_walk_{family}", "update"]
     for kernel, argtypes in steps:
-        assert kernel._cache.holds(argtypes, kernel.targetctx), kernel.py_func.__qualname__
+        assert _jit.in_cache(kernel, argtypes), kernel.py_func.__qualname__
+    assert not _jit.in_cache(steps[0][0], (types.int64,))  # a signature nobody compiled
     # the full-batch objectives use no optimiser update
     assert [k.py_func.__qualname__ for k, _ in _prefetch.plan(family, dtype, "loss_and_grad")] == names[:2]
 
