@@ -179,7 +179,11 @@ class _PackageCache(FunctionCache):
         lock = compile_lock(self._cache_path, self._impl.filename_base, key)
         if lock is None:  # no locks here: compile without one
             return None
-        cres = self._load(sig, target_context)  # saved by the process we waited for?
+        try:
+            cres = self._load(sig, target_context)  # saved by the process we waited for?
+        except BaseException:
+            unlock(lock)
+            raise
         if cres is not None:
             unlock(lock)
             return cres
@@ -327,8 +331,11 @@ class _Notice(_event.Listener):
         dtypes = [str(getattr(a, "dtype", "")) for a in event.data.get("args", ())]
         floats = [d for d in dtypes if d.startswith("float")]
         what = func.__qualname__ + (f" for {floats[0]}" if floats else "")
-        for hook in ON_COMPILE:  # (rnnumba._prefetch's helper process)
-            hook(func.__qualname__, floats[0] if floats else None)
+        for hook in ON_COMPILE:  # (rnnumba._prefetch's helper process): never fails a compile
+            try:
+                hook(func.__qualname__, floats[0] if floats else None)
+            except Exception:
+                pass
         # (raised, with warnings as errors: numba still sends the end event)
         _warn_outside(
             f"compiling rnnumba's {what}, once: later runs load it from the cache in {cache_dir()} "
@@ -338,11 +345,13 @@ class _Notice(_event.Listener):
 
     def on_end(self, event):
         self.stack().pop()
-        cache = getattr(event.data.get("dispatcher"), "_cache", None)
-        # a failed compile: no save_overload to come (numba 0.68's Event.is_failed
-        # answers the opposite, so the exception itself is read)
-        if getattr(event, "_exc_details", None) is not None and isinstance(cache, _PackageCache):
-            cache.release(event.data["args"])
+        dispatcher = event.data.get("dispatcher")
+        cache = getattr(dispatcher, "_cache", None)
+        # a failed compile adds no overload, and no save_overload is to come (this
+        # asks the dispatcher: numba 0.68's Event.is_failed answers the opposite)
+        args = tuple(event.data.get("args", ()))
+        if isinstance(cache, _PackageCache) and args not in dispatcher.overloads:
+            cache.release(args)
 
     def stack(self):
         """Return the qualified names of the functions compiling in this thread.

@@ -62,6 +62,9 @@ def compile_lock(folder, name, key):
                 handle.close()
                 return None
             time.sleep(0.02)
+        except OSError:  # a file system without flock (some network mounts): no lock
+            handle.close()
+            return None
 
 
 def unlock(handle):

@@ -26,6 +26,7 @@ import atexit
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 
@@ -107,7 +108,7 @@ def plan(family, dtype, entry):
     """Return ``[(dispatcher, argument types)]`` the helper compiles for a training ``entry``."""
     from numba.core import types
 
-    names = {**vars(types)}
+    names = {**vars(types), "bool": types.boolean}  # (numba names it "bool" only with NumPy 2)
     steps = []
     for name, text in PLAN[dtype]:
         if name.endswith(".update") and entry != "epoch":
@@ -152,9 +153,9 @@ def training(family, dtype):
     dtype = str(np.dtype(dtype))
     if dtype not in PLAN or family not in FAMILIES:
         return None
-    kernels(family)  # the walks made, so that KERNELS holds them
-    walk = _jit.KERNELS[PLANNED[1].format(family=family)]
-    if _jit.in_cache(walk, dict(plan(family, dtype, "epoch"))[walk]):
+    kernels(family)  # the walks made, so that KERNELS holds them (none under NUMBA_DISABLE_JIT)
+    walk = _jit.KERNELS.get(PLANNED[1].format(family=family))
+    if walk is None or _jit.in_cache(walk, dict(plan(family, dtype, "epoch"))[walk]):
         return None
     return _spawn(family, dtype, "epoch")
 
@@ -162,7 +163,9 @@ def training(family, dtype):
 def _spawn(family, dtype, entry):
     if family not in FAMILIES or dtype not in PLAN or (family, dtype) in _started:
         return None
-    if os.environ.get("RNNUMBA_PREFETCH", "1") == "0" or getattr(sys, "frozen", False) or _cpus() < 2:
+    if os.environ.get("RNNUMBA_PREFETCH", "1") == "0" or _cpus() < 2:
+        return None
+    if not sys.executable or getattr(sys, "frozen", False):  # no Python to start (embedded, frozen)
         return None
     if not _locks.available(_jit.cache_dir()):
         return None
@@ -183,8 +186,9 @@ def _spawn(family, dtype, entry):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-    except OSError:
+    except (OSError, ValueError):
         return None
+    threading.Thread(target=helper.wait, daemon=True).start()  # reaped when it ends
     atexit.register(_stop, helper)
     return helper
 
@@ -200,7 +204,7 @@ run{args!r}
 
 
 def _stop(helper):
-    """Stop a helper still compiling when its process exits (what it saved stays in the cache)."""
+    """Stop a helper still compiling when its process exits normally (what it saved stays in the cache)."""
     if helper.poll() is None:
         helper.terminate()
         try:

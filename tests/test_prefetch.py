@@ -9,6 +9,7 @@ import time
 
 import pytest
 from numba.core import types
+from numba.core.caching import NullCache
 from test_coldstart import ROOT, run_python
 
 import rnnumba
@@ -29,6 +30,7 @@ def test_the_plan_is_what_training_compiles(family, dtype):
     for kernel, argtypes in steps:
         assert _jit.in_cache(kernel, argtypes), kernel.py_func.__qualname__
     assert not _jit.in_cache(steps[0][0], (types.int64,))  # a signature nobody compiled
+    assert steps[1][1][-1] == types.boolean  # "bool", whatever NumPy numba runs with
     # the full-batch objectives use no optimiser update
     assert [k.py_func.__qualname__ for k, _ in _prefetch.plan(family, dtype, "loss_and_grad")] == names[:2]
 
@@ -58,6 +60,46 @@ def test_a_failed_compile_lets_go_of_its_lock(monkeypatch):
     lock = _locks.compile_lock(cache._cache_path, cache._impl.filename_base, key)
     assert lock is not None  # not held by a handle this process leaked
     _locks.unlock(lock)
+
+
+def test_a_failing_hook_never_fails_a_compile():
+    """An error in an ON_COMPILE hook (such as the helper's start) is not the user's."""
+
+    def broken(qualname, dtype):
+        raise TypeError("no executable")
+
+    def driver(x):
+        return x + 1
+
+    driver.__module__ = "rnnumba.hook_test"  # the notice and its hooks are for rnnumba's drivers
+    driver = _jit.jit(driver, driver=True, name="driver_for_a_hook_test")
+    driver._cache = NullCache()  # compiled in every run, never loaded
+    _jit.ON_COMPILE.append(broken)
+    try:
+        with pytest.warns(rnnumba.CompileWarning):
+            assert driver(41) == 42
+    finally:
+        _jit.ON_COMPILE.remove(broken)
+
+
+def test_no_helper_without_compiled_kernels():
+    """Under NUMBA_DISABLE_JIT (plain Python kernels) ``rnnumba toy``'s call starts nothing."""
+    run = run_python(
+        "from rnnumba._prefetch import training; print(training('elman', 'float64'))",
+        NUMBA_DISABLE_JIT="1",
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["None"]
+
+
+def test_no_lock_on_a_file_system_without_flock(tmp_path, monkeypatch):
+    """Where flock fails (some network mounts), processes compile without a lock."""
+
+    def flock(handle, op):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(_locks.fcntl, "flock", flock)
+    assert _locks.compile_lock(str(tmp_path), "kernel", "(int64,)") is None
 
 
 WAIT = """
