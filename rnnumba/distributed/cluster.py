@@ -71,6 +71,17 @@ def resolve_client(client):
         ) from exc
 
 
+def workers(client):
+    """Return ``{address: worker info}`` of the cluster's workers, asked of the scheduler.
+
+    Not ``client.scheduler_info(n_workers=-1)["workers"]``: the client's periodic
+    update, which fetches no workers, may overwrite that cached answer between
+    the fetch and its return, and the workers then read as none (seen once in
+    CI, under load).
+    """
+    return client.sync(client.scheduler.identity, n_workers=-1)["workers"]
+
+
 def numba_threads_for(client):
     """Numba threads per Dask thread that fill, and never oversubscribe, each host.
 
@@ -97,7 +108,7 @@ def numba_threads_for(client):
     True
     >>> client.close()
     """
-    info = client.scheduler_info(n_workers=-1)["workers"]
+    info = workers(client)
     if not info:
         raise RuntimeError("the Dask cluster has no workers")
     cpus = client.run(usable_cpus)
@@ -153,7 +164,7 @@ def warm_workers(client, net, kernels=("objective",), threads=None, mode="host")
         return {}
     if mode not in ("host", "serial"):
         raise ValueError(f"warm must be 'host', 'serial' or False, got {mode!r}")
-    info = client.scheduler_info(n_workers=-1)["workers"]
+    info = workers(client)
     by_host = {}
     for addr in sorted(info):
         by_host.setdefault(info[addr]["host"], []).append(addr)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..validation import check_int
 from .checkpoints import load_checkpoint, save_checkpoint
+from .cluster import workers
 from .data import DaskData
 from .objective import DaskObjective
 from .tasks import local_round
@@ -245,8 +246,7 @@ class LocalSGD:
         self.payload, self.step = payload, step
         n = data.n_chunks
         if replicas is None:
-            workers = data.client.scheduler_info(n_workers=-1)["workers"].values()
-            replicas = sum(w["nthreads"] for w in workers)
+            replicas = sum(w["nthreads"] for w in workers(data.client).values())
         self.R = R = max(1, min(replicas, n))
         self.groups = [list(range(r * n // R, (r + 1) * n // R)) for r in range(R)]
         self.blocks = [-(-size // B) for size in data.sizes]
