@@ -20,11 +20,14 @@ row updates beat the dot products; the measurements are in
 ``benchmarks/RESULTS.md`` ("Measurements formerly in docstrings").
 
 The cells use the row updates: per step through :func:`step_weights` and
-:func:`mm_step` (dot products over ``W``'s rows for the seed's small
-products, which would not repay a transposed copy) and
-:func:`mm_nn_blocked`, over all steps :func:`mm_tn_blocked` (the weight
-gradients, in blocks of ``TN_BLOCK`` rows). A per-step product above
-``LARGE`` multiply-adds goes to BLAS, whose cache blocking wins there.
+:func:`mm_step` and :func:`mm_nn_blocked`, over all steps
+:func:`mm_tn_blocked` (the weight gradients, in blocks of ``TN_BLOCK``
+rows). Two per-step exceptions use dot products over ``W``'s rows: the
+seed's small products, which would not repay a transposed copy, and outputs
+of ``WIDE`` bytes a row or more (a large LSTM's four gates), where the row
+updates' rows of ``C`` and ``B`` crowd L1 (see :func:`step_weights`). A per-step
+product above ``LARGE`` multiply-adds goes to BLAS, whose cache blocking wins
+there.
 
 The row updates' operands should start on a 64-byte boundary
 (:func:`empty_aligned`): numba's own arrays are aligned to 32 bytes, and a
@@ -43,6 +46,7 @@ ALIGN = 64  # bytes: a cache line, one AVX-512 register
 TN_BLOCK = 128  # rows of the operands of mm_tn_blocked per pass over C
 BLOCKED = 32  # inner dimension from which the 4x4-blocked loops win
 LARGE = 1 << 27  # multiply-adds above which BLAS takes over (its cache blocking)
+WIDE = 4096  # bytes of a per-step output row from which dot products beat row updates
 
 
 @jit(inline="always")
@@ -322,11 +326,15 @@ def mm_nn_blocked(A, B, C):
 def step_weights(W, n):
     """Return what :func:`mm_step` multiplies ``n`` rows by ``W^T`` with, made once per chunk.
 
-    ``W^T``, C-contiguous and aligned, or an empty array where the product is
-    at most ``SMALL`` multiply-adds (the seed's), too small to repay the copy:
-    those run as dot products over the rows of ``W``.
+    ``W^T``, C-contiguous and aligned, for row updates; or an empty array,
+    for dot products over the rows of ``W``, where the product is at most
+    ``SMALL`` multiply-adds (the seed's: too small to repay the copy) or its
+    output rows (``W``'s rows) take ``WIDE`` bytes or more: the row updates'
+    four rows of the output and four of ``W^T`` then fill L1 (and at
+    multiples of 4 KiB map to the same cache sets), while the dot products
+    walk both operands along the shorter inner dimension.
     """
-    if n * W.shape[0] * W.shape[1] <= SMALL:
+    if n * W.shape[0] * W.shape[1] <= SMALL or W.shape[0] * W.itemsize >= WIDE:
         return W[:0]
     return transposed(W)
 

@@ -158,6 +158,25 @@ def test_blas_sized_products(name):
     check_against_reference(net, gru, X, lengths, y, True, "mse", 1e-10)
 
 
+@pytest.mark.parametrize("name", ["elman", "lstm_peephole", "gru", "gru_cho"])
+def test_wide_gate_products(name):
+    """Per-step outputs of ``_linalg.WIDE`` bytes a row or more run as dot
+    products over the rows of ``W`` instead of row updates over ``W^T``:
+    float64 at hidden 512 (Elman), 128 (the LSTM's four gates) and 256 (the
+    GRU's reset and update gates), two layers in both directions, against the
+    NumPy reference."""
+    from rnnumba import _linalg
+
+    hidden = {"elman": 512, "lstm_peephole": 128}.get(name, 256)
+    gates = {"elman": 1, "lstm_peephole": 4}.get(name, 2)  # the GRU's W_rz: r and z
+    wide, narrow = np.zeros((gates * hidden, hidden + 3)), np.zeros((gates * hidden // 2, hidden + 3))
+    assert _linalg.step_weights(wide, 8).shape[0] == 0  # the dot products, over W itself
+    assert _linalg.step_weights(narrow, 8).shape == narrow.shape[::-1]  # row updates over W^T
+    net, gru = make_net(name, 2, True, hidden=hidden, inputs=3, scale=1.0 / np.sqrt(hidden))
+    X, lengths, y = make_data([3, 1, 2, 3, 2, 3, 1, 3, 2], T=3, inputs=3, many=True)
+    check_against_reference(net, gru, X, lengths, y, True, "mse", 1e-10)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", NAMES)
 def test_padded_rows(name, dtype):

@@ -110,10 +110,11 @@ def _chunks_case(cell):
 
 
 def _wide_case(cell, dtype):
-    """Two chunks of 16 rows, hidden 32 (elman: 40), 3 inputs (a ragged width)."""
+    """Two chunks of 16 rows, hidden 32 (elman: 40; the float64 LSTM: 128, four gates of
+    ``_linalg.WIDE`` bytes), 3 inputs (a ragged width)."""
     from rnnumba import RNN
 
-    hidden = 40 if cell == "elman" else 32
+    hidden = {"elman": 40, "lstm": 128 if dtype == "float64" else 32}.get(cell, 32)
     rng = np.random.default_rng(11)
     net = RNN(3, hidden, 2, random_state=0, dtype=dtype, **CELLS[cell])
     X = rng.normal(size=(32, 2, 3)).astype(dtype)
