@@ -8,12 +8,18 @@ GRU's two products), prints the multiply-adds per second of:
 
 * ``rows``: row updates over a transposed copy of ``W`` (``_linalg.mm_nn_blocked``);
 * ``dots``: dot products over the rows of ``W`` (``_linalg.mm_nt``);
-* ``engine``: what the engine runs (``_linalg.step_weights`` and ``mm_step``);
-* ``blas``: OpenBLAS, called from compiled code.
+* ``blas``: OpenBLAS, called from compiled code;
 
-Run it with ``OPENBLAS_NUM_THREADS=1`` so that BLAS also uses one thread. It
-shows where ``_linalg.WIDE`` (the output width from which the engine takes
-the dot products) sits on this machine; ``benchmarks/RESULTS.md`` has a run.
+and which of the first two the engine takes (``_linalg.step_weights``). Run it
+with ``OPENBLAS_NUM_THREADS=1`` so that BLAS also uses one thread. It shows
+where ``_linalg.WIDE`` (the output width from which the engine takes the dot
+products) sits on this machine; ``benchmarks/RESULTS.md`` has a run.
+
+Every operand starts on a 64-byte boundary and 4 KiB from the others' starts
+(as the engine's buffers start on cache lines): the row updates lose about a
+quarter of their speed when ``W^T`` starts one cache line before the output
+modulo 4 KiB (its loads then alias the output's stores), so operands placed
+by chance would make the table a lottery.
 """
 
 import argparse
@@ -42,19 +48,12 @@ def _dots(A, W, WT, C, reps):
 
 
 @numba.njit(**FLAGS)
-def _engine(A, W, WT, C, reps):
-    WE = _linalg.step_weights(W, A.shape[0])  # once per chunk, as in the cells
-    for _ in range(reps):
-        _linalg.mm_step(A, W, WE, C)
-
-
-@numba.njit(**FLAGS)
 def _blas(A, W, WT, C, reps):
     for _ in range(reps):
         np.dot(A, WT, C)
 
 
-FORMS = {"rows": _rows, "dots": _dots, "engine": _engine, "blas": _blas}
+FORMS = {"rows": _rows, "dots": _dots, "blas": _blas}
 SIZES = {"small-long": (32, 1, 32), "medium": (64, 8, 128), "large": (256, 64, 512)}  # N, I, H
 OUTPUTS = {"elman": (1,), "lstm": (4,), "gru": (2, 1)}  # rows of W per hidden unit, per product
 
@@ -67,6 +66,15 @@ def shapes():
             for k, gates in enumerate(products):
                 K = H + I if k == 0 else H  # the GRU's second product: W_nh (r * h)
                 yield f"{cell} {size}" + (" (W_nh)" if k else ""), rows, K, gates * H
+
+
+def _aligned(M):
+    """A C-contiguous copy of ``M`` starting on a 4 KiB boundary (see the module's docstring)."""
+    raw = np.empty(M.size * M.itemsize + 4096, np.uint8)
+    start = -raw.ctypes.data % 4096
+    out = raw[start : start + M.size * M.itemsize].view(M.dtype).reshape(M.shape)
+    out[...] = M
+    return out
 
 
 def rate(form, A, W, WT, C, reps_macs):
@@ -91,18 +99,19 @@ def main(argv=None):
     args = parser.parse_args(argv)
     numba.set_num_threads(1)
     print(f"GMAC/s on one thread; the engine takes dot products from {_linalg.WIDE} bytes an output row")
-    print("| product | rows x K x outputs | dtype | rows | dots | engine | blas |")
+    print("| product | rows x K x outputs | dtype | rows | dots | blas | the engine's |")
     print("|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for dtype in args.dtypes.split(","):
         for name, m, K, n in shapes():
-            A = rng.standard_normal((m, K)).astype(dtype)
-            W = rng.standard_normal((n, K)).astype(dtype)
-            WT = np.ascontiguousarray(W.T)
-            C = np.empty((m, n), dtype)
+            A = _aligned(rng.standard_normal((m, K)).astype(dtype))
+            W = _aligned(rng.standard_normal((n, K)).astype(dtype))
+            WT = _aligned(W.T)  # as the engine's transposed copy
+            C = _aligned(np.empty((m, n), dtype))
             rates = [rate(form, A, W, WT, C, args.reps_macs) for form in FORMS.values()]
             cells = " | ".join(f"{r:.1f}" for r in rates)
-            print(f"| {name} | {m} x {K} x {n} | {dtype} | {cells} |", flush=True)
+            engine = "dots" if _linalg.step_weights(W, m).shape[0] == 0 else "rows"
+            print(f"| {name} | {m} x {K} x {n} | {dtype} | {cells} | {engine} |", flush=True)
 
 
 if __name__ == "__main__":
