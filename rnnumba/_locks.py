@@ -17,17 +17,26 @@ except ImportError:  # pragma: no cover - Windows
 
 @contextlib.contextmanager
 def locked(folder):
-    """Hold an exclusive lock on ``folder/.lock`` (created with the folder)."""
+    """Hold an exclusive lock on ``folder/.lock`` (created with the folder).
+
+    Where the file system has no ``flock`` (some network mounts), the body
+    runs unlocked, as numba's own cache writes do.
+    """
     os.makedirs(folder, exist_ok=True)
     if fcntl is None:  # pragma: no cover
         yield
         return
     with open(os.path.join(folder, ".lock"), "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            held = True
+        except OSError:
+            held = False
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if held:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 COMPILE_WAIT = 600.0  # seconds to wait for another process's compile before compiling anyway
@@ -74,11 +83,20 @@ def unlock(handle):
 
 
 def available(folder):
-    """Return whether processes can lock kernels in cache ``folder`` (``fcntl``, a folder one may write)."""
+    """Return whether processes can lock kernels in cache ``folder``.
+
+    ``fcntl``, a folder one may write, and a file system with ``flock``
+    (tried on a probe file).
+    """
     if fcntl is None:  # pragma: no cover
         return False
     try:
         os.makedirs(os.path.join(folder, ".compiling"), exist_ok=True)
-    except OSError:
+        with open(os.path.join(folder, ".compiling", "probe.lock"), "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except BlockingIOError:  # another process holds the probe: locks work
+        return True
+    except OSError:  # an unwritable folder, or no flock there
         return False
-    return os.access(os.path.join(folder, ".compiling"), os.W_OK)
+    return True

@@ -93,13 +93,19 @@ def test_no_helper_without_compiled_kernels():
 
 
 def test_no_lock_on_a_file_system_without_flock(tmp_path, monkeypatch):
-    """Where flock fails (some network mounts), processes compile without a lock."""
+    """Where flock fails (some network mounts), processes compile and write the
+    cache without a lock, and start no helper."""
 
     def flock(handle, op):
         raise OSError(37, "No locks available")
 
+    assert _locks.available(str(tmp_path))
     monkeypatch.setattr(_locks.fcntl, "flock", flock)
     assert _locks.compile_lock(str(tmp_path), "kernel", "(int64,)") is None
+    assert not _locks.available(str(tmp_path))  # so no helper: its saves would race the fit's
+    with _locks.locked(str(tmp_path / "kernels")):  # the cache's writes go on, unlocked
+        (tmp_path / "kernels" / "index").write_text("written")
+    assert (tmp_path / "kernels" / "index").read_text() == "written"
 
 
 WAIT = """
