@@ -10,10 +10,10 @@ GRU's two products), prints the multiply-adds per second of:
 * ``dots``: dot products over the rows of ``W`` (``_linalg.mm_nt``);
 * ``blas``: OpenBLAS, called from compiled code;
 
-and which of the first two the engine takes (``_linalg.step_weights``). Run it
-with ``OPENBLAS_NUM_THREADS=1`` so that BLAS also uses one thread. It shows
-where ``_linalg.WIDE`` (the output width from which the engine takes the dot
-products) sits on this machine; ``benchmarks/RESULTS.md`` has a run.
+and which of the first two the engine takes (``_linalg.step_weights``). BLAS
+runs on one thread too (``threadpoolctl``). It shows where ``_linalg.WIDE``
+(the output width from which the engine takes the dot products) sits on this
+machine; ``benchmarks/RESULTS.md`` has a run.
 
 Every operand starts on a 64-byte boundary and 4 KiB from the others' starts
 (as the engine's buffers start on cache lines): the row updates lose about a
@@ -23,10 +23,11 @@ by chance would make the table a lottery.
 """
 
 import argparse
-import time
 
 import numba
 import numpy as np
+from roofline import timed
+from threadpoolctl import threadpool_limits
 
 from rnnumba import _linalg
 from rnnumba._jit import FASTMATH
@@ -82,14 +83,8 @@ def rate(form, A, W, WT, C, reps_macs):
     macs = A.shape[0] * A.shape[1] * C.shape[1]
     reps = max(1, int(reps_macs // macs))
     form(A, W, WT, C, 1)
-    best = min(_timed(form, A, W, WT, C, reps) for _ in range(5))
+    best = min(timed(lambda: form(A, W, WT, C, reps)) for _ in range(5))
     return macs * reps / best / 1e9
-
-
-def _timed(form, *args):
-    t0 = time.perf_counter()
-    form(*args)
-    return time.perf_counter() - t0
 
 
 def main(argv=None):
@@ -108,7 +103,8 @@ def main(argv=None):
             W = _aligned(rng.standard_normal((n, K)).astype(dtype))
             WT = _aligned(W.T)  # as the engine's transposed copy
             C = _aligned(np.empty((m, n), dtype))
-            rates = [rate(form, A, W, WT, C, args.reps_macs) for form in FORMS.values()]
+            with threadpool_limits(1, user_api="blas"):
+                rates = [rate(form, A, W, WT, C, args.reps_macs) for form in FORMS.values()]
             cells = " | ".join(f"{r:.1f}" for r in rates)
             engine = "dots" if _linalg.step_weights(W, m).shape[0] == 0 else "rows"
             print(f"| {name} | {m} x {K} x {n} | {dtype} | {cells} | {engine} |", flush=True)

@@ -36,7 +36,7 @@ def blas_rate(dtype, threads, n=1536, repeats=3):
     b = a.T.copy()
     with threadpool_limits(threads, user_api="blas"):
         a @ b
-        best = min(_timed(lambda: a @ b) for _ in range(repeats))
+        best = min(timed(lambda: a @ b) for _ in range(repeats))
     return n**3 / best / 1e9
 
 
@@ -52,7 +52,7 @@ def rnnumba_rate(dtype, threads, rows=256 * 100, H=512, G=4, K=512 + 64 + 8):
     args = (numba.typed.List(dZ), numba.typed.List(HX), numba.typed.List(dW))
     numba.set_num_threads(threads)
     run(*args)
-    best = min(_timed(lambda: run(*args)) for _ in range(3))
+    best = min(timed(lambda: run(*args)) for _ in range(3))
     return threads * rows * G * H * K / best / 1e9
 
 
@@ -79,7 +79,8 @@ def nominal_rate(dtype):
     return len(mhz) * max(mhz) / 1e3 * 2 * lanes
 
 
-def _timed(fn):
+def timed(fn):
+    """Seconds one call of ``fn()`` takes."""
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
