@@ -1,7 +1,8 @@
 """Long sequences: peak memory and time of one pass of training over N = 64 sequences.
 
     python benchmarks/long_sequences.py [--T 1000,10000,100000] [--dtypes float32,float64]
-                                        [--hidden 128] [--predict] [--out long.json]
+                                        [--hidden 128] [--predict] [--stack [--bidirectional]]
+                                        [--out long.json]
 
 Every row runs in a process of its own. "peak" is the process's peak RSS
 (``ru_maxrss``) over training, less its RSS before any training call (imports
@@ -23,6 +24,10 @@ T = 100,000).
   its memory (an estimate) fits.
 * ``stack, checkpoint`` / ``stack, full`` (``--stack``): two LSTM layers with an
   output per step (lockstep, ``rnnumba/lockstep.py``), checkpoints or every step kept.
+  ``bistack, ...`` (``--stack --bidirectional``): the same, bidirectional
+  (``rnnumba/bilockstep.py``). ``..., auto``: ``memory="auto"`` as a user
+  calls it, the 512 MB blocks included (a bidirectional stack takes the
+  checkpointed walks that keep its layers' outputs while they fit).
 * ``predict`` (``--predict``: N = 2,000, T = 20,000, float32): ``RNN.predict``,
   from checkpoints (past 64 MB of full storage); ``predict, every step kept``: the same
   with full storage (the engine before checkpoints).
@@ -64,9 +69,11 @@ ROW = textwrap.dedent(
         if kind == "full":
             memory.BLOCK_BYTES = 1 << 62
         how = {"checkpoint": "checkpoint", "full": "full", "blocks": "full"}.get(kind, "auto")
-        if kind.startswith("stack"):  # two LSTM layers, an output per step: lockstep
-            memory.BLOCK_BYTES = 1 << 62
-            net = rnnumba.RNN(1, H, 1, cell="lstm", num_layers=2, dtype=dtype, random_state=0)
+        if "stack" in kind:  # two LSTM layers, an output per step: lockstep (bistack: bidirectional)
+            if not kind.endswith("auto"):  # "auto": as a user calls it, blocks of rows included
+                memory.BLOCK_BYTES = 1 << 62
+            net = rnnumba.RNN(1, H, 1, cell="lstm", num_layers=2, bidirectional=kind.startswith("bi"),
+                              dtype=dtype, random_state=0)
             Y = rng.normal(size=(N, T, 1)).astype(dtype)
             net.loss_and_grad(net.prepare(X[:, :300], Y[:, :300]), memory="checkpoint")  # kernels loaded
             batch = net.prepare(X, Y)
@@ -117,6 +124,7 @@ def main():
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--predict", action="store_true", help="only the predict rows (N = 2,000, T = 20,000)")
     ap.add_argument("--stack", action="store_true", help="only a 2-layer LSTM with an output per step")
+    ap.add_argument("--bidirectional", action="store_true", help="with --stack: a bidirectional one")
     ap.add_argument("--out")
     a = ap.parse_args()
     sys.path.insert(0, ".")
@@ -135,12 +143,13 @@ def main():
             shown = r.get("error") or f"{r['seconds']:.3f} | {r['peak_MB']:.0f} | {r['base_MB']:.0f}"
             print(f"| 20000 (N = 2000) | float32 | {kind} | {shown} |", flush=True)
     if a.stack:
-        stack = RNN(1, a.hidden, 1, cell="lstm", num_layers=2).layout
+        stack = RNN(1, a.hidden, 1, cell="lstm", num_layers=2, bidirectional=a.bidirectional).layout
+        name = "bistack" if a.bidirectional else "stack"
         for T in (int(t) for t in a.T.split(",")):
             for dtype in a.dtypes.split(","):
                 whole = memory.training_bytes(stack, 64, T, 4 if dtype == "float32" else 8, True)
                 safe = whole < min(0.5 * have, 4 * 2**30)
-                kinds = ["stack, checkpoint"] + (["stack, full"] if safe else [])
+                kinds = [f"{name}, checkpoint", f"{name}, auto"] + ([f"{name}, full"] if safe else [])
                 for kind in kinds:
                     r = dict(T=T, dtype=dtype, what=kind, **measure(kind, T, dtype, a.hidden))
                     rows.append(r)

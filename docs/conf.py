@@ -83,10 +83,10 @@ nitpick_ignore_regex = [
     # internals the API reference leaves to the developer guide (docs/architecture.md)
     (
         r"py:.*",
-        r"rnnumba\.(data|layout|backends|segments|lockstep|solvers|engine|chunks|losses|validation)(\..*)?",
+        r"rnnumba\.(data|layout|backends|segments|lockstep|bilockstep|solvers|engine|chunks|losses|validation)(\..*)?",
     ),
     (r"py:.*", r"rnnumba\.memory\.BLOCK_BYTES|rnnumba\.RNN\.(dropout|grad_h0)"),
-    (r"py:.*", r"(LocalSGD|CELL|HIDDEN|CHECKPOINT|cache_root|dropout|grad_h0)"),
+    (r"py:.*", r"(LocalSGD|CELL|HIDDEN|CHECKPOINT|FULL|CHECKPOINTS|LOCKSTEP|cache_root|dropout|grad_h0)"),
     (r"py:.*", r"(numpy|np|scipy|sklearn|dask|distributed|torch|pandas|os|pathlib|matplotlib)(\..*)?"),
     (r"py:.*", r"(array_like|array-like|ndarray|callable|optional|default|path-like|file-like)"),
 ]

@@ -463,3 +463,11 @@ def padded_weights(theta, offset, rows, K, Kp):
         for k in range(K, Kp):
             Wp[j, k] = 0.0
     return Wp
+
+
+@jit(inline="always")
+def drop_padding(dW, dWp):
+    """Copy ``dWp`` into ``dW`` without the padding's columns (nothing to do when they are one array)."""
+    if dWp.shape[1] != dW.shape[1]:
+        for j in range(dW.shape[0]):
+            copy_row(dW[j], dWp[j, : dW.shape[1]])

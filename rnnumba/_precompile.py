@@ -17,6 +17,7 @@ import numpy as np
 
 from . import engine
 from ._jit import cache_dir, quiet
+from .layout import CHECKPOINTS, FULL, LOCKSTEP
 
 CELLS = engine.FAMILIES  # "elman", "lstm", "gru" and Cho's GRU, "gru_cho"
 DTYPES = ("float64", "float32")
@@ -53,8 +54,9 @@ def precompile(cells=("elman", "lstm", "gru"), dtypes=DTYPES, jobs=1, checkpoint
         job); several processes may share one cache folder safely.
     checkpoint : bool, default False
         Also the kernels of checkpointed BPTT, which long sequences use
-        (:mod:`rnnumba.segments`; a family of their own, each cell and dtype
-        one more job).
+        (:mod:`rnnumba.segments`): two families of their own, checkpoints
+        and bidirectional lockstep (:mod:`rnnumba.bilockstep`), each cell and
+        dtype two more jobs.
 
     Returns
     -------
@@ -72,7 +74,7 @@ def precompile(cells=("elman", "lstm", "gru"), dtypes=DTYPES, jobs=1, checkpoint
     """
     if not isinstance(checkpoint, (bool, np.bool_)):
         raise ValueError(f"checkpoint must be True or False, got {checkpoint!r}")
-    storages = (False, True) if checkpoint else (False,)
+    storages = (FULL, CHECKPOINTS, LOCKSTEP) if checkpoint else (FULL,)
     tasks = [
         (c, d, ck)
         for c in choices(cells, CELLS, "cell")
@@ -97,13 +99,16 @@ def warm(cell, dtype, checkpoint=False):
         A cell family (:data:`CELLS`).
     dtype : str
         ``"float64"`` or ``"float32"``.
-    checkpoint : bool, default False
-        The kernels of checkpointed BPTT instead of the default ones.
+    checkpoint : {False, True, LOCKSTEP}, default False
+        The kernels of checkpointed BPTT instead of the default ones
+        (``True``: :data:`~rnnumba.layout.CHECKPOINTS`;
+        :data:`~rnnumba.layout.LOCKSTEP`: a bidirectional network's).
 
     Returns
     -------
     dict
-        ``cell``, ``dtype``, ``checkpoint``, ``seconds``, ``compiled``,
+        ``cell``, ``dtype``, ``checkpoint`` (a bool), ``storage`` (``"full"``,
+        ``"checkpoint"`` or ``"lockstep"``), ``seconds``, ``compiled``,
         ``loaded`` and ``cache`` (the cache folder).
     """
     from .data import Batch
@@ -112,7 +117,15 @@ def warm(cell, dtype, checkpoint=False):
     from .solvers.kernels import epoch_kernel
 
     t0 = time.perf_counter()
-    net = RNN(2, 3, cell="gru" if cell == "gru_cho" else cell, reset_after=cell != "gru_cho", dtype=dtype)
+    bi = checkpoint == LOCKSTEP  # lockstep's own kernels serve bidirectional networks
+    net = RNN(
+        2,
+        3,
+        cell="gru" if cell == "gru_cho" else cell,
+        reset_after=cell != "gru_cho",
+        bidirectional=bi,
+        dtype=dtype,
+    )
     # the compiled functions Python calls
     tops = [*engine.kernels(cell, checkpoint)[1:], epoch_kernel(cell, checkpoint)]
     hits, misses = _counts(tops)
@@ -132,6 +145,7 @@ def warm(cell, dtype, checkpoint=False):
         "cell": cell,
         "dtype": dtype,
         "checkpoint": bool(checkpoint),
+        "storage": ("full", "checkpoint", "lockstep")[int(checkpoint)],
         "seconds": time.perf_counter() - t0,
         "compiled": misses_after - misses,
         "loaded": hits_after - hits,

@@ -435,7 +435,9 @@ def _compile(a):
         raise _UsageError(exc) from None
     for r in precompile(a.cells, a.dtypes, a.jobs, a.checkpoint):
         how = f"compiled {r['compiled']}, loaded {r['loaded']} from the cache" if r["compiled"] else "cached"
-        what = f"{r['cell']:>8} {r['dtype']}{', checkpointed' if r['checkpoint'] else ''}"
+        what = f"{r['cell']:>8} {r['dtype']}" + {"full": "", "checkpoint": ", checkpointed"}.get(
+            r["storage"], ", checkpointed, bidirectional lockstep"
+        )
         print(f"{what}: {r['seconds']:6.1f} s ({how})", flush=True)
     print(f"kernel cache: {r['cache']}")
     return 0

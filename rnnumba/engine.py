@@ -26,9 +26,10 @@ its cell's ``backward`` (the recursion in :mod:`rnnumba.cells`), and the
 directions' dx_t, mapped back to original time, add up to the dL/d(input) of
 the layer below.
 
-With checkpoints, a unidirectional network runs all its layers segment by
-segment instead (:mod:`rnnumba.lockstep`), in memory as sqrt(T); a many-to-many
-head runs segment by segment either way (``lockstep.many_head``).
+With checkpoints, a network runs all its layers segment by segment instead
+(:mod:`rnnumba.lockstep`, :mod:`rnnumba.bilockstep`), in memory as sqrt(T), or
+a bidirectional one walks with checkpoints layer by layer (keeping its layers'
+outputs); a many-to-many head runs segment by segment (``lockstep.many_head``).
 
 Sibling implementations of the same computation: ``rnnumba.gpu.engine`` (GPU)
 and ``rnnumba.distributed`` (Dask), over the same :class:`~rnnumba.layout.Layout`.
@@ -43,10 +44,24 @@ from numba import prange
 from . import dropout
 from ._borrow import borrow
 from ._jit import jit
-from ._linalg import add_row, copy_row, empty_aligned, padded_weights, padded_width, tensor
+from ._linalg import add_row, copy_row, drop_padding, empty_aligned, padded_weights, padded_width, tensor
+from .bilockstep import bilockstep
 from .cells import elman, gru, lstm
 from .chunks import chunk_bounds, sum_chunks
-from .layout import B_AT, CHECKPOINT, DIRECTIONS, EXTRA_AT, HIDDEN, LAYERS, MANY, OUTPUTS, PEEPHOLE, W_AT
+from .layout import (
+    B_AT,
+    CHECKPOINT,
+    DIRECTIONS,
+    EXTRA_AT,
+    FULL,
+    HIDDEN,
+    LAYERS,
+    LOCKSTEP,
+    MANY,
+    OUTPUTS,
+    PEEPHOLE,
+    W_AT,
+)
 from .lockstep import lockstep, many_head
 from .losses import head as head_loss
 from .losses import readout
@@ -134,11 +149,10 @@ def kernels(family, checkpoint=False):
     family : {"elman", "lstm", "gru", "gru_cho"}
         ``"gru"`` is PyTorch's form, ``"gru_cho"`` Cho et al.'s, as
         :attr:`rnnumba.layout.Layout.kernel_family` names them.
-    checkpoint : bool, default False
-        Kernels of checkpointed BPTT (:mod:`rnnumba.segments`), for a layout
-        ``spec`` whose :data:`~rnnumba.layout.CHECKPOINT` entry is set: a
-        family of their own, compiled only when used, so that the default
-        kernels carry no code of the other storage.
+    checkpoint : {False, True, LOCKSTEP}, default False
+        Checkpointed BPTT (``spec[CHECKPOINT]``, :mod:`rnnumba.layout`): each
+        storage a family of its own, compiled only when used. ``LOCKSTEP`` is
+        for bidirectional networks (:meth:`~rnnumba.layout.Layout.storage`).
 
     Returns
     -------
@@ -147,11 +161,11 @@ def kernels(family, checkpoint=False):
     """
     if family not in _CELLS:
         raise ValueError(f"unknown cell family {family!r}; expected one of {FAMILIES}")
-    return _family(family, bool(checkpoint))
+    return _family(family, int(checkpoint))
 
 
 @functools.cache
-def _family(family, CK):
+def _family(family, KEPT):
     """Build the kernels of :func:`kernels` (once per process, family and storage)."""
     module, FORWARD, BACKWARD = _CELLS[family]
     GATES = {"elman": 1, "lstm": 4, "gru": 3}[module.__name__.rsplit(".", 1)[1]]
@@ -160,9 +174,12 @@ def _family(family, CK):
     WIDTH = module.STATE_WIDTH  # what the cell keeps in S for BPTT, in units of H
     EXTRA = 1 if module is gru else (3 if LSTM else 0)  # b_hn (H); peepholes (3H), if any
 
+    CK = KEPT != FULL  # checkpoints (constants of the kernels: each storage compiles its own)
+    BI = KEPT == LOCKSTEP  # a bidirectional network in lockstep
     forward_walk, backward_walk = walkers(family, FORWARD, BACKWARD, GATES, WIDTH, CARRIED, CK)
     stack_loss_and_grad, stack_predict = lockstep(family, FORWARD, BACKWARD, GATES, WIDTH, CARRIED)
-    name = family + ("_ck" if CK else "")
+    bi_loss_and_grad, bi_predict = bilockstep(family, FORWARD, BACKWARD, GATES, WIDTH, CARRIED)
+    name = family + ("", "_ck", "_ls")[KEPT]
 
     @jit(inline="always", name=f"extra_size_{name}")
     def extra_size(spec):
@@ -182,9 +199,9 @@ def _family(family, CK):
         from ``h_{-1} = h0[l*D + d]`` (and ``c_{-1}``), or 0, one segment of
         steps after another (``forward_walk``, :mod:`rnnumba.segments`).
         Returns the per-(layer, direction) ``HX`` and ``S`` rows kept for BPTT
-        (every step's, or with ``spec[CHECKPOINT]`` each segment's first and
-        the final one), each layer's input (the layer below's outputs) where
-        checkpoints need it (else empty arrays), and for a many-to-many head
+        (every step's, or with checkpoints each segment's first and the final
+        one), each layer's input (the layer below's outputs) where checkpoints
+        need it (else empty arrays), and for a many-to-many head
         the top layer's outputs (T, n, H*D) in original time order, zero in the
         padding (else an empty array). ``drop``: see
         :func:`rnnumba.dropout.apply` (the masks ``m``), applied to the outputs
@@ -250,6 +267,11 @@ def _family(family, CK):
         # may leave that check to the kernel (network.loss_and_grad's dense path)
         if first_nonfinite(X[s0:s1], lens) >= 0 or first_nonfinite(Y[s0:s1], lens) >= 0:
             return np.nan
+        if BI:  # memory as sqrt(T) in every layer (a bidirectional network: the backend sees to it)
+            n_extra = extra_size(spec)
+            return bi_loss_and_grad(
+                theta, g, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, s0, s1, n_extra
+            )
         if CK and D == 1:  # lockstep: memory as sqrt(T) through every layer and the head
             n_extra = extra_size(spec)
             return stack_loss_and_grad(
@@ -299,16 +321,16 @@ def _family(family, CK):
                 dS = np.zeros((n if carry else 0, CARRIED * H), dtype=theta.dtype)
                 src = (X, ins[layer], layer, s0, d)
                 backward_walk(weights, grads, src, lens, (HX, S), (dOut, dTop), dX, dS, dh0.shape[0] > 0)
-                if Kp != K:  # the padding's columns of dW are dropped
-                    for j in range(GATES * H):
-                        copy_row(dW[j], dWp[j, :K])
+                drop_padding(dW, dWp)  # the padding's columns of dW are dropped
                 if dh0.shape[0] > 0:  # this chunk's rows of dL/dh0: no sum needed
                     for i in range(n):
                         copy_row(dh0[layer * D + d, s0 + i], dS[i])
                 if layer > 0:
                     for i in range(n):
-                        for t in range(lens[i]):
-                            add_row(dInp[read_step(t, lens[i], d), i], dX[t, i, :I_l])
+                        for t in range(T):
+                            u = read_step(t, lens[i], d, T)
+                            if u >= 0:
+                                add_row(dInp[u, i], dX[t, i, :I_l])
             if layer > 0:  # through the dropout on the layer below's outputs
                 dropout.apply(dInp, drop, layer - 1, s0, lens, np.int64(0))
             dOut = dInp
@@ -365,6 +387,9 @@ def _family(family, CK):
         theta, spec, offsets = borrow(theta), borrow(spec), borrow(offsets)
         X, lengths, h0, out, hn = borrow(X), borrow(lengths), borrow(h0), borrow(out), borrow(hn)
         H, L, D, O, many = spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS], spec[OUTPUTS], spec[MANY]
+        if BI:  # memory as sqrt(T) in every layer (a bidirectional network)
+            bi_predict(theta, spec, offsets, X, lengths, h0, s0, s1, out, hn, extra_size(spec))
+            return
         if CK and D == 1:  # lockstep: memory as sqrt(T) through every layer and the head
             stack_predict(theta, spec, offsets, X, lengths, h0, s0, s1, out, hn, extra_size(spec))
             return
@@ -469,5 +494,5 @@ def loss_and_grad(family, theta, grad, spec, offsets, X, lengths, Y, loss, scale
     float
         The loss, times ``scale``.
     """
-    run = training_kernel(family, n_chunks, bool(spec[CHECKPOINT]))
+    run = training_kernel(family, n_chunks, spec[CHECKPOINT])
     return run(theta, grad, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, n_chunks)

@@ -38,6 +38,12 @@ CELL, HIDDEN, LAYERS, DIRECTIONS, INPUTS, OUTPUTS, PEEPHOLE, RESET_AFTER, MANY, 
 # The columns of the offsets table (:meth:`Layout.offsets`): a layer and
 # direction's W, b and extra tensor; the last row holds W_out, b_out and O.
 W_AT, B_AT, EXTRA_AT = range(3)
+# spec[CHECKPOINT], how BPTT keeps the forward pass: every step (FULL); checkpoints,
+# a bidirectional network keeping what passes between its layers for every step
+# (CHECKPOINTS: one more forward pass); checkpoints through every layer in lockstep,
+# memory as sqrt(T) for any depth and direction (LOCKSTEP: for a bidirectional
+# network, more passes; one direction walks in lockstep either way)
+FULL, CHECKPOINTS, LOCKSTEP = range(3)
 
 
 def cell_extras(cell, hidden, peephole=False):
@@ -245,16 +251,17 @@ class Layout:
         Entries named by :data:`CELL`, :data:`HIDDEN`, ... :data:`CHECKPOINT`:
         cell code, H, layers, directions, input size, output size, peephole
         flag, reset-after flag, whether the head reads every step
-        (many-to-many) or the final state, and whether training keeps only a
-        checkpoint of the state per segment of steps (:mod:`rnnumba.segments`).
+        (many-to-many) or the final state, and how training keeps the
+        forward pass (:data:`FULL`, :data:`CHECKPOINTS`, :data:`LOCKSTEP`).
 
         Parameters
         ----------
         many_to_many : bool, default False
             Whether the head reads every step.
-        checkpoint : bool, default False
-            Checkpointed BPTT: the same gradient, bit for bit, in memory that
-            grows as sqrt(T) in the recurrent buffers.
+        checkpoint : {False, True, LOCKSTEP}, default False
+            Checkpointed BPTT (``True`` is :data:`CHECKPOINTS`): the same
+            gradient, bit for bit, in memory that grows as sqrt(T) in the
+            recurrent buffers, and with :data:`LOCKSTEP` in everything.
 
         Returns
         -------
@@ -273,8 +280,33 @@ class Layout:
         spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS] = self.hidden, self.num_layers, self.directions
         spec[INPUTS], spec[OUTPUTS] = self.input_size, self.output_size
         spec[PEEPHOLE], spec[RESET_AFTER], spec[MANY] = self.peephole, self.reset_after, many_to_many
-        spec[CHECKPOINT] = checkpoint
+        spec[CHECKPOINT] = self.storage(checkpoint)
         return spec
+
+    def storage(self, checkpoint):
+        """Return how this network's BPTT keeps the forward pass.
+
+        One direction walks in lockstep with any checkpoints, so it never
+        takes :data:`LOCKSTEP`: the kernels of :data:`CHECKPOINTS` do it.
+
+        Parameters
+        ----------
+        checkpoint : {False, True, LOCKSTEP}
+            As :meth:`spec` takes it.
+
+        Returns
+        -------
+        int
+            :data:`FULL`, :data:`CHECKPOINTS` or :data:`LOCKSTEP`.
+
+        Examples
+        --------
+        >>> from rnnumba.layout import LOCKSTEP, Layout
+        >>> Layout("gru", 1, 8).storage(LOCKSTEP), Layout("gru", 1, 8, bidirectional=True).storage(LOCKSTEP)
+        (1, 2)
+        """
+        checkpoint = int(checkpoint)
+        return CHECKPOINTS if checkpoint == LOCKSTEP and self.directions == 1 else checkpoint
 
     @property
     def kernel_family(self):

@@ -26,21 +26,38 @@ again in a caller's context (with ``reassoc``, another vectorisation could
 round differently).
 Memory: O(N L (T/k + k) H) for any depth and head, beside X and the targets.
 
-A bidirectional layer's reverse direction reads each sample from its own last
-step, so its segments do not line up across a batch of varying lengths:
-bidirectional networks keep the walks of :mod:`rnnumba.segments` (memory as
-T for what passes between layers).
+A bidirectional network walks in lockstep too, with adjoint checkpoints:
+:mod:`rnnumba.bilockstep`.
 """
 
 import numpy as np
 
 from . import dropout
 from ._jit import jit
-from ._linalg import add_row, copy_row, empty_aligned, padded_weights, padded_width, tensor
-from .layout import B_AT, EXTRA_AT, HIDDEN, LAYERS, MANY, OUTPUTS, W_AT
+from ._linalg import add_row, copy_row, drop_padding, empty_aligned, padded_weights, padded_width, tensor
+from .layout import B_AT, DIRECTIONS, EXTRA_AT, HIDDEN, LAYERS, MANY, OUTPUTS, W_AT
 from .losses import head as head_loss
 from .losses import readout
-from .segments import keep_row, segment_lengths, segment_steps, write_inputs, write_outputs
+from .segments import add_shares, keep_row, segment_lengths, segment_steps, write_inputs, write_outputs
+
+
+@jit(inline="always")
+def net_weights(v, spec, offsets, I0, n, n_extra, padded, gates):
+    """Return ``(W, b, extra)`` of each layer and direction (``layer * D + d``) in ``v``.
+
+    ``v``: ``theta`` (``W`` padded to whole SIMD registers, :func:`padded_width`)
+    or its gradient (``padded`` False).
+    """
+    H, L, D = spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS]
+    out = []
+    for ld in range(L * D):
+        K = H + (I0 if ld < D else D * H)
+        Kp = padded_width(K, n * gates * H * K, v.itemsize) if padded else K
+        row = offsets[ld]
+        W = padded_weights(v, row[W_AT], gates * H, K, Kp)
+        b = v[row[B_AT] : row[B_AT] + gates * H]
+        out.append((W, b, v[row[EXTRA_AT] : row[EXTRA_AT] + n_extra]))
+    return out
 
 
 @jit(driver=True)
@@ -133,20 +150,6 @@ def lockstep(family, FORWARD, BACKWARD, gates, width, carried):
     unidirectional network.
     """
 
-    @jit(inline="always")
-    def stack_weights(v, spec, offsets, I0, n, n_extra, padded):
-        """Return each layer's ``(W, b, extra)`` in ``v`` (``theta`` or its gradient), ``W`` padded."""
-        H, L = spec[HIDDEN], spec[LAYERS]
-        out = []
-        for layer in range(L):
-            K = H + (I0 if layer == 0 else H)
-            Kp = padded_width(K, n * gates * H * K, v.itemsize) if padded else K
-            row = offsets[layer]
-            W = padded_weights(v, row[W_AT], gates * H, K, Kp)
-            b = v[row[B_AT] : row[B_AT] + gates * H]
-            out.append((W, b, v[row[EXTRA_AT] : row[EXTRA_AT] + n_extra]))
-        return out
-
     @jit(name=f"stack_segment_{family}", driver=True)
     def run_segment(weights, X, below, a, steps, layer, s0, lens, lens_s, HX, S):
         """Run steps ``a : a + steps`` of a layer from row 0 of ``HX``, ``S``: inputs, then the forward."""
@@ -201,11 +204,11 @@ def lockstep(family, FORWARD, BACKWARD, gates, width, carried):
                     weights[layer], X, below, a, steps, layer, s0, lens, lens_s, HXw[layer], Sw[layer]
                 )
                 if layer < L - 1 or out.shape[0] > 0:
-                    write_outputs(outs[layer], a, HXw[layer], a, steps, lens, 0, H)
+                    write_outputs(outs[layer], a, HXw[layer], a, steps, lens, 0, H, T)
                 if layer < L - 1:
                     dropout.apply(outs[layer], drop, layer, s0, lens, a)
             if out.shape[0] > 0:
-                _readout_segment(head, outs[L - 1], a, steps, lens, s0, out)
+                readout_segment(head, outs[L - 1], a, steps, lens, s0, out)
         last = T - (n_seg - 1) * k
         for layer in range(L):  # the final rows
             keep_row(HXc[layer][n_seg], HXw[layer][last])
@@ -224,8 +227,8 @@ def lockstep(family, FORWARD, BACKWARD, gates, width, carried):
         H, L, O, many = spec[HIDDEN], spec[LAYERS], spec[OUTPUTS], spec[MANY]
         n, T = s1 - s0, X.shape[1]
         lens = lengths[s0:s1]
-        weights = stack_weights(theta, spec, offsets, X.shape[2], n, n_extra, True)
-        grads = stack_weights(g, spec, offsets, X.shape[2], n, n_extra, False)
+        weights = net_weights(theta, spec, offsets, X.shape[2], n, n_extra, True, gates)
+        grads = net_weights(g, spec, offsets, X.shape[2], n, n_extra, False, gates)
         hc0 = h0[:, s0:s1] if h0.shape[0] > 0 else h0
         nothing = np.empty((0, 1, O), dtype=theta.dtype)
         head = offsets[L]
@@ -279,7 +282,7 @@ def lockstep(family, FORWARD, BACKWARD, gates, width, carried):
                     weights[layer], X, below, a, steps, layer, s0, lens, lens_s, HXw[layer], Sw[layer]
                 )
                 if layer < L - 1 or many:
-                    write_outputs(outs[layer], a, HXw[layer], a, steps, lens, 0, H)
+                    write_outputs(outs[layer], a, HXw[layer], a, steps, lens, 0, H, T)
                 if layer < L - 1:
                     dropout.apply(outs[layer], drop, layer, s0, lens, a)
             dOut = np.zeros((steps, n, H), dtype=theta.dtype)  # dL/dh of the layer BPTT is in
@@ -307,10 +310,7 @@ def lockstep(family, FORWARD, BACKWARD, gates, width, carried):
                 else:
                     pW, pb, pe = parts[layer]
                     BACKWARD(W, b, extra, hx, st, lens_s, dHs, dS[layer], pW, pb, pe, dX, dh_out)
-                    for j in range(pW.shape[0]):
-                        add_row(dWp[layer][j], pW[j])
-                    add_row(grads[layer][1], pb)
-                    add_row(grads[layer][2], pe)
+                    add_shares((dWp[layer], grads[layer][1], grads[layer][2]), parts[layer])
                 if layer > 0:  # dL/dh of the layer below, through its dropout mask
                     dOut = np.zeros((steps, n, H), dtype=theta.dtype)
                     for i in range(n):
@@ -318,10 +318,7 @@ def lockstep(family, FORWARD, BACKWARD, gates, width, carried):
                             add_row(dOut[t - a, i], dX[t - a, i, :H])
                     dropout.apply(dOut, drop, layer - 1, s0, lens, a)
         for layer in range(L):
-            dW = grads[layer][0]
-            if dWp[layer].shape[1] != dW.shape[1]:  # the padding's columns of dW are dropped
-                for j in range(dW.shape[0]):
-                    copy_row(dW[j], dWp[layer][j, : dW.shape[1]])
+            drop_padding(grads[layer][0], dWp[layer])
             if dh0.shape[0] > 0:  # this chunk's rows of dL/dh0
                 for i in range(n):
                     copy_row(dh0[layer, s0 + i], dS[layer][i])
@@ -338,7 +335,7 @@ def lockstep(family, FORWARD, BACKWARD, gates, width, carried):
         H, L, O, many = spec[HIDDEN], spec[LAYERS], spec[OUTPUTS], spec[MANY]
         n = s1 - s0
         lens = lengths[s0:s1]
-        weights = stack_weights(theta, spec, offsets, X.shape[2], n, n_extra, True)
+        weights = net_weights(theta, spec, offsets, X.shape[2], n, n_extra, True, gates)
         no_dropout = np.zeros(2, dtype=np.int64)
         head = offsets[L]
         W_out = tensor(theta, head[W_AT], O, H)
@@ -367,7 +364,7 @@ def lockstep(family, FORWARD, BACKWARD, gates, width, carried):
 
 
 @jit(driver=True)
-def _readout_segment(head, top, a, steps, lens, s0, out):
+def readout_segment(head, top, a, steps, lens, s0, out):
     """``out[s0 + i, t] = top[t - a, i] W_out^T + b_out`` for the valid steps ``a : a + steps``."""
     n = lens.shape[0]
     M = 0

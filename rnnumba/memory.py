@@ -15,6 +15,7 @@ except ImportError:  # pragma: no cover - not on Windows: no address-space limit
     resource = None
 
 from .cells import elman, gru, lstm
+from .layout import LOCKSTEP
 from .segments import n_segments, steps_per_segment
 
 __all__ = [
@@ -60,8 +61,9 @@ def training_bytes(layout, N, T, itemsize, many, checkpoint=False):
     direction and step (with ``checkpoint``, for each segment's first step
     and the final one, plus one segment's rows: :mod:`rnnumba.segments`), and
     the outputs of every layer that feeds another (or a many-to-many head):
-    every step's, or one segment's for a unidirectional network with
-    checkpoints (:mod:`rnnumba.lockstep`); the backward pass adds, one layer
+    every step's, or one segment's in lockstep (:mod:`rnnumba.lockstep`; a
+    bidirectional network with :data:`~rnnumba.layout.LOCKSTEP`,
+    :mod:`rnnumba.bilockstep`); the backward pass adds, one layer
     at a time, the gradients of those and one segment's share of the cell's
     temporaries. A slight overestimate
     (within ~20 % of the measured peak), never an underestimate by design.
@@ -75,8 +77,10 @@ def training_bytes(layout, N, T, itemsize, many, checkpoint=False):
         4 (float32) or 8 (float64).
     many : bool
         A many-to-many head (an output per step).
-    checkpoint : bool, default False
-        Checkpointed BPTT.
+    checkpoint : {False, True, LOCKSTEP}, default False
+        Checkpointed BPTT (:data:`rnnumba.layout.CHECKPOINTS`, or in lockstep
+        through every layer: :data:`rnnumba.layout.LOCKSTEP`; the same for one
+        direction).
 
     Returns
     -------
@@ -101,16 +105,21 @@ def training_bytes(layout, N, T, itemsize, many, checkpoint=False):
     state, temp = _STATE[cell], _BACKWARD[cell]
     k = steps_per_segment(T)
     rows = (n_segments(T) + 1 + k + 1) if checkpoint else T + 1  # rows of [h; x] and state kept
+    bi = checkpoint == LOCKSTEP and D == 2  # rnnumba.bilockstep: a second segment buffer, adjoint checkpoints
+    if bi:
+        rows += k + 1
     # steps of what passes between layers (and to a many-to-many head) held at once:
-    # one segment's in lockstep (checkpoints, one direction: rnnumba.lockstep), else all
-    span = k if checkpoint and D == 1 else T
+    # one segment's in lockstep (rnnumba.lockstep, rnnumba.bilockstep), else all
+    span = k if (checkpoint and D == 1) or bi else T
     kept = 0
     backward = 0
     for layer in range(L):
         inputs = layout.input_size if layer == 0 else H * D
         K = H + inputs + 8  # [h; x], padded to whole SIMD registers at most
         kept += D * rows * (K + state * H)
-        if layer < L - 1 or many:
+        if bi:  # dL/dh (dL/dc) entering each segment's BPTT; outputs in the forward pass and BPTT
+            kept += D * n_segments(T) * (2 if cell == "lstm" else 1) * H + 2 * span * H * D
+        elif layer < L - 1 or many:
             kept += span * H * D  # the layer's outputs
         below = inputs + (K - H) if layer > 0 else 0  # gradients into the layer below
         backward = max(backward, span * below + k * (H + temp * H))
@@ -203,8 +212,8 @@ def block_rows(layout, N, T, itemsize, many, checkpoint=False):
         4 (float32) or 8 (float64).
     many : bool
         A many-to-many head.
-    checkpoint : bool, default False
-        Checkpointed BPTT.
+    checkpoint : {False, True, LOCKSTEP}, default False
+        As for :func:`training_bytes`.
 
     Returns
     -------

@@ -336,10 +336,14 @@ class RNN(NetworkState):
         memory : {"auto", "full", "checkpoint"}, default "auto"
             How BPTT keeps the forward pass's states: every step's ("full"),
             or a checkpoint every ~sqrt(T) steps, each segment's forward pass
-            run again during BPTT ("checkpoint": memory as sqrt(T), about a
-            third more time). The gradient is bitwise the same either way.
-            "auto" checkpoints when full storage would pass
-            :data:`rnnumba.memory.BLOCK_BYTES` (512 MB). CPU only.
+            run again during BPTT ("checkpoint": memory as sqrt(T) whatever
+            the depth and head, at about one more forward pass; a
+            bidirectional stack ~3x the time of full storage). The gradient
+            is bitwise the same either way. "auto" checkpoints when full
+            storage would pass :data:`rnnumba.memory.BLOCK_BYTES` (512 MB); a
+            bidirectional network then keeps its layers' outputs for every
+            step (one more forward pass) where one sequence of that fits in
+            512 MB (see ``docs/long-sequences.md``). CPU only.
 
         Returns
         -------

@@ -4,23 +4,27 @@ The engine runs each layer and direction over segments of ``k`` steps
 (:func:`segment_steps`, a function of ``T`` alone): the forward pass segment
 after segment, BPTT from the last segment to the first, the adjoint
 ``dL/dh`` (and the LSTM's ``dL/dc``) carried from one segment into the one
-before it, and the segments' weight gradients added in that order.
+before it, and the segments' weight gradients added in that order. Both
+directions cut original time at the same places: the reverse direction runs
+the same segments from the last to the first, each from its last valid step
+down (:func:`read_step`).
 
 Two ways to keep the forward pass's states for BPTT, one arithmetic:
 
 * **full storage** keeps every step's ``[h_{t-1}; x_t]`` and cell state
-  (memory as T);
+  (memory as T): the walks here, one layer and direction at a time;
 * **checkpointed BPTT** keeps only each segment's first row (and the final
   one), and before a segment's BPTT runs its forward pass again from that row
   into a buffer of ``k + 1`` rows (memory as ``T/k + k``, least at
-  ``k = sqrt(T)``; one more forward pass of time).
+  ``k = sqrt(T)``). One direction walks all its layers at once
+  (:mod:`rnnumba.lockstep`); two walk here, layer by layer, keeping what
+  passes between layers for every step, or walk all their layers at once
+  with more passes (:mod:`rnnumba.bilockstep`).
 
 Both make the same kernel calls on the same numbers in the same order, and a
 forward pass is deterministic, so the two gradients are bitwise equal. A
 sequence of at most :data:`SEGMENT_MIN` steps is one segment: the engine as it
-was before segments. A unidirectional network with checkpoints walks all its
-layers at once, segment by segment (:mod:`rnnumba.lockstep`), with the same
-segments and kernel calls.
+was before segments.
 """
 
 import numpy as np
@@ -65,19 +69,57 @@ def keep_row(dst, src):
 
 
 @jit(inline="always")
-def read_step(t, length, d):
-    """Original time index read at step ``t`` of direction ``d`` (-1: padding).
+def walk_segment(j, n_seg, d):
+    """Return the segment direction ``d`` runs ``j``-th: ``j``, or ``n_seg - 1 - j`` in reverse."""
+    return j if d == 0 else n_seg - 1 - j
 
-    ``t`` for the forward direction, ``length - 1 - t`` for the reverse one.
+
+@jit(inline="always")
+def segment_start(s, T, d):
+    """Return ``(a, steps, p)``: segment ``s``'s first original step, its steps, and its first walk row.
+
+    Direction 0 walks the segments in order (``p = a``); direction 1 from the
+    last to the first (``p = T - a - steps``).
     """
-    if t >= length:
-        return -1
-    return t if d == 0 else length - 1 - t
+    k = segment_steps(T)
+    a = s * k
+    steps = min(k, T - a)
+    return a, steps, a if d == 0 else T - a - steps
+
+
+@jit(inline="always")
+def read_step(p, length, d, T):
+    """Original time index read at walk row ``p`` of direction ``d`` (-1: a frozen row).
+
+    Segments cut original time in both directions (:func:`segment_start`). The
+    forward direction reads ``p``; the reverse one reads segment ``a : a +
+    steps`` from its last valid step down, ``a + v - 1 - r`` at row ``r`` of
+    the segment with ``v`` its valid steps, and frozen rows after them (one
+    segment: ``length - 1 - p``). So a segment holds the same original steps in
+    either direction, and a stack walks both in lockstep.
+    """
+    if d == 0:
+        return p if p < length else -1
+    k = segment_steps(T)
+    a = (T - 1 - p) // k * k
+    steps = min(k, T - a)
+    v = min(max(length - a, 0), steps)
+    r = p - (T - a - steps)
+    return a + v - 1 - r if r < v else -1
+
+
+@jit(inline="always")
+def last_step(length, d, T):
+    """Return the walk row of direction ``d``'s final step (original step ``length - 1``, or 0)."""
+    if d == 0:
+        return length - 1
+    steps = min(segment_steps(T), T)
+    return T - steps + min(length, steps) - 1
 
 
 @jit(inline="always")
 def write_inputs(HX, r0, a, steps, X, inp, off, layer, s0, lens, d, H):
-    """Write ``x_t`` of steps ``a : a + steps`` into the input columns of rows ``r0 + t - a`` of ``HX``.
+    """Write ``x`` of walk rows ``a : a + steps`` into the input columns of rows ``r0 + t - a`` of ``HX``.
 
     ``x`` is the sample's input ``X[s0 + i]`` in layer 0, else the layer
     below's outputs ``inp`` (original time ``t`` in its row ``t - off``),
@@ -87,7 +129,7 @@ def write_inputs(HX, r0, a, steps, X, inp, off, layer, s0, lens, d, H):
     for i in range(n):
         for t in range(a, a + steps):
             dst = HX[r0 + t - a, i, H : H + I_l]
-            src = read_step(t, lens[i], d)
+            src = read_step(t, lens[i], d, X.shape[1])
             if src < 0:
                 for j in range(I_l):
                     dst[j] = 0.0
@@ -98,15 +140,47 @@ def write_inputs(HX, r0, a, steps, X, inp, off, layer, s0, lens, d, H):
 
 
 @jit(inline="always")
-def write_outputs(out, off, HX, a, steps, lens, d, H):
-    """Copy ``h_t`` of steps ``a : a + steps`` into direction ``d``'s columns of ``out``.
+def write_outputs(out, off, HX, a, steps, lens, d, H, T):
+    """Copy ``h`` of walk rows ``a : a + steps`` into direction ``d``'s columns of ``out``.
 
-    ``h_t`` from row ``t - a + 1`` of ``HX``; ``out`` in original time order,
-    time ``t`` in its row ``t - off``.
+    ``h`` of walk row ``t`` from row ``t - a + 1`` of ``HX``; ``out`` in
+    original time order, time ``u`` in its row ``u - off``.
     """
     for i in range(out.shape[1]):
-        for t in range(a, min(a + steps, lens[i])):
-            copy_row(out[read_step(t, lens[i], d) - off, i, d * H : (d + 1) * H], HX[t - a + 1, i, :H])
+        for t in range(a, a + steps):
+            u = read_step(t, lens[i], d, T)
+            if u >= 0:
+                copy_row(out[u - off, i, d * H : (d + 1) * H], HX[t - a + 1, i, :H])
+
+
+@jit(inline="always")
+def head_rows(dHs, dOut, off, dTop, p, lens, d, T):
+    """Write dL/dh from above into ``dHs`` (zeros) for walk rows ``p : p + len(dHs)`` of direction ``d``.
+
+    ``dOut`` (empty, or dL/d(outputs) with original time ``u`` in its row
+    ``u - off``): the direction's columns at every valid row; ``dTop`` (empty,
+    or (n, H)): dL/d(final state) of a many-to-one head, added at the
+    direction's final step (:func:`last_step`).
+    """
+    steps, n, H = dHs.shape[0], dHs.shape[1], dHs.shape[2]
+    for i in range(n):
+        if dOut.shape[0] > 0:
+            for t in range(p, p + steps):
+                u = read_step(t, lens[i], d, T)
+                if u >= 0:
+                    copy_row(dHs[t - p, i], dOut[u - off, i, d * H : (d + 1) * H])
+        end = last_step(lens[i], d, T)  # the final state feeds a many-to-one head
+        if dTop.shape[0] > 0 and p <= end < p + steps:
+            add_row(dHs[end - p, i], dTop[i])
+
+
+@jit(inline="always")
+def add_shares(grads, shares):
+    """Add an earlier segment's ``shares = (dW, db, dextra)`` to ``grads``, in that order."""
+    for r in range(shares[0].shape[0]):
+        add_row(grads[0][r], shares[0][r])
+    add_row(grads[1], shares[1])
+    add_row(grads[2], shares[2])
 
 
 def n_segments(T):
@@ -125,6 +199,10 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried, ck):
     layer, s0, d)`` (where the direction reads its inputs: :func:`write_inputs`),
     and the chunk's ``lens``. ``ck`` (checkpoints, or every row) is a
     constant of the walks: each storage compiles its own, only when used.
+    Checkpointed walks serve bidirectional networks whose layer outputs may be
+    kept for every step (:data:`rnnumba.layout.CHECKPOINTS`); otherwise
+    checkpoints walk all the layers at once (:mod:`rnnumba.lockstep`,
+    :mod:`rnnumba.bilockstep`).
     """
     name = family + ("_ck" if ck else "")
 
@@ -132,11 +210,12 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried, ck):
     def forward_walk(weights, src, lens, hc0, out):
         """Run a direction's forward pass, segment after segment; return the rows kept for BPTT.
 
-        ``HX`` and ``S`` (rows of ``[h_{t-1}; x_t]`` and of the cell state):
-        every row ``0..T``, or with ``ck`` each segment's first row and the
-        final one. ``hc0`` (n, carried width) holds ``h_{-1}`` (and the
-        LSTM's ``c_{-1}``), or is empty for zero states; ``out`` (T, n, H*D),
-        if not empty, receives ``h_t`` in the direction's columns.
+        ``HX`` and ``S`` (rows of ``[h_{t-1}; x_t]`` and of the cell state, in
+        the direction's walk order): every row ``0..T``, or with ``ck`` each
+        segment's first row and the final one. ``hc0`` (n, carried width)
+        holds ``h_{-1}`` (and the LSTM's ``c_{-1}``), or is empty for zero
+        states; ``out`` (T, n, H*D), if not empty, receives ``h`` in the
+        direction's columns, in original time.
         """
         # the caller holds the arguments for the whole call: views of them need no counting
         # (never borrow an array made here: numba frees it after its last counted use)
@@ -159,30 +238,30 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried, ck):
             if carried == 2:
                 copy_row(Sw[0, i, :H], hc0[i, H:])
         lens_s = np.empty(n, dtype=np.int64) if n_seg > 1 else lens  # one segment: the lengths
-        for s in range(n_seg):
-            a = s * k
-            steps = min(k, T - a)
+        prev = k  # the rows of the segment run before
+        for j in range(n_seg):  # in the direction's order (walk_segment)
+            a, steps, p = segment_start(walk_segment(j, n_seg, d), T, d)
             if n_seg > 1:
                 segment_lengths(lens, a, steps, lens_s)
             if ck:
-                if s > 0:  # the previous segment's last row starts this one
-                    keep_row(HXw[0], HXw[k])
-                    keep_row(Sw[0], Sw[k])
-                write_inputs(HXw, 0, a, steps, X, below, 0, layer, s0, lens, d, H)
-                keep_row(HX[s], HXw[0])  # the checkpoint
-                keep_row(S[s], Sw[0])
+                if j > 0:  # the previous segment's last row starts this one
+                    keep_row(HXw[0], HXw[prev])
+                    keep_row(Sw[0], Sw[prev])
+                write_inputs(HXw, 0, p, steps, X, below, 0, layer, s0, lens, d, H)
+                keep_row(HX[j], HXw[0])  # the checkpoint
+                keep_row(S[j], Sw[0])
                 Sw[1 : steps + 1] = 0.0  # as a fresh buffer: a frozen step writes part of it
                 FORWARD(W, b, extra, HXw[: steps + 1], Sw[: steps + 1], lens_s)
                 if out.shape[0] > 0:
-                    write_outputs(out, 0, HXw, a, steps, lens, d, H)
+                    write_outputs(out, 0, HXw, p, steps, lens, d, H, T)
             else:
-                FORWARD(W, b, extra, HX[a : a + steps + 1], S[a : a + steps + 1], lens_s)
+                FORWARD(W, b, extra, HX[p : p + steps + 1], S[p : p + steps + 1], lens_s)
+            prev = steps
         if ck:  # the final row
-            last = T - (n_seg - 1) * k
-            keep_row(HX[n_seg], HXw[last])
-            keep_row(S[n_seg], Sw[last])
+            keep_row(HX[n_seg], HXw[prev])
+            keep_row(S[n_seg], Sw[prev])
         elif out.shape[0] > 0:
-            write_outputs(out, 0, HX, 0, T, lens, d, H)
+            write_outputs(out, 0, HX, 0, T, lens, d, H, T)
         return HX, S
 
     @jit(name=f"backward_walk_{name}", driver=True)
@@ -190,14 +269,14 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried, ck):
         """Run a direction's BPTT from its last segment to its first.
 
         Per segment (its forward pass first run again from its checkpoint,
-        with ``ck``), dL/dh_t from above (``dhead = (dOut, dTop)``: the
+        with ``ck``), dL/dh from above (``dhead = (dOut, dTop)``: the
         direction's columns of dL/d(outputs) (T, n, H*D) in original time, or
         empty; dL/d(final state) (n, H) for a many-to-one head, or empty),
         then the cell's ``backward`` from the adjoint ``dS`` the later segment
         left. ``grads = (dW, db, dextra)`` are written: the last segment's
         share, then each earlier one's added in turn. ``dX`` (T, n, I), if not
-        empty, receives dL/dx_t; ``dS`` (n, carried width, zeros on entry)
-        ends as dL/dh_{-1} if ``want_dh0``.
+        empty, receives dL/dx in walk order; ``dS`` (n, carried width, zeros
+        on entry) ends as dL/dh_{-1} if ``want_dh0``.
         """
         # the caller holds every argument for the whole call: views of them need no counting
         # (never borrow an array made here: numba frees it after its last counted use)
@@ -216,37 +295,26 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried, ck):
         pb = np.empty_like(db) if n_seg > 1 else db[:0]
         pe = np.empty_like(dextra) if n_seg > 1 else dextra[:0]
         lens_s = np.empty(n, dtype=np.int64) if n_seg > 1 else lens
-        for s in range(n_seg - 1, -1, -1):
-            a = s * k
-            steps = min(k, T - a)
+        for j in range(n_seg - 1, -1, -1):  # the direction's segments from its last
+            a, steps, p = segment_start(walk_segment(j, n_seg, d), T, d)
             if n_seg > 1:
                 segment_lengths(lens, a, steps, lens_s)
             if ck:  # the segment's forward pass again, from its checkpoint
-                keep_row(HXw[0], HX[s])
-                keep_row(Sw[0], S[s])
-                write_inputs(HXw, 0, a, steps, X, below, 0, layer, s0, lens, d, H)
+                keep_row(HXw[0], HX[j])
+                keep_row(Sw[0], S[j])
+                write_inputs(HXw, 0, p, steps, X, below, 0, layer, s0, lens, d, H)
                 Sw[1 : steps + 1] = 0.0
                 FORWARD(W, b, extra, HXw[: steps + 1], Sw[: steps + 1], lens_s)
                 hx, st = HXw[: steps + 1], Sw[: steps + 1]
             else:
-                hx, st = HX[a : a + steps + 1], S[a : a + steps + 1]
+                hx, st = HX[p : p + steps + 1], S[p : p + steps + 1]
             dHs = np.zeros((steps, n, H), dtype=W.dtype)
-            for i in range(n):
-                if dOut.shape[0] > 0:
-                    for t in range(a, min(a + steps, lens[i])):
-                        copy_row(dHs[t - a, i], dOut[read_step(t, lens[i], d), i, d * H : (d + 1) * H])
-                end = lens[i] - 1  # the final state feeds a many-to-one head
-                if dTop.shape[0] > 0 and a <= end < a + steps:
-                    add_row(dHs[end - a, i], dTop[i])
-            last = s == n_seg - 1
-            dh_out = dS if s > 0 or want_dh0 else dS[:0]
-            if last:
-                BACKWARD(W, b, extra, hx, st, lens_s, dHs, dS, dW, db, dextra, dX[a : a + steps], dh_out)
+            head_rows(dHs, dOut, 0, dTop, p, lens, d, T)
+            dh_out = dS if j > 0 or want_dh0 else dS[:0]
+            if j == n_seg - 1:
+                BACKWARD(W, b, extra, hx, st, lens_s, dHs, dS, dW, db, dextra, dX[p : p + steps], dh_out)
             else:
-                BACKWARD(W, b, extra, hx, st, lens_s, dHs, dS, pW, pb, pe, dX[a : a + steps], dh_out)
-                for j in range(pW.shape[0]):
-                    add_row(dW[j], pW[j])
-                add_row(db, pb)
-                add_row(dextra, pe)
+                BACKWARD(W, b, extra, hx, st, lens_s, dHs, dS, pW, pb, pe, dX[p : p + steps], dh_out)
+                add_shares((dW, db, dextra), (pW, pb, pe))
 
     return forward_walk, backward_walk

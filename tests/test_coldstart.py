@@ -74,7 +74,8 @@ def test_an_elman_fit_compiles_no_other_cell():
         rnnumba.fit(X, y, hidden=4, epochs=1, random_state=0).predict(X)
         others = [f for fam in ("lstm", "gru", "gru_cho")
                   for f in (*engine.kernels(fam)[1:], kernels.epoch_kernel(fam))]
-        others += [*engine.kernels("elman", checkpoint=True)[1:], kernels.epoch_kernel("elman", True)]
+        others += [f for ck in (True, 2)
+                   for f in (*engine.kernels("elman", checkpoint=ck)[1:], kernels.epoch_kernel("elman", ck))]
         others += [v for m in (lstm, gru) for v in vars(m).values()
                    if isinstance(v, Dispatcher) and v.py_func.__module__ == m.__name__]
         assert len(others) > 20
@@ -247,23 +248,27 @@ def test_compile_command_fills_the_cache_and_rejects_bad_flags(capsys):
 
 
 def test_precompile_warms_the_checkpointed_kernels_on_request():
-    """``checkpoint=True`` adds a job per cell and dtype: the kernels of
-    checkpointed BPTT, which a long sequence then loads instead of compiling."""
+    """``checkpoint=True`` adds two jobs per cell and dtype: the kernels of
+    checkpointed BPTT (and of bidirectional lockstep), which a long sequence
+    then loads instead of compiling."""
     run = run_python(
         """
         import rnnumba
         from rnnumba import engine
         from rnnumba.solvers import kernels
         r = rnnumba.precompile(cells="elman", dtypes="float64", checkpoint=True)
-        print([(x["cell"], x["dtype"], x["checkpoint"], x["compiled"] + x["loaded"] > 0) for x in r])
+        print([(x["cell"], x["dtype"], x["storage"], x["compiled"] + x["loaded"] > 0) for x in r])
         # what Python calls
-        ck = [*engine.kernels("elman", checkpoint=True)[2:], kernels.epoch_kernel("elman", True)]
-        print(all(f.signatures for f in ck))
+        for ck in (True, 2):
+            tops = [*engine.kernels("elman", checkpoint=ck)[2:], kernels.epoch_kernel("elman", ck)]
+            print(all(f.signatures for f in tops))
         """
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split("\n")[:2] == [
-        "[('elman', 'float64', False, True), ('elman', 'float64', True, True)]",
+    assert run.stdout.split("\n")[:3] == [
+        "[('elman', 'float64', 'full', True), ('elman', 'float64', 'checkpoint', True), "
+        "('elman', 'float64', 'lockstep', True)]",
+        "True",
         "True",
     ]
 

@@ -152,7 +152,7 @@ def test_chunking_and_threads_do_not_change_the_masks():
     drop = dropout.plan(0.5, 11)
     none = net.backend.no_state  # zero initial states, no dL/dh0
     be = net.backend
-    args = (net.theta, one, be.specs[0], be.offsets, Xp, L, Y, 0, 1 / count, drop, none, none)
+    args = (net.theta, one, be.specs[0][0], be.offsets, Xp, L, Y, 0, 1 / count, drop, none, none)
     v1 = engine.loss_and_grad(net.layout.kernel_family, *args, 1)
     assert abs(v1 - value) <= 1e-13 * value and rel_err(one, grad) <= 1e-13
 

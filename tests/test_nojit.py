@@ -42,8 +42,8 @@ FITS = ["fit_seed_sgd", "fit_classifier_adam", "fit_lbfgs_gru"]
 # wide: products big enough for the blocked, transposed and padded code paths of
 # rnnumba._linalg (a few seconds as Python)
 WIDE = ["elman-wide", "lstm-wide", "lstm-wide_f32", "gru_cho-wide"]
-# checkpointed BPTT past one segment: a unidirectional stack in lockstep (rnnumba.lockstep)
-LOCKSTEP = ["lstm-lockstep", "gru-lockstep"]
+# checkpointed BPTT past one segment: a stack in lockstep (rnnumba.lockstep, rnnumba.bilockstep)
+LOCKSTEP = ["lstm-lockstep", "gru-lockstep", "lstm-bilockstep"]
 CASES = [f"{c}-{s}" for c in CELLS for s in SHAPES] + ["elman-chunks", "gru-chunks"] + WIDE + LOCKSTEP + FITS
 RTOL = {"float64": 1e-12, "float32": 1e-5}  # seen: 3e-15 and 5e-7
 
@@ -124,17 +124,17 @@ def _wide_case(cell, dtype):
     return {"mse": np.float64(v), "grad": g.copy(), "predict": net.predict(X, lengths)}
 
 
-def _lockstep_case(cell):
+def _lockstep_case(cell, bidirectional=False):
     """Two layers, an output per step, T = 300 (two segments), with h0 and dropout, by checkpoints."""
     from rnnumba import RNN
 
     rng = np.random.default_rng(5)
-    net = RNN(2, 3, 2, num_layers=2, random_state=0, dropout=0.3, **CELLS[cell])
+    net = RNN(2, 3, 2, num_layers=2, bidirectional=bidirectional, random_state=0, dropout=0.3, **CELLS[cell])
     N, T = 3, 300
     X = rng.normal(size=(N, T, 2))
     lengths = np.array([T, 256, 100])  # past, at and before the segments' boundary
     y = rng.normal(size=(N, T, 2))
-    h0 = rng.normal(0.0, 0.5, size=(2, N, 3))
+    h0 = rng.normal(0.0, 0.5, size=(4 if bidirectional else 2, N, 3))
     h0 = (h0, h0[::-1].copy()) if cell == "lstm" else h0
     v, g = net.loss_and_grad(X, y, lengths=lengths, h0=h0, dropout_seed=3, memory="checkpoint")
     out = {"mse": np.float64(v), "grad": g.copy()}
@@ -170,8 +170,8 @@ def compute_case(name):
     cell, shape = name.split("-")
     if shape == "chunks":
         return _chunks_case(cell)
-    if shape == "lockstep":
-        return _lockstep_case(cell)
+    if shape.endswith("lockstep"):
+        return _lockstep_case(cell, shape == "bilockstep")
     if shape.startswith("wide"):
         return _wide_case(cell, "float32" if shape.endswith("f32") else "float64")
     return _net_case(cell, *SHAPES[shape])

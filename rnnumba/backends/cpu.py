@@ -13,32 +13,44 @@ import numpy as np
 from .. import _heap, engine, memory
 from .._blas import single_threaded
 from ..chunks import blas_may_thread, n_chunks
+from ..layout import CHECKPOINTS, FULL, LOCKSTEP
 from ..losses import LOSSES
 from ..segments import n_segments
 from ..validation import dense_batch
 
 MSE = LOSSES["mse"]
 NO_DROPOUT = np.zeros(2, dtype=np.int64)  # writeable: a read-only array would compile a second engine
-# what CPU.plan remembers per batch shape (N, T); train_bytes[checkpoint][many]
+# what CPU.plan remembers per batch shape (N, T); train_bytes[storage][many], storage
+# one of rnnumba.layout's FULL, CHECKPOINTS, LOCKSTEP
 Plan = namedtuple("Plan", "chunks blas lengths kernel train_bytes")
 STORAGE = ("auto", "full", "checkpoint")
+KEPT = (FULL, CHECKPOINTS, LOCKSTEP)  # how the engine keeps the forward pass (rnnumba.layout)
 # predict keeps every step's state up to this estimate (of training's storage: more than
 # a forward pass keeps), from checkpoints past it: bounded memory, the same outputs
 PREDICT_FULL_BYTES = memory.CHECK_BYTES
 
 
-def checkpointed(storage, need):
-    """Tell whether a training call runs checkpointed BPTT.
+def checkpointed(storage, need, room):
+    """Return how a training call keeps its forward pass: ``FULL``, ``CHECKPOINTS`` or ``LOCKSTEP``.
 
-    On request, or (``"auto"``) when full storage would pass
-    :data:`rnnumba.memory.BLOCK_BYTES` and checkpoints need less: a rule on
-    the shape alone (``need``: the estimates, full and checkpointed), and
-    either way the gradient is bitwise the same.
+    (:mod:`rnnumba.layout`.) ``"full"``, or ``"checkpoint"``: ``LOCKSTEP``,
+    memory as sqrt(T) in everything. ``"auto"``: full storage up to
+    :data:`rnnumba.memory.BLOCK_BYTES`; past it, checkpoints that need less
+    than full storage, ``CHECKPOINTS`` where they take at most ``room`` bytes
+    (a bidirectional network then keeps its layers' outputs for every step,
+    at one more forward pass), else ``LOCKSTEP`` (more passes). ``need``: the
+    three estimates. The gradient is bitwise the same either way.
     """
     if storage not in STORAGE:
         raise ValueError(f"memory must be one of {STORAGE}, got {storage!r}")
-    full, ck = need
-    return storage == "checkpoint" or (storage == "auto" and full > memory.BLOCK_BYTES and ck < full)
+    full, ck, lock = need
+    if storage != "auto":
+        return FULL if storage == "full" else LOCKSTEP
+    if full <= memory.BLOCK_BYTES:
+        return FULL
+    if ck < full and ck <= room:
+        return CHECKPOINTS
+    return LOCKSTEP if lock < full else FULL
 
 
 def block_order(n_blocks, rng, shuffle):
@@ -57,10 +69,10 @@ class CPU:
 
     Attributes
     ----------
-    specs, checkpoint_specs : (ndarray, ndarray)
+    specs : tuple of (ndarray, ndarray)
         The kernels' layout table for one output per sequence and per step
-        (:meth:`rnnumba.layout.Layout.spec`), with full storage and with
-        checkpoints.
+        (:meth:`rnnumba.layout.Layout.spec`), for each storage:
+        ``specs[FULL]``, ``specs[CHECKPOINTS]``, ``specs[LOCKSTEP]``.
     offsets : ndarray
         Where each tensor starts in ``theta`` (:meth:`rnnumba.layout.Layout.offsets`).
     """
@@ -69,8 +81,7 @@ class CPU:
 
     def __init__(self, layout, dtype):
         self.layout, self.dtype = layout, np.dtype(dtype)
-        self.specs = (layout.spec(False), layout.spec(True))
-        self.checkpoint_specs = (layout.spec(False, True), layout.spec(True, True))
+        self.specs = tuple((layout.spec(False, s), layout.spec(True, s)) for s in KEPT)
         self.offsets = layout.offsets()
         self.no_state = np.empty((0, 0, 0), dtype=self.dtype)  # zero initial states
         self._plans = {}
@@ -93,8 +104,8 @@ class CPU:
             lengths = np.full(N, T, dtype=np.int64)
             size = self.dtype.itemsize
             need = tuple(
-                tuple(memory.training_bytes(self.layout, N, T, size, many, ck) for many in (False, True))
-                for ck in (False, True)
+                tuple(memory.training_bytes(self.layout, N, T, size, many, s) for many in (False, True))
+                for s in KEPT
             )
             plan = self._plans[N, T] = Plan(chunks, blas, lengths, kernel, need)
         return plan
@@ -114,7 +125,7 @@ class CPU:
         if need[0][0] > memory.CHECK_BYTES:  # big: the full path checks the memory and cuts blocks
             return None
         no = self.no_state
-        args = (theta, grad, self.specs[0], self.offsets, X, lengths, Y, MSE, 1.0 / Y.size, NO_DROPOUT)
+        args = (theta, grad, self.specs[FULL][0], self.offsets, X, lengths, Y, MSE, 1.0 / Y.size, NO_DROPOUT)
         if not blas:
             value = float(kernel(*args, no, no, chunks))
         else:
@@ -125,8 +136,9 @@ class CPU:
     def loss_and_grad(self, theta, grad, batch, drop=NO_DROPOUT, h0=None, dh0=None, storage="auto"):
         """Mean loss of ``batch`` at ``theta``; ``grad`` filled in place.
 
-        Checkpointed BPTT where :func:`checkpointed` says so; then, if even
-        that passes :data:`rnnumba.memory.BLOCK_BYTES`, blocks of rows.
+        Checkpointed BPTT where :func:`checkpointed` says so (``room``: one
+        row of checkpoints per block); then, if even that passes
+        :data:`rnnumba.memory.BLOCK_BYTES`, blocks of rows.
 
         Parameters
         ----------
@@ -146,7 +158,15 @@ class CPU:
         X, lengths, Y, many, count, loss = batch
         N, T = X.shape[:2]
         plan = self.plan(N, T)
-        ck = checkpointed(storage, (plan.train_bytes[0][many], plan.train_bytes[1][many]))
+        need = tuple(plan.train_bytes[s][many] for s in KEPT)
+        ck = self.layout.storage(checkpointed(storage, need, N * memory.BLOCK_BYTES))  # blocks: N
+        return self._run(theta, grad, batch, drop, h0, dh0, ck)
+
+    def _run(self, theta, grad, batch, drop, h0, dh0, ck):
+        """:meth:`loss_and_grad` with storage ``ck`` (``FULL``, ``CHECKPOINTS`` or ``LOCKSTEP``)."""
+        X, lengths, Y, many, count, loss = batch
+        N, T = X.shape[:2]
+        plan = self.plan(N, T)
         need = plan.train_bytes[ck][many]
         if need > memory.BLOCK_BYTES and N > 1:  # (one row is as small as a block gets)
             return self._blocks(theta, grad, batch, drop, h0, dh0, ck)
@@ -154,10 +174,10 @@ class CPU:
             memory.check(need, *self._call(N, T, ck))
         chunks, blas, _, kernel, _ = plan
         if ck:  # a kernel family of its own, compiled on first use
-            kernel = engine.training_kernel(self.layout.kernel_family, chunks, True)
+            kernel = engine.training_kernel(self.layout.kernel_family, chunks, ck)
         h0 = self.no_state if h0 is None else h0
         dh0 = self.no_state if dh0 is None else dh0
-        spec = (self.checkpoint_specs if ck else self.specs)[many]
+        spec = self.specs[ck][many]
         args = (theta, grad, spec, self.offsets, X, lengths, Y, LOSSES[loss], 1.0 / count)
         if not blas:  # no context manager (~0.3 us) where BLAS cannot start threads anyway
             return float(kernel(*args, drop, h0, dh0, chunks))
@@ -180,14 +200,13 @@ class CPU:
                 "train with a minibatch solver"
             )
         memory.check(self.plan(rows, T).train_bytes[ck][many], *self._call(rows, T, ck, blocks_of=N))
-        storage = "checkpoint" if ck else "full"
         total, part = 0.0, np.empty_like(grad)
         for r0 in range(0, N, rows):
             r1 = min(N, r0 + rows)
             block = batch._replace(X=X[r0:r1], lengths=lengths[r0:r1], Y=Y[r0:r1])
             h0b = None if h0 is None else np.ascontiguousarray(h0[:, r0:r1])
             dh0b = None if dh0 is None else np.empty_like(dh0[:, r0:r1], order="C")
-            total += self.loss_and_grad(theta, grad if r0 == 0 else part, block, drop, h0b, dh0b, storage)
+            total += self._run(theta, grad if r0 == 0 else part, block, drop, h0b, dh0b, ck)
             if r0 > 0:
                 grad += part
             if dh0 is not None:
@@ -205,7 +224,7 @@ class CPU:
             what = f"A {'minibatch step' if minibatch else 'training call'} on {what}"
         ways = "Ways out: float32 (half the memory), a smaller network, or shorter sequences (cut them and "
         ways += "carry the state: RNN.loss_and_grad takes h0)"
-        if not ck and n_segments(T) > 1:
+        if ck != LOCKSTEP and n_segments(T) > 1:
             ways += "; memory='checkpoint' (the same gradient, in memory as sqrt(T))"
         if not blocks_of:
             ways += (
@@ -227,9 +246,11 @@ class CPU:
         h0, hn : ndarray (S, N, W), optional
             Packed initial states, and a buffer the final states go to.
         storage : {"auto", "full", "checkpoint"}
-            Every step's state kept, or only checkpoints (the same outputs);
-            "auto": checkpoints past one segment when full storage would
-            pass :data:`PREDICT_FULL_BYTES`.
+            Every step's state kept, or only checkpoints (the same outputs;
+            "checkpoint": in lockstep, memory as sqrt(T) in everything);
+            "auto": checkpoints past one segment when full storage would pass
+            :data:`PREDICT_FULL_BYTES`, in lockstep past
+            :data:`rnnumba.memory.BLOCK_BYTES` of them.
 
         Returns
         -------
@@ -244,9 +265,13 @@ class CPU:
         # big: keep only the checkpoints, memory as sqrt(T), the same outputs
         if storage not in STORAGE:
             raise ValueError(f"storage must be one of {STORAGE}, got {storage!r}")
-        big = n_segments(T) > 1 and plan.train_bytes[0][many] > PREDICT_FULL_BYTES
-        ck = storage == "checkpoint" or (storage == "auto" and big)
-        spec = (self.checkpoint_specs if ck else self.specs)[many]
+        ck = FULL if storage == "full" else LOCKSTEP
+        if storage == "auto":
+            big = n_segments(T) > 1 and plan.train_bytes[FULL][many] > PREDICT_FULL_BYTES
+            walks = plan.train_bytes[CHECKPOINTS][many] <= memory.BLOCK_BYTES
+            ck = FULL if not big else (CHECKPOINTS if walks else LOCKSTEP)
+        ck = self.layout.storage(ck)
+        spec = self.specs[ck][many]
         kernels = engine.kernels(self.layout.kernel_family, ck)
         args = (theta, spec, self.offsets, X, lengths, h0)
         with single_threaded(plan.blas):
@@ -273,8 +298,9 @@ class CPU:
         N, T = batch.X.shape[:2]
         rows, steps = min(N, options["batch_size"]), min(T, bptt_steps or T)
         size, many = self.dtype.itemsize, batch.many
-        need = [memory.training_bytes(self.layout, rows, steps, size, many, ck) for ck in (False, True)]
-        ck = checkpointed("auto", need)
+        need = [memory.training_bytes(self.layout, rows, steps, size, many, s) for s in KEPT]
+        room = memory.available_bytes()  # no blocks here: one minibatch step takes what it needs
+        ck = self.layout.storage(checkpointed("auto", need, float("inf") if room is None else room))
         need = need[ck]
         if need > memory.CHECK_BYTES:  # one minibatch's step, before the epoch allocates it
             memory.check(need, *self._call(rows, steps, ck, minibatch=True))

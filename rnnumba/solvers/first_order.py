@@ -42,8 +42,9 @@ class FirstOrder:
     seed : int or sequence of int, optional
         Picks the dropout masks when ``net.dropout > 0`` (each update draws new
         ones from this seed and its number); default 0.
-    checkpoint : bool, default False
-        Checkpointed BPTT in each minibatch step (:mod:`rnnumba.segments`):
+    checkpoint : {False, True, LOCKSTEP}, default False
+        Checkpointed BPTT in each minibatch step (``True``:
+        :data:`rnnumba.layout.CHECKPOINTS`, or :data:`rnnumba.layout.LOCKSTEP`):
         the same steps, bit for bit, in less memory.
     """
 
@@ -81,7 +82,7 @@ class FirstOrder:
         self.step = 0
         self.drop = dropout_plan(net.dropout, 0 if seed is None else seed)
         self.specs = (net.layout.spec(False, checkpoint), net.layout.spec(True, checkpoint))
-        self.checkpoint = bool(checkpoint)
+        self.checkpoint = net.layout.storage(checkpoint)
         self.offsets = net.layout.offsets()
 
     def saved(self):

@@ -46,9 +46,9 @@ def epoch_kernel(family, checkpoint=False):
     ----------
     family : str
         A cell family of :func:`rnnumba.engine.kernels`.
-    checkpoint : bool, default False
+    checkpoint : {False, True, LOCKSTEP}, default False
         Steps by checkpointed BPTT (the kernels of
-        ``rnnumba.engine.kernels(family, True)``).
+        ``rnnumba.engine.kernels(family, checkpoint)``).
 
     Returns
     -------
@@ -57,7 +57,7 @@ def epoch_kernel(family, checkpoint=False):
         batch_size, plan, method, hp, state, step, prev)``, documented on the
         function itself; made once per process, family and storage.
     """
-    return _epoch(family, bool(checkpoint))
+    return _epoch(family, int(checkpoint))
 
 
 @functools.cache
@@ -65,7 +65,7 @@ def _epoch(family, checkpoint):
     """Build the epoch of :func:`epoch_kernel` (once per process, family and storage)."""
     chunk_loss_and_grad = engine.kernels(family, checkpoint).chunk_loss_and_grad
 
-    @jit(parallel=True, name=f"epoch_{family}{'_ck' if checkpoint else ''}", driver=True)
+    @jit(parallel=True, name=f"epoch_{family}{('', '_ck', '_ls')[checkpoint]}", driver=True)
     def epoch(
         theta,
         grad,
