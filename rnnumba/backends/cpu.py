@@ -268,9 +268,11 @@ class CPU:
         ck = FULL if storage == "full" else LOCKSTEP
         if storage == "auto":
             big = n_segments(T) > 1 and plan.train_bytes[FULL][many] > PREDICT_FULL_BYTES
-            walks = plan.train_bytes[CHECKPOINTS][many] <= memory.BLOCK_BYTES
-            ck = FULL if not big else (CHECKPOINTS if walks else LOCKSTEP)
-        ck = self.layout.storage(ck)
+            ck = FULL if not big else CHECKPOINTS
+            if big and plan.train_bytes[CHECKPOINTS][many] > memory.BLOCK_BYTES:
+                ck = LOCKSTEP
+        if ck:  # (nothing more to decide for full storage, the common fast path)
+            ck = self.layout.storage(ck)
         spec = self.specs[ck][many]
         kernels = engine.kernels(self.layout.kernel_family, ck)
         args = (theta, spec, self.offsets, X, lengths, h0)
