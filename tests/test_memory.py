@@ -115,6 +115,16 @@ def test_too_big_a_call_fails_at_once_with_the_numbers_and_the_ways_out():
     assert kept == "kept (4,)"  # the model fitted before is still there
 
 
+def test_the_message_offers_checkpoints_only_where_they_would_change_the_storage():
+    from rnnumba.layout import CHECKPOINTS, FULL, LOCKSTEP
+
+    one = rnnumba.RNN(1, 8, 1).backend  # one direction: its checkpoints are lockstep already
+    bi = rnnumba.RNN(1, 8, 1, bidirectional=True).backend
+    offered = "memory='checkpoint'"
+    assert offered in one._call(1, 10_000, FULL)[1] and offered not in one._call(1, 10_000, CHECKPOINTS)[1]
+    assert offered in bi._call(1, 10_000, CHECKPOINTS)[1] and offered not in bi._call(1, 10_000, LOCKSTEP)[1]
+
+
 def test_training_bytes_grows_as_n_t_h():
     net = rnnumba.RNN(1, 32, 1)
     one = training_bytes(net.layout, 10, 100, 8, False)

@@ -224,7 +224,7 @@ class CPU:
             what = f"A {'minibatch step' if minibatch else 'training call'} on {what}"
         ways = "Ways out: float32 (half the memory), a smaller network, or shorter sequences (cut them and "
         ways += "carry the state: RNN.loss_and_grad takes h0)"
-        if ck != LOCKSTEP and n_segments(T) > 1:
+        if ck != L.storage(LOCKSTEP) and n_segments(T) > 1:  # (one direction: checkpoints are lockstep)
             ways += "; memory='checkpoint' (the same gradient, in memory as sqrt(T))"
         if not blocks_of:
             ways += (
