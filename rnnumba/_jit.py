@@ -6,12 +6,12 @@ Every compiled function in rnnumba is decorated through :func:`jit`, so that
 * compiled code is cached on disk, in a folder named after the *contents* of
   the package's compiled sources (:func:`cache_dir`): reinstalling the same
   version, or touching a file without changing it, keeps the cache, and any
-  change of a kernel's source (or of a helper it calls, in another file)
-  starts a new one;
+  change of a kernel's source (or of a helper it calls, or of a module whose
+  constants it reads, in another file) starts a new one;
 * several processes may fill one cache folder at once (Dask workers, parallel
   ``rnnumba compile`` jobs): writes hold a file lock, and a kernel one process
   is compiling, another waits for and then loads, instead of compiling it
-  too (:mod:`rnnumba._locks`);
+  too (:mod:`rnnumba._locks`), saying so after two seconds;
 * a read-only install, or a cache folder nobody may write, still works: the
   kernels are then read from the cache if it holds them, else compiled in
   each process;
@@ -32,6 +32,7 @@ Every compiled function in rnnumba is decorated through :func:`jit`, so that
 import contextlib
 import functools
 import hashlib
+import logging
 import os
 import sys
 import threading
@@ -43,38 +44,16 @@ from numba.core import config, sigutils
 from numba.core import event as _event
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
 from numba.core.dispatcher import Dispatcher
+from numba.core.runtime import rtsys as _rtsys
 
 from ._locks import compile_lock, locked, unlock
+from ._sources import stamp
 
 # fastmath without nnan/ninf: isfinite() must stay meaningful
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 _NUMBA = os.path.dirname(os.path.abspath(numba.__file__))
-
-
-@functools.cache
-def _package_stamp():
-    """Hash the package's compiled sources: SHA-256 of their paths and contents.
-
-    Every source file of the package that holds compiled code (uses ``@jit``
-    or ``@intrinsic``) counts, with its path relative to the package: editing
-    the estimators or the command line does not throw the kernels away, and
-    neither does a reinstall of the same files.
-    """
-    digest = hashlib.sha256()
-    for folder, _, files in sorted(os.walk(_PACKAGE)):
-        for name in sorted(files):
-            path = os.path.join(folder, name)
-            if not name.endswith(".py"):
-                continue
-            with open(path, "rb") as source:
-                text = source.read()
-            if b"@jit" not in text and b"@intrinsic" not in text and path != __file__:
-                continue
-            digest.update(os.path.relpath(path, _PACKAGE).replace(os.sep, "/").encode())
-            digest.update(hashlib.sha256(text).digest())
-    return digest.hexdigest()
 
 
 def cache_root():
@@ -107,7 +86,7 @@ def cache_dir():
     >>> os.path.basename(rnnumba.cache_dir()).startswith("kernels-")
     True
     """
-    return os.path.join(cache_root(), f"kernels-{_package_stamp()[:16]}")
+    return os.path.join(cache_root(), f"kernels-{stamp()[:16]}")
 
 
 class _Locator(_CacheLocator):
@@ -124,7 +103,7 @@ class _Locator(_CacheLocator):
         return cache_dir()
 
     def get_source_stamp(self):
-        return _package_stamp()
+        return stamp()
 
     def get_disambiguator(self):
         return str(self._lineno)
@@ -139,6 +118,9 @@ class _Impl(CompileResultCacheImpl):
 
 
 _unwritable = set()  # cache folders found read-only in this process (said once each)
+# numba's (0.68) private steps of Cache.load_overload after its refresh; without them, numba's own
+_LOAD_STEPS = ("_guard_against_spurious_io_errors", "_load_overload")
+_LOAD_ALONE = all(hasattr(FunctionCache, name) for name in _LOAD_STEPS)
 
 
 class _PackageCache(FunctionCache):
@@ -176,7 +158,9 @@ class _PackageCache(FunctionCache):
         key = _signature_key(sig)
         if cres is not None or key in self._held or self._cache_path in _unwritable:
             return cres
-        lock = compile_lock(self._cache_path, self._impl.filename_base, key)
+        waiting = functools.partial(_waiting, self._py_func.__qualname__, self._cache_path)
+        name = self._impl.filename_base
+        lock = compile_lock(self._cache_path, name, _lock_key(sig, target_context), waiting)
         if lock is None:  # no locks here: compile without one
             return None
         try:
@@ -198,8 +182,20 @@ class _PackageCache(FunctionCache):
             return False
 
     def _load(self, sig, target_context):
+        """Load ``sig`` from the disk cache, or return None.
+
+        numba's ``load_overload`` first refreshes the target context, importing
+        and installing every implementation numba has: about a tenth of a
+        second in a process's first call, which only a compile needs. Loading
+        needs numba's runtime alone, so a process that only loads skips the
+        rest (a compile still refreshes first).
+        """
         try:
-            return super().load_overload(sig, target_context)
+            if not _LOAD_ALONE:
+                return super().load_overload(sig, target_context)
+            _rtsys.initialize(target_context)
+            with self._guard_against_spurious_io_errors():
+                return self._load_overload(sig, target_context)
         except OSError:  # an unreadable cache: compile instead
             return None
 
@@ -224,6 +220,25 @@ class _PackageCache(FunctionCache):
         lock = self._held.pop(_signature_key(sig), None)
         if lock is not None:
             unlock(lock)
+
+
+def _lock_key(sig, target_context):
+    """Return the compile lock's key: the signature, and the CPU the code is for (as in numba's index)."""
+    return f"{_signature_key(sig)} {target_context.codegen().magic_tuple()}"
+
+
+def _waiting(qualname, folder):
+    """Say that a call waits for another process compiling ``qualname``.
+
+    Only for a call from Python (inside a compile, the compile notice was
+    given), and not inside :func:`quiet`.
+    """
+    if not _notice.quiet and not _notice.stack():
+        _warn_outside(
+            f"waiting for another process compiling rnnumba's {qualname} into {folder}; "
+            "this process loads it from there when it is done",
+            CompileWarning,
+        )
 
 
 def _signature_key(sig):
@@ -335,7 +350,7 @@ class _Notice(_event.Listener):
             try:
                 hook(func.__qualname__, floats[0] if floats else None)
             except Exception:
-                pass
+                logging.getLogger("rnnumba").warning("rnnumba's compile hook %r failed", hook, exc_info=True)
         # (raised, with warnings as errors: numba still sends the end event)
         _warn_outside(
             f"compiling rnnumba's {what}, once: later runs load it from the cache in {cache_dir()} "

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import engine
 from ._jit import cache_dir, quiet
-from .layout import CHECKPOINTS, FULL, LOCKSTEP
+from .layout import CHECKPOINTS, FULL, LOCKSTEP, STORAGES, family_options
 
 CELLS = engine.FAMILIES  # "elman", "lstm", "gru" and Cho's GRU, "gru_cho"
 DTYPES = ("float64", "float32")
@@ -118,24 +118,16 @@ def warm(cell, dtype, checkpoint=False):
 
     t0 = time.perf_counter()
     bi = checkpoint == LOCKSTEP  # lockstep's own kernels serve bidirectional networks
-    net = RNN(
-        2,
-        3,
-        cell="gru" if cell == "gru_cho" else cell,
-        reset_after=cell != "gru_cho",
-        bidirectional=bi,
-        dtype=dtype,
-    )
+    net = RNN(2, 3, **family_options(cell), bidirectional=bi, dtype=dtype)
     # the compiled functions Python calls
     tops = [*engine.kernels(cell, checkpoint)[1:], epoch_kernel(cell, checkpoint)]
     hits, misses = _counts(tops)
     storage = "checkpoint" if checkpoint else "full"
-    rng = np.random.default_rng(0)
     with quiet():
-        for N in (2, 40):  # one chunk (serial kernels), then several (parallel ones)
-            X = rng.normal(size=(N, 3, 2)).astype(dtype)
-            net.loss_and_grad(X, rng.normal(size=N).astype(dtype), memory=storage)
-            net.backend.predict(net.theta, net.prepare(X), False, storage=storage)
+        X = predictions(net, storage)
+        rng = np.random.default_rng(1)
+        for N in (2, 40):
+            net.loss_and_grad(X[:N], rng.normal(size=N).astype(dtype), memory=storage)
         lengths = np.full(40, 3, dtype=np.int64)
         Y = np.zeros((40, 1, 1), dtype=dtype)
         opt = FirstOrder(net, "sgd", lr=0.0, batch_size=20, checkpoint=checkpoint)
@@ -145,12 +137,23 @@ def warm(cell, dtype, checkpoint=False):
         "cell": cell,
         "dtype": dtype,
         "checkpoint": bool(checkpoint),
-        "storage": ("full", "checkpoint", "lockstep")[int(checkpoint)],
+        "storage": STORAGES[int(checkpoint)],
         "seconds": time.perf_counter() - t0,
         "compiled": misses_after - misses,
         "loaded": hits_after - hits,
         "cache": cache_dir(),
     }
+
+
+def predictions(net, storage="full"):
+    """Run ``net``'s prediction kernels on one chunk, then on several (the parallel ones).
+
+    Returns the 40 random sequences of 3 steps they ran on.
+    """
+    X = np.random.default_rng(0).normal(size=(40, 3, net.layout.input_size)).astype(net.dtype)
+    for N in (2, 40):
+        net.backend.predict(net.theta, net.prepare(X[:N]), False, storage=storage)
+    return X
 
 
 def _counts(dispatchers):

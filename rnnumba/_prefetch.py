@@ -12,17 +12,22 @@ what the other has saved, and waits for a kernel the other is compiling
 
 The helper must know the kernels' signatures before the fit's own typing
 reaches them: :data:`PLAN` lists them, as numba prints them, recorded by
-:func:`record` (run it again when a kernel's arguments change;
+``python tests/record_plan.py`` (run it again when a kernel's arguments change;
 ``tests/test_prefetch.py`` checks the plan against the signatures training
 compiles, so a stale plan fails there; it could never give a wrong result: a
 signature nobody calls only costs the helper's time).
 
 No helper where it cannot help: ``RNNUMBA_PREFETCH=0`` in the environment,
-one CPU, no file locks (Windows), a frozen executable, or a cache folder nobody
-may write.
+one CPU (or a container's CPU quota under two), no file locks (Windows), a
+frozen executable or an embedded interpreter, or a cache folder nobody may
+write. A helper that fails is reported through :mod:`logging` (logger
+``"rnnumba"``), with the file that holds its errors; the fit then compiles
+what the helper would have.
 """
 
 import atexit
+import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -31,11 +36,13 @@ import threading
 import numpy as np
 
 from . import _jit, _locks
+from ._limits import usable_cpus
 from .engine import FAMILIES, kernels
+from .layout import family_options
 
 ENTRIES = ("epoch", "loss_and_grad", "chunks_loss_and_grad")  # training kernels called from Python
 
-# what the helper compiles first, in this order (recorded by record())
+# what the helper compiles first, in this order (recorded by tests/record_plan.py)
 PLANNED = (
     "rnnumba.lockstep.many_head",
     "rnnumba.segments.backward_walk_{family}",
@@ -118,19 +125,8 @@ def plan(family, dtype, entry):
     return steps
 
 
-_started = set()
-
-
-def _cell(family):
-    """Return the network options of a kernel family."""
-    return {"cell": "gru", "reset_after": False} if family == "gru_cho" else {"cell": family}
-
-
-def _cpus():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
+_started = set()  # (family, dtype) of the helpers this process started
+_stopped = set()  # pids of the helpers it stopped on its way out
 
 
 def start(qualname, dtype):
@@ -163,49 +159,75 @@ def training(family, dtype):
 def _spawn(family, dtype, entry):
     if family not in FAMILIES or dtype not in PLAN or (family, dtype) in _started:
         return None
-    if os.environ.get("RNNUMBA_PREFETCH", "1") == "0" or _cpus() < 2:
+    if os.environ.get("RNNUMBA_PREFETCH", "1") == "0" or usable_cpus() < 2 or not _python():
         return None
-    if not sys.executable or getattr(sys, "frozen", False):  # no Python to start (embedded, frozen)
-        return None
-    if not _locks.available(_jit.cache_dir()):
+    folder = _jit.cache_dir()
+    if not _locks.available(folder):
         return None
     _started.add((family, dtype))
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this copy of rnnumba's folder
-    env = dict(
-        os.environ,
-        RNNUMBA_CACHE_DIR=_jit.cache_root(),
-        RNNUMBA_PREFETCH="0",  # no helper of the helper
-        PYTHONPATH=os.pathsep.join(p for p in (parent, os.environ.get("PYTHONPATH")) if p),
-    )
+    env = dict(os.environ, RNNUMBA_CACHE_DIR=_jit.cache_root(), RNNUMBA_PREFETCH="0")  # no helper's helper
+    log = os.path.join(folder, ".compiling", f"helper-{family}-{dtype}-{os.getpid()}.log")
     try:
-        helper = subprocess.Popen(
-            [sys.executable, "-c", _HELPER.format(args=(family, dtype, entry))],
-            cwd=parent,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with open(log, "w") as stderr:  # (the child keeps its own handle)
+            helper = subprocess.Popen(
+                [sys.executable, "-c", _HELPER.format(parent=parent, args=(family, dtype, entry))],
+                cwd=parent,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
     except (OSError, ValueError):
         return None
-    threading.Thread(target=helper.wait, daemon=True).start()  # reaped when it ends
+    threading.Thread(target=_reap, args=(helper, log), daemon=True).start()
     atexit.register(_stop, helper)
     return helper
 
 
-# the helper imports this copy of rnnumba (from its folder, first on the path),
-# not one that an editable install's import hook would find first
+def _python():
+    """Return whether ``sys.executable`` is a Python interpreter that can start the helper.
+
+    Not a frozen program, and not a host program embedding Python (uWSGI,
+    Blender), whose ``sys.executable`` is the host.
+    """
+    if not sys.executable or getattr(sys, "frozen", False):
+        return False
+    name = os.path.basename(sys.executable).lower()
+    return name.startswith(("python", "pypy"))
+
+
+# the helper imports this copy of rnnumba (its folder first on the path), not
+# one that an editable install's import hook would find first
 _HELPER = """
 import sys
+sys.path.insert(0, {parent!r})
 sys.meta_path = [f for f in sys.meta_path if "__editable___rnnumba" not in getattr(f, "__module__", "")]
 from rnnumba._prefetch import run
 run{args!r}
 """
 
 
+def _reap(helper, log):
+    """Wait for the helper; say so if it failed (the fit compiles what it would have), else drop its log."""
+    code = helper.wait()
+    if code and helper.pid not in _stopped:  # (a negative code: killed by that signal)
+        logging.getLogger("rnnumba").warning(
+            "rnnumba's compile helper (pid %d) failed with exit code %d; the fit compiles on its own. "
+            "Its errors are in %s. Set RNNUMBA_PREFETCH=0 to start none.",
+            helper.pid,
+            code,
+            log,
+        )
+        return
+    with contextlib.suppress(OSError):
+        os.remove(log)
+
+
 def _stop(helper):
     """Stop a helper still compiling when its process exits normally (what it saved stays in the cache)."""
     if helper.poll() is None:
+        _stopped.add(helper.pid)
         helper.terminate()
         try:
             helper.wait(timeout=10)
@@ -215,6 +237,7 @@ def _stop(helper):
 
 def run(family, dtype, entry):
     """Compile (or load) the planned kernels, then the prediction kernels: the helper's work."""
+    from ._precompile import predictions
     from .network import RNN
     from .solvers.kernels import epoch_kernel
 
@@ -223,61 +246,7 @@ def run(family, dtype, entry):
     with _jit.quiet():
         for kernel, argtypes in plan(family, dtype, entry):
             kernel.compile(argtypes)
-        net = RNN(2, 3, **_cell(family), dtype=dtype)
-        rng = np.random.default_rng(0)
-        for N in (2, 40):  # one chunk, then several (as rnnumba.precompile)
-            X = rng.normal(size=(N, 3, 2)).astype(dtype)
-            net.backend.predict(net.theta, net.prepare(X), False, storage="full")
-
-
-_RECORD = """
-import json, numba.core.event as ev, numpy as np, rnnumba
-seen = []
-class Listener(ev.Listener):
-    def on_start(self, e):
-        f = e.data["dispatcher"].py_func
-        seen.append((f.__module__ + "." + f.__qualname__, repr(tuple(e.data["args"]))))
-    def on_end(self, e):
-        pass
-rng = np.random.default_rng(0)
-X, y = rng.normal(size=(40, 3, 2)).astype({dtype!r}), rng.normal(size=40).astype({dtype!r})
-with ev.install_listener("numba:compile", Listener()):
-    rnnumba.fit(X, y, hidden=3, **{cell!r}, dtype={dtype!r}, epochs=1)
-print(json.dumps(seen))
-"""
-
-
-def record():
-    """Print :data:`PLAN` as fits compile it, each family and dtype in a process and empty cache of its own.
-
-    ``python -c "from rnnumba._prefetch import record; record()"`` (about 30 s a family and dtype).
-    """
-    import json
-    import tempfile
-    import textwrap
-
-    plans = {}
-    for dtype in ("float64", "float32"):
-        for family in FAMILIES:
-            code = _RECORD.format(dtype=dtype, cell=_cell(family))
-            with tempfile.TemporaryDirectory() as cache:
-                env = dict(os.environ, RNNUMBA_CACHE_DIR=cache, RNNUMBA_PREFETCH="0", PYTHONWARNINGS="ignore")
-                argv = [sys.executable, "-c", code]
-                out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
-            seen = dict(json.loads(out.stdout.splitlines()[-1]))
-            steps = [(name, seen[name.format(family=family)]) for name in PLANNED]
-            if plans.setdefault(dtype, steps) != steps:
-                raise SystemExit(f"{family} {dtype}: other argument types than {FAMILIES[0]}'s: {steps}")
-    print("PLAN = {")
-    for dtype, steps in plans.items():
-        print(f"    {dtype!r}: [")
-        for name, text in steps:
-            lines = textwrap.wrap(text, 90, break_long_words=False, drop_whitespace=False)
-            assert "".join(lines) == text
-            print(f"        (\n            {name!r},")
-            print("\n".join(f"            {line!r}" for line in lines) + ",\n        ),")
-        print("    ],")
-    print("}")
+        predictions(RNN(2, 3, **family_options(family), dtype=dtype))
 
 
 _jit.ON_COMPILE.append(start)

@@ -62,6 +62,7 @@ from .layout import (
     PEEPHOLE,
     W_AT,
 )
+from .layout import GATES as CELL_GATES
 from .lockstep import lockstep, many_head
 from .losses import head as head_loss
 from .losses import readout
@@ -168,7 +169,7 @@ def kernels(family, checkpoint=False):
 def _family(family, KEPT):
     """Build the kernels of :func:`kernels` (once per process, family and storage)."""
     module, FORWARD, BACKWARD = _CELLS[family]
-    GATES = {"elman": 1, "lstm": 4, "gru": 3}[module.__name__.rsplit(".", 1)[1]]
+    GATES = CELL_GATES[module.__name__.rsplit(".", 1)[1]]
     LSTM = module is lstm
     CARRIED = 2 if LSTM else 1  # [h; c] for the LSTM: the width of h0 and hn, in units of H
     WIDTH = module.STATE_WIDTH  # what the cell keeps in S for BPTT, in units of H

@@ -44,6 +44,19 @@ W_AT, B_AT, EXTRA_AT = range(3)
 # memory as sqrt(T) for any depth and direction (LOCKSTEP: for a bidirectional
 # network, more passes; one direction walks in lockstep either way)
 FULL, CHECKPOINTS, LOCKSTEP = range(3)
+STORAGES = ("full", "checkpoint", "lockstep")  # their names (rnnumba.precompile's reports)
+
+
+def family_options(family):
+    """Return the network options of a kernel family (the inverse of :attr:`Layout.kernel_family`).
+
+    Examples
+    --------
+    >>> from rnnumba.layout import family_options
+    >>> family_options("gru_cho")
+    {'cell': 'gru', 'reset_after': False}
+    """
+    return {"cell": "gru" if family == "gru_cho" else family, "reset_after": family != "gru_cho"}
 
 
 def cell_extras(cell, hidden, peephole=False):

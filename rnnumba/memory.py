@@ -2,18 +2,14 @@
 
 Training keeps every step's state for BPTT, so the engine's buffers grow as
 N x T x H: :func:`training_bytes` estimates them from the shape alone, before
-anything is allocated. :func:`available_bytes` reads what the process may
-still take (the machine's available memory, a container's cgroup limit, an
-address-space limit set with ``resource.setrlimit``). The CPU backend checks one
+anything is allocated. :func:`available_bytes` (from :mod:`rnnumba._limits`)
+reads what the process may still take (the machine's available memory, a
+container's cgroup limit, an address-space limit set with ``resource.setrlimit``). The CPU backend checks one
 against the other (:func:`check`) and cuts full-batch calls into blocks of rows
 (:func:`block_rows`) so that their memory does not grow with N.
 """
 
-try:
-    import resource
-except ImportError:  # pragma: no cover - not on Windows: no address-space limit to read
-    resource = None
-
+from ._limits import available_bytes
 from .cells import elman, gru, lstm
 from .layout import LOCKSTEP
 from .segments import n_segments, steps_per_segment
@@ -128,40 +124,6 @@ def training_bytes(layout, N, T, itemsize, many, checkpoint=False):
     return int(itemsize * N * (kept + backward))
 
 
-def available_bytes():
-    """Bytes this process may still allocate, or None where nothing can be read.
-
-    The least of: the machine's available memory (``MemAvailable``), the room
-    under a cgroup (v2) memory limit, and the room under an address-space
-    limit (``RLIMIT_AS``) given the process's current size.
-
-    Returns
-    -------
-    int or None
-        Bytes.
-
-    Examples
-    --------
-    >>> from rnnumba.memory import available_bytes
-    >>> have = available_bytes()
-    >>> have is None or have > 0
-    True
-    """
-    room = []
-    meminfo = _read_kb("/proc/meminfo", "MemAvailable:")
-    if meminfo is not None:
-        room.append(meminfo)
-    limit = _read_int("/sys/fs/cgroup/memory.max")
-    used = _read_int("/sys/fs/cgroup/memory.current")
-    if limit is not None and used is not None:
-        room.append(limit - used)
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS) if resource else (-1, -1)
-    size = _read_kb("/proc/self/status", "VmSize:")
-    if resource and soft != resource.RLIM_INFINITY and size is not None:
-        room.append(soft - size)
-    return max(0, min(room)) if room else None
-
-
 def check(need, what, ways):
     """Raise :class:`NotEnoughMemory` if ``need`` bytes are more than this process can get.
 
@@ -234,23 +196,3 @@ def block_rows(layout, N, T, itemsize, many, checkpoint=False):
 
 def _gb(n):
     return f"{n / 2**30:.2f} GB" if n >= 2**27 else f"{n / 2**20:.0f} MB"
-
-
-def _read_kb(path, key):
-    try:
-        with open(path) as fh:
-            for line in fh:
-                if line.startswith(key):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _read_int(path):
-    try:
-        with open(path) as fh:
-            text = fh.read().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None

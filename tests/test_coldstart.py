@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 import rnnumba
-from rnnumba import cli
+from rnnumba import _sources, cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -85,6 +85,34 @@ def test_an_elman_fit_compiles_no_other_cell():
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["none", "True"]
+
+
+LOAD_ONLY = """
+    import numba, numpy as np
+    from numba.core import base
+    refreshed = []
+    refresh = base.BaseContext.refresh
+    base.BaseContext.refresh = lambda self: (refreshed.append(type(self).__name__), refresh(self))[1]
+    import rnnumba
+    net = rnnumba.RNN(2, 5, random_state=0)
+    print(net.predict(np.random.default_rng(0).normal(size=(4, 4, 2))).tobytes().hex())
+    print(len(refreshed))
+    total = numba.njit(lambda a: a.sum())  # never cached: compiles, after a refresh
+    print(total(np.ones(3)), len(refreshed) > 0)
+"""
+
+
+def test_a_process_that_only_loads_kernels_skips_the_compilers_setup(tmp_path):
+    """Loading a kernel from the cache refreshes none of numba's compile-time
+    registries (a tenth of a second of every cached process); the predictions are
+    those of a process that compiled, and a compile after the loads still works."""
+    compiled = run_python(PREDICT, tmp_path, RNNUMBA_PREFETCH="0")  # an empty cache: compiles
+    loaded = run_python(LOAD_ONLY)  # the warm cache: loads
+    assert compiled.returncode == 0 and loaded.returncode == 0, loaded.stderr
+    predicted, refreshed, later = loaded.stdout.split("\n")[:3]
+    assert predicted == compiled.stdout.split()[0]
+    assert refreshed == "0"
+    assert later == "3.0 True"  # a compile after the loads
 
 
 def test_every_input_form_shares_one_signature_per_kernel():
@@ -188,6 +216,31 @@ def test_a_copy_with_new_modification_times_hits_the_cache(tmp_path):
     moved = run_python("import rnnumba; print(rnnumba.cache_dir())", cache, path=str(copy))
     assert where.stdout.startswith(str(cache)) and moved.stdout.startswith(str(cache))
     assert where.stdout != moved.stdout
+
+
+def test_the_cache_counts_every_module_whose_names_kernels_read(tmp_path):
+    """A kernel reads the constants of the modules it imports (``layout``'s
+    spec positions) when it compiles: those count in the cache's key, however
+    indirectly imported; the estimators, the command line and the locks do not."""
+    copy = tmp_path / "rnnumba"
+    shutil.copytree(os.path.join(ROOT, "rnnumba"), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    sources = _sources.compiled_sources(str(copy))
+    assert {"layout.py", "engine.py", "cells/elman.py", "solvers/kernels.py", "_jit.py"} <= set(sources)
+    assert not [
+        p
+        for p in sources
+        if p.startswith(("estimators/", "cli.py", "_locks.py", "_prefetch.py", "memory.py"))
+    ]
+    (copy / "layout.py").write_bytes(sources["layout.py"] + b"\n# a changed constant\n")
+    assert _sources.compiled_sources(str(copy))["layout.py"] != sources["layout.py"]
+    (copy / "estimators" / "base.py").write_text("# not compiled code\n", encoding="utf-8")
+    assert set(_sources.compiled_sources(str(copy))) == set(sources)
+    # a kernel module taking names through a parenthesised import, and a module through
+    # "from . import": what that module imports counts too
+    (copy / "kernel.py").write_text(
+        "from .layout import (\n    GATES,\n    HIDDEN,\n)\nfrom . import memory\n@jit\n"
+    )
+    assert {"memory.py", "_limits.py", "segments.py"} <= set(_sources.compiled_sources(str(copy)))
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ pytest.importorskip("distributed")
 import dask.array as da  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
-from rnnumba import RNN  # noqa: E402
+from rnnumba import RNN, _limits  # noqa: E402
 from rnnumba import distributed as rd  # noqa: E402
 from rnnumba.datasets import load_toy  # noqa: E402
 from rnnumba.distributed import tasks  # noqa: E402
@@ -147,7 +147,7 @@ def test_bad_inputs_give_clear_errors(client, toy):
 
 
 def test_numba_threads_and_one_compile_per_host(client, toy):
-    cpus = client.run(tasks.usable_cpus)
+    cpus = client.run(_limits.usable_cpus)
     n = rd.numba_threads_for(client)
     assert n == max(1, min(cpus.values()) // 2)  # both workers share this host
 

@@ -9,7 +9,8 @@ for the estimators to call on any input.
 
 import sys
 
-from .tasks import usable_cpus, warm_task
+from .._limits import usable_cpus
+from .tasks import warm_task
 
 
 def is_dask_collection(x):
@@ -85,8 +86,9 @@ def workers(client):
 def numba_threads_for(client):
     """Numba threads per Dask thread that fill, and never oversubscribe, each host.
 
-    Per host: usable CPUs // Dask threads on that host (at least 1); the
-    minimum over hosts. Two workers x 1 thread on 2 cores -> 1.
+    Per host: usable CPUs (its affinity mask, or fewer under a container's
+    CPU quota) // Dask threads on that host (at least 1); the minimum over
+    hosts. Two workers x 1 thread on 2 cores -> 1.
 
     Parameters
     ----------
@@ -100,11 +102,11 @@ def numba_threads_for(client):
 
     Examples
     --------
-    >>> import os
     >>> from distributed import Client
+    >>> from rnnumba._limits import usable_cpus
     >>> from rnnumba.distributed import numba_threads_for
     >>> client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
-    >>> numba_threads_for(client) == max(1, len(os.sched_getaffinity(0)))
+    >>> numba_threads_for(client) == usable_cpus()
     True
     >>> client.close()
     """

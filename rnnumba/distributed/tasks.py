@@ -5,7 +5,6 @@ stay module-level functions and every worker imports this module. None of them
 needs dask: the tests call them in-process too.
 """
 
-import os
 import time
 
 import numpy as np
@@ -31,14 +30,6 @@ def _own(a):
     (uncached) version for them.
     """
     return a if a.flags.writeable else a.copy()
-
-
-def usable_cpus():
-    """Return the number of CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
 
 
 def _chunk_error(exc, k, start, n):
