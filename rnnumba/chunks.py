@@ -30,7 +30,12 @@ def blas_may_thread(layout, N, T, chunks):
     return rows * widest >= OPENBLAS_ONE_THREAD
 
 
-def n_chunks(N, hidden):
+# a block's work buffer above this is mapped afresh on every call (glibc's largest mmap
+# threshold, set by rnnumba._heap) and faulted in page by page
+BLOCK_BUFFER_BYTES = 32 << 20
+
+
+def n_chunks(N, hidden, row_bytes=()):
     """How many blocks of samples a batch is cut into.
 
     A function of the batch shape only, never of the thread count, so results
@@ -39,9 +44,26 @@ def n_chunks(N, hidden):
     more for wide layers, so that the per-step products stay big enough to
     run near the machine's peak; except that a batch of 16 to 31 is halved
     (two blocks of the seed's batch of 20 beat one on two threads).
+
+    ``row_bytes``: one sample's bytes in each of a block's big work buffers
+    (:func:`rnnumba.memory.row_bytes`). A block whose buffers do not all stay
+    under :data:`BLOCK_BUFFER_BYTES` (mapped afresh, and faulted in page by
+    page, on every call) is halved, down to 16 samples, if that makes them all
+    fit; where 16 samples would not fit either, it keeps its size (smaller
+    products would then cost more than the faults they save).
     """
     rows = min(64, max(16, hidden // 4))
+    r = rows
+    while r > 16 and not _fits(r, row_bytes):
+        r = max(16, r // 2)
+    if _fits(r, row_bytes):
+        rows = r
     return int(min(MAX_CHUNKS, max(N // rows, min(2, N // 8), 1)))
+
+
+def _fits(rows, row_bytes):
+    """Return whether a block of ``rows`` samples keeps every big buffer under :data:`BLOCK_BUFFER_BYTES`."""
+    return all(rows * b <= BLOCK_BUFFER_BYTES for b in row_bytes)
 
 
 @jit(inline="always")

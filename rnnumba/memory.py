@@ -11,7 +11,7 @@ against the other (:func:`check`) and cuts full-batch calls into blocks of rows
 
 from ._limits import available_bytes
 from .cells import elman, gru, lstm
-from .layout import LOCKSTEP
+from .layout import GATES, LOCKSTEP
 from .segments import n_segments, steps_per_segment
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "available_bytes",
     "block_rows",
     "check",
+    "row_bytes",
     "training_bytes",
 ]
 
@@ -157,6 +158,29 @@ def check(need, what, ways):
             f"{what} needs about {_gb(need)} of memory, but about {_gb(have)} is available "
             f"(nothing was allocated). {ways}"
         )
+
+
+def row_bytes(layout, T, itemsize):
+    """One sample's bytes in each of a parallel block's big work buffers over ``T`` steps.
+
+    In full storage: the kept rows ``[h; x]`` of the widest layer, the cell's
+    kept state and BPTT's gate gradients. They decide how many samples a
+    block holds (:func:`rnnumba.chunks.n_chunks`).
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> from rnnumba import Layout
+    >>> from rnnumba.memory import row_bytes
+    >>> [round(b / 2**20, 2) for b in row_bytes(Layout("lstm", 64, 512), 100, 4)]  # MiB
+    [0.23, 1.18, 0.79]
+    """
+    H, D = layout.hidden, layout.directions
+    K = H + max(layout.input_size, H * D if layout.num_layers > 1 else 0) + 8  # padded at most
+    return tuple((T + 1) * w * itemsize for w in (K, _STATE[layout.cell] * H, GATES[layout.cell] * H))
 
 
 def block_rows(layout, N, T, itemsize, many, checkpoint=False):

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rnnumba
+from rnnumba import memory
 from rnnumba.chunks import n_chunks
 from rnnumba.layout import Layout, n_params
 
@@ -258,6 +259,19 @@ def test_batch_is_split_into_chunks_by_shape_only():
     assert n_chunks(32, 32) == 2 and n_chunks(48, 26) == 3
     assert n_chunks(256, 512) == 4 and n_chunks(64, 128) == 2
     assert n_chunks(10**6, 8) == 64
+    # blocks halved (to 16 rows at least) where that puts every big buffer under 32 MiB
+    # (above, a buffer is mapped afresh, and faulted in, on every call)
+    lstm = memory.row_bytes(Layout("lstm", 64, 512), 100, 4)  # [h; x], state, dZ: 0.23, 1.18, 0.79 MiB
+    assert n_chunks(256, 512, lstm) == 16  # 64 rows: state and dZ above; 32: the state; 16: none
+    assert n_chunks(256, 512, memory.row_bytes(Layout("gru", 64, 512), 100, 4)) == 8  # 32 rows fit
+    assert n_chunks(256, 512, memory.row_bytes(Layout("gru", 64, 512), 100, 8)) == 16
+    assert n_chunks(256, 512, memory.row_bytes(Layout("lstm", 64, 512), 100, 8)) == 4  # 16 rows: 40 MB
+    assert n_chunks(256, 512, memory.row_bytes(Layout("elman", 64, 512), 100, 8)) == 4  # 64 rows fit
+    assert n_chunks(64, 128, memory.row_bytes(Layout("elman", 3, 128), 2000, 8)) == 2  # never fits
+    assert n_chunks(256, 512, tuple(100 * b for b in lstm)) == 4
+    # the backend's calls cut by it (the epoch's minibatches too: FirstOrder.epoch)
+    assert rnnumba.RNN(64, 512, cell="lstm", dtype="float32").backend.plan(256, 100).chunks == 16
+    assert rnnumba.RNN(64, 512, cell="gru", dtype="float32").backend.plan(256, 100).chunks == 8
 
 
 def test_float32_runs_and_agrees_with_float64():

@@ -98,7 +98,7 @@ class CPU:
             _heap.tune()  # once, before the first kernel runs
             if len(self._plans) > 1024:
                 self._plans.clear()
-            chunks = n_chunks(N, self.layout.hidden)
+            chunks = n_chunks(N, self.layout.hidden, memory.row_bytes(self.layout, T, self.dtype.itemsize))
             blas = blas_may_thread(self.layout, N, T, chunks)
             kernel = engine.training_kernel(self.layout.kernel_family, chunks)
             lengths = np.full(N, T, dtype=np.int64)

@@ -6,6 +6,7 @@ from .. import _heap, losses
 from .._blas import single_threaded
 from ..chunks import n_chunks
 from ..dropout import plan as dropout_plan
+from ..memory import row_bytes
 from ..validation import kernel_array
 from . import kernels
 
@@ -146,7 +147,8 @@ class FirstOrder:
         _heap.tune()
         net = self.net
         N, B, H = X.shape[0], self.batch_size, net.layout.hidden
-        plan = np.array([n_chunks(B, H), n_chunks(N % B or B, H), *self.drop], dtype=np.int64)
+        per = row_bytes(net.layout, X.shape[1], X.dtype.itemsize)
+        plan = np.array([n_chunks(B, H, per), n_chunks(N % B or B, H, per), *self.drop], dtype=np.int64)
         with single_threaded():  # the chunks are the parallelism; BLAS threads would oversubscribe
             loss_sum, rows, steps, status = kernels.epoch_kernel(net.layout.kernel_family, self.checkpoint)(
                 net.theta,
