@@ -167,9 +167,18 @@ def row_bytes(layout, T, itemsize):
     kept state and BPTT's gate gradients. They decide how many samples a
     block holds (:func:`rnnumba.chunks.n_chunks`).
 
+    Parameters
+    ----------
+    layout : Layout
+    T : int
+        Padded steps.
+    itemsize : int
+        4 (float32) or 8 (float64).
+
     Returns
     -------
     tuple of int
+        Bytes of ``[h; x]``, of the state, and of the gate gradients, for one sample.
 
     Examples
     --------
