@@ -11,11 +11,12 @@ the start of a CI job, or on every Dask worker
 
 import concurrent.futures
 import multiprocessing
+import signal
 import time
 
 import numpy as np
 
-from . import engine
+from . import _prefetch, engine
 from ._jit import cache_dir, quiet
 from .layout import CHECKPOINTS, FULL, LOCKSTEP, STORAGES, family_options
 
@@ -111,9 +112,7 @@ def warm(cell, dtype, checkpoint=False):
         ``"checkpoint"`` or ``"lockstep"``), ``seconds``, ``compiled``,
         ``loaded`` and ``cache`` (the cache folder).
     """
-    from .data import Batch
     from .network import RNN
-    from .solvers import FirstOrder
     from .solvers.kernels import epoch_kernel
 
     t0 = time.perf_counter()
@@ -128,10 +127,7 @@ def warm(cell, dtype, checkpoint=False):
         rng = np.random.default_rng(1)
         for N in (2, 40):
             net.loss_and_grad(X[:N], rng.normal(size=N).astype(dtype), memory=storage)
-        lengths = np.full(40, 3, dtype=np.int64)
-        Y = np.zeros((40, 1, 1), dtype=dtype)
-        opt = FirstOrder(net, "sgd", lr=0.0, batch_size=20, checkpoint=checkpoint)
-        opt.epoch(Batch(X, lengths, Y, False, 40, "mse"), np.arange(2, dtype=np.int64))
+        epoch(net, checkpoint)
     hits_after, misses_after = _counts(tops)
     return {
         "cell": cell,
@@ -143,6 +139,57 @@ def warm(cell, dtype, checkpoint=False):
         "loaded": hits_after - hits,
         "cache": cache_dir(),
     }
+
+
+def epoch(net, checkpoint=False):
+    """Run ``net``'s compiled epoch of minibatch SGD at rate 0 (``net`` stays as it is).
+
+    Two minibatches of 20 random sequences of 3 steps; ``checkpoint`` as
+    :class:`~rnnumba.solvers.FirstOrder`'s. The epoch compiles (or loads) for
+    the argument types of every fit's epoch in ``net``'s dtype.
+    """
+    from .data import Batch
+    from .solvers import FirstOrder
+
+    X = np.random.default_rng(2).normal(size=(40, 3, net.layout.input_size)).astype(net.dtype)
+    Y = np.zeros((40, 1, net.layout.output_size), dtype=net.dtype)
+    opt = FirstOrder(net, "sgd", lr=0.0, batch_size=20, checkpoint=checkpoint)
+    opt.epoch(Batch(X, np.full(40, 3, dtype=np.int64), Y, False, 40, "mse"), np.arange(2, dtype=np.int64))
+
+
+class _Stop:
+    """SIGTERM in the helper: a flag, read between kernels (a kernel being compiled is finished)."""
+
+    asked = False
+
+    @classmethod
+    def handle(cls, signum, frame):
+        cls.asked = True
+
+
+def helper(family, dtype, entry):
+    """Do the compile helper's work (:mod:`rnnumba._prefetch`): the planned kernels, prediction, the epoch.
+
+    Each compiled, or loaded where the fit's process saved it first. On
+    SIGTERM (the fit's process exiting: ``_prefetch._stop``) it returns after
+    the kernel it is compiling, which it saves.
+    """
+    from .network import RNN
+    from .solvers.kernels import epoch_kernel
+
+    signal.signal(signal.SIGTERM, _Stop.handle)
+    engine.kernels(family)
+    epoch_kernel(family)  # every kernel of the family made, so that KERNELS holds them
+    net = RNN(2, 3, **family_options(family), dtype=dtype)
+    work = [lambda k=k, a=a: k.compile(a) for k, a in _prefetch.plan(family, dtype, entry)]
+    work.append(lambda: predictions(net))
+    if entry == "epoch":
+        work.append(lambda: epoch(net))
+    with quiet():
+        for step in work:
+            if _Stop.asked:
+                return
+            step()
 
 
 def predictions(net, storage="full"):

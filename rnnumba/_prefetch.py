@@ -4,11 +4,18 @@ On an empty cache, a first fit compiles its kernels one after the other,
 depth first, on one core: the forward walk, the head, the backward walk, the
 chunk and epoch loops above them, then prediction. When a training kernel
 family starts compiling, this module starts a helper process (``python -c
-"...; run(family, dtype, entry)"``) that compiles, at the same time, the kernels
-the fit reaches last: the backward walk, the many-to-many head, the solver's
-update, then the prediction kernels. Each process loads from the shared cache
-what the other has saved, and waits for a kernel the other is compiling
+"...; helper(family, dtype, entry)"``, :func:`rnnumba._precompile.helper`) that
+compiles, at the same time, the kernels the fit reaches last: the backward
+walk, the many-to-many head, the solver's update, then the prediction kernels,
+then the compiled epoch. Each process loads from the shared cache what the
+other has saved, and waits for a kernel the other is compiling
 (:mod:`rnnumba._locks`), so nothing compiles twice.
+
+The epoch is not on a cold fit's path at all (:func:`compiling`): the fit
+runs the epoch's Python body over the compiled minibatch kernels, the same
+steps bit for bit, until the helper has compiled the epoch. A helper stopped
+because its process exits ends after the kernel it is compiling, so that its
+work is not lost.
 
 The helper must know the kernels' signatures before the fit's own typing
 reaches them: :data:`PLAN` lists them, as numba prints them, recorded by
@@ -34,11 +41,11 @@ import sys
 import threading
 
 import numpy as np
+from numba.core.dispatcher import Dispatcher
 
 from . import _jit, _locks
 from ._limits import usable_cpus
 from .engine import FAMILIES, kernels
-from .layout import family_options
 
 ENTRIES = ("epoch", "loss_and_grad", "chunks_loss_and_grad")  # training kernels called from Python
 
@@ -125,7 +132,7 @@ def plan(family, dtype, entry):
     return steps
 
 
-_started = set()  # (family, dtype) of the helpers this process started
+_started = {}  # (family, dtype) -> (helper process, entry) of the helpers this process started
 _stopped = set()  # pids of the helpers it stopped on its way out
 
 
@@ -156,6 +163,28 @@ def training(family, dtype):
     return _spawn(family, dtype, "epoch")
 
 
+def compiling(epoch, args, family):
+    """Return the helper process that compiles a fit's ``epoch`` for ``args``, or None.
+
+    The helper compiles the epoch of the default storage last
+    (``rnnumba.solvers.kernels.epoch_kernel(family)``); it is started here
+    unless it runs already. None where the epoch is compiled in this process or
+    in the disk cache for ``args``, for another storage, under
+    ``NUMBA_DISABLE_JIT``, or where no helper runs nor can start: the fit then
+    calls the epoch, compiling it if it must.
+    """
+    if not isinstance(epoch, Dispatcher) or epoch.py_func.__qualname__ != f"epoch_{family}":
+        return None
+    argtypes = tuple(epoch.typeof_pyval(a) for a in args)
+    if argtypes in epoch.overloads or _jit.in_cache(epoch, argtypes):
+        return None
+    dtype = str(args[0].dtype)
+    helper, entry = _started.get((family, dtype), (None, None))
+    if helper is None:
+        helper, entry = _spawn(family, dtype, "epoch"), "epoch"
+    return helper if helper is not None and entry == "epoch" and helper.poll() is None else None
+
+
 def _spawn(family, dtype, entry):
     if family not in FAMILIES or dtype not in PLAN or (family, dtype) in _started:
         return None
@@ -164,7 +193,7 @@ def _spawn(family, dtype, entry):
     folder = _jit.cache_dir()
     if not _locks.available(folder):
         return None
-    _started.add((family, dtype))
+    _started[family, dtype] = (None, entry)  # (tried once only)
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this copy of rnnumba's folder
     env = dict(os.environ, RNNUMBA_CACHE_DIR=_jit.cache_root(), RNNUMBA_PREFETCH="0")  # no helper's helper
     log = os.path.join(folder, ".compiling", f"helper-{family}-{dtype}-{os.getpid()}.log")
@@ -180,6 +209,7 @@ def _spawn(family, dtype, entry):
             )
     except (OSError, ValueError):
         return None
+    _started[family, dtype] = (helper, entry)
     threading.Thread(target=_reap, args=(helper, log), daemon=True).start()
     atexit.register(_stop, helper)
     return helper
@@ -203,8 +233,8 @@ _HELPER = """
 import sys
 sys.path.insert(0, {parent!r})
 sys.meta_path = [f for f in sys.meta_path if "__editable___rnnumba" not in getattr(f, "__module__", "")]
-from rnnumba._prefetch import run
-run{args!r}
+from rnnumba._precompile import helper
+helper{args!r}
 """
 
 
@@ -225,28 +255,15 @@ def _reap(helper, log):
 
 
 def _stop(helper):
-    """Stop a helper still compiling when its process exits normally (what it saved stays in the cache)."""
+    """Ask a helper still compiling to stop when its process exits normally.
+
+    It ends after the kernel it is compiling (:func:`rnnumba._precompile.helper`),
+    which it saves to the cache; this process does not wait for it.
+    """
     if helper.poll() is None:
         _stopped.add(helper.pid)
-        helper.terminate()
-        try:
-            helper.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            helper.kill()
-
-
-def run(family, dtype, entry):
-    """Compile (or load) the planned kernels, then the prediction kernels: the helper's work."""
-    from ._precompile import predictions
-    from .network import RNN
-    from .solvers.kernels import epoch_kernel
-
-    kernels(family)
-    epoch_kernel(family)  # every kernel of the family made, so that KERNELS holds them
-    with _jit.quiet():
-        for kernel, argtypes in plan(family, dtype, entry):
-            kernel.compile(argtypes)
-        predictions(RNN(2, 3, **family_options(family), dtype=dtype))
+        with contextlib.suppress(OSError):
+            helper.terminate()
 
 
 _jit.ON_COMPILE.append(start)

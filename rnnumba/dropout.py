@@ -2,7 +2,7 @@
 
 One owner for the counter-based masks: the CPU engine applies them
 (:func:`apply`), and the compiled epoch (:mod:`rnnumba.solvers.kernels`) derives
-each update's key with :func:`mix`. A mask depends on the seed, the layer, the
+each update's key with :func:`update_key`. A mask depends on the seed, the layer, the
 sample, the step and the unit only, never on the chunking or the thread count.
 """
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["GOLDEN", "apply", "mix", "plan"]
+__all__ = ["GOLDEN", "apply", "mix", "plan", "update_key"]
 
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -49,6 +49,17 @@ def mix(x):
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
+
+
+@jit(inline="always")
+def update_key(base, u):
+    """Return the dropout key of update number ``u``: ``mix(base + u)`` (uint64, wrapping), as int64.
+
+    ``base`` is :func:`plan`'s key; ``u`` counts the updates from 0 over all
+    epochs. A function of its own so that the epoch's Python body (which
+    calls it compiled) wraps as the compiled epoch does.
+    """
+    return np.int64(mix(np.uint64(base) + np.uint64(u)))
 
 
 @jit

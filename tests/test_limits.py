@@ -42,7 +42,7 @@ def test_a_quota_of_one_cpu_starts_no_compile_helper(tmp_path, monkeypatch):
     from rnnumba import _prefetch
 
     cgroup(tmp_path, monkeypatch, {"cpu.max": "100000 100000"})
-    monkeypatch.setattr(_prefetch, "_started", set())
+    monkeypatch.setattr(_prefetch, "_started", {})
     assert _limits.usable_cpus() == 1
     assert _prefetch._spawn("elman", "float64", "epoch") is None
     assert not _prefetch._started

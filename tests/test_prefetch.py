@@ -97,7 +97,7 @@ def test_a_failing_helper_is_reported_with_its_errors(tmp_path, monkeypatch, cap
     monkeypatch.setenv("RNNUMBA_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(_prefetch, "usable_cpus", lambda: 2)
     monkeypatch.setattr(_prefetch, "_HELPER", code)
-    monkeypatch.setattr(_prefetch, "_started", set())
+    monkeypatch.setattr(_prefetch, "_started", {})
     logs = os.path.join(_jit.cache_dir(), ".compiling")
     with caplog.at_level(logging.WARNING, logger="rnnumba"):
         helper = _prefetch._spawn("elman", "float64", "epoch")
@@ -116,6 +116,42 @@ def test_a_failing_helper_is_reported_with_its_errors(tmp_path, monkeypatch, cap
     log = said[0].split("Its errors are in ")[1].split(". Set")[0]
     with open(log) as f:
         assert f.read() == ("no numba here" if "exit code 3" in reported else "")
+
+
+@pytest.mark.parametrize("entry", ["epoch", "loss_and_grad"])
+def test_a_helper_asked_to_stop_finishes_the_kernel_it_is_compiling(monkeypatch, entry):
+    """The helper's work: the planned kernels, prediction, then (for epochs) the
+    epoch. SIGTERM (its process exiting) lets the kernel being compiled finish,
+    and saved, and starts no other."""
+    import signal
+
+    from rnnumba import _precompile
+
+    done = []
+
+    class Kernel:
+        def __init__(self, name, stop=False):
+            self.name, self.stop = name, stop
+
+        def compile(self, argtypes):
+            if self.stop:
+                os.kill(os.getpid(), signal.SIGTERM)  # (handled between bytecodes: before the append)
+            done.append(self.name)
+
+    monkeypatch.setattr(_precompile, "predictions", lambda net: done.append("predictions"))
+    monkeypatch.setattr(_precompile, "epoch", lambda net: done.append("epoch"))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        monkeypatch.setattr(_prefetch, "plan", lambda *a: [(Kernel("a"), ()), (Kernel("b"), ())])
+        _precompile.helper("elman", "float64", entry)
+        assert done == ["a", "b", "predictions", *(["epoch"] if entry == "epoch" else [])]
+        done.clear()
+        monkeypatch.setattr(_prefetch, "plan", lambda *a: [(Kernel("a", stop=True), ()), (Kernel("b"), ())])
+        _precompile.helper("elman", "float64", entry)
+        assert done == ["a"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _precompile._Stop.asked = False
 
 
 @pytest.mark.parametrize(
@@ -304,8 +340,11 @@ print(pred.tobytes().hex())
 @pytest.mark.slow
 def test_a_cold_fit_shares_its_compile_with_a_helper(tmp_path):
     """On an empty cache a fit starts a helper: the BPTT side and prediction
-    compile there (the fit loads them), and the results are bitwise those of
-    a fit that compiled everything itself."""
+    compile there (the fit loads them), the fit runs its epoch's Python body
+    while the helper compiles the epoch, and the results are bitwise those of
+    a fit that compiled everything itself. The helper, asked to stop when the
+    fit's process exits, saves the kernel it is compiling: the next process
+    compiles nothing."""
     alone = run_python(FIT, tmp_path / "alone", RNNUMBA_PREFETCH="0")
     helped = run_python(FIT, tmp_path / "helped")
     assert alone.returncode == 0, alone.stderr
@@ -315,6 +354,14 @@ def test_a_cold_fit_shares_its_compile_with_a_helper(tmp_path):
     # the helper starts on these as soon as it has imported rnnumba, while the fit
     # still compiles its forward pass; it reaches prediction later, and on a loaded
     # machine the fit may get there first (and then compiles it; nothing is lost)
-    for name in ("many_head", "backward_walk_elman"):
+    for name in ("many_head", "backward_walk_elman", "epoch_elman"):
         assert name in by_alone and name not in by_fit, (name, sorted(by_fit))
-    assert "epoch_elman" in by_fit and "forward_walk_elman" in by_fit
+    assert "chunk_loss_and_grad_elman" in by_fit and "forward_walk_elman" in by_fit
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob("helped/*/*.epoch_elman-*.nbi")) and time.monotonic() < deadline:
+        time.sleep(0.5)  # the helper, on its own now, finishing the epoch
+    time.sleep(1.0)
+    again = run_python(FIT, tmp_path / "helped", RNNUMBA_PREFETCH="0")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.splitlines()[0]) == []
+    assert again.stdout.splitlines()[1:] == alone.stdout.splitlines()[1:]

@@ -161,6 +161,116 @@ def test_divergence_restores_last_finite_parameters():
     assert opt.step == 1
 
 
+# -- a cold fit's epochs: the Python body while a helper compiles the epoch -----------
+
+
+class _Compiling:
+    """A stand-in for the helper process: compiling for ``polls`` more polls, then done."""
+
+    def __init__(self, polls):
+        self.polls = polls
+
+    def poll(self):
+        self.polls -= 1
+        return None if self.polls >= 0 else 0
+
+
+def _weighted(batch, seed):
+    """``batch`` with target weights (some 0: a minibatch may weigh nothing)."""
+    from rnnumba.data import Batch
+
+    w = np.random.default_rng(seed).choice([0.0, 0.5, 2.0], size=batch.Y.shape)
+    w[: batch.Y.shape[0] // 4] = 0.0  # the first minibatches weigh nothing
+    Y = np.ascontiguousarray(np.concatenate([batch.Y, w], axis=2))
+    return Batch(batch.X, batch.lengths, Y, batch.many, float(w.sum()), batch.loss)
+
+
+DEFERRED = {
+    "elman-sgd": (dict(), dict(method="sgd", lr=0.05, momentum=0.9, nesterov=True, clip=0.5), False),
+    "lstm-adam-dropout-weights-many": (
+        dict(cell="lstm", num_layers=2, dropout=0.3),
+        dict(method="adam", lr=0.01, weight_decay=1e-3, seed=3),
+        True,
+    ),
+    "gru-bidirectional-chunks": (dict(cell="gru", bidirectional=True), dict(method="adam", lr=0.01), False),
+}
+
+
+@pytest.mark.parametrize("polls", [0, 3, 1000], ids=["compiled", "switch", "python"])
+@pytest.mark.parametrize("case", DEFERRED)
+def test_a_deferred_epoch_takes_the_compiled_epochs_steps_bit_for_bit(case, polls):
+    """A fit whose epoch compiles elsewhere runs the epoch's Python body one
+    minibatch at a time, then the compiled epoch for the rest: the parameters,
+    the optimiser's state, the step count and the mean loss are bitwise those
+    of the compiled epoch, wherever the switch falls."""
+    net_kw, opt_kw, many = DEFERRED[case]
+    rng = np.random.default_rng(1)
+    N, T = 90, 5
+    X = rng.normal(size=(N, T, 2))
+    y = rng.normal(size=(N, T, 1)) if many else rng.normal(size=N)
+    ref = RNN(2, 6, random_state=4, **net_kw)
+    run = ref.copy()
+    lengths = rng.integers(1, T + 1, size=N)
+    data = ref.prepare(X, y, lengths=lengths)
+    if many:
+        data = _weighted(data, 5)
+    B = 45 if "chunks" in case else 10  # 45 rows: two chunks per minibatch
+    a = FirstOrder(ref, batch_size=B, **opt_kw)
+    b = FirstOrder(run, batch_size=B, defer=True, **opt_kw)
+    b.helper = _Compiling(polls)
+    for order in (np.arange(N // B)[::-1].copy(), np.arange(N // B)):
+        assert a.epoch(data, order) == b.epoch(data, order)
+    assert np.array_equal(ref.theta, run.theta) and np.array_equal(a.state, b.state)
+    assert a.step == b.step == 2 * (N // B)
+    assert (b.helper is False) == (polls < 2 * (N // B))  # switched to the compiled epoch
+
+
+def test_a_deferred_epoch_that_diverges_stops_where_the_compiled_one_does():
+    X, y = _data(N=40)
+    ref = RNN(1, 4, random_state=0)
+    run = ref.copy()
+    a = FirstOrder(ref, "sgd", lr=1e200, batch_size=10)
+    b = FirstOrder(run, "sgd", lr=1e200, batch_size=10, defer=True)
+    b.helper = _Compiling(1000)
+    data = ref.prepare(X, y)
+    assert a.epoch(data, np.arange(4)) == b.epoch(data, np.arange(4))
+    assert np.array_equal(ref.theta, run.theta) and a.step == b.step == 1
+    assert b.helper is not False  # still deferring: no compiled epoch was called
+
+
+def test_only_a_fit_on_a_cold_cache_defers_its_epoch(monkeypatch):
+    """An epoch compiled here or in the cache runs compiled, no helper asked
+    for; one that is not is left to a helper that compiles it, while the fit's
+    epochs run the Python body. Checkpointed epochs, and helpers started for
+    full-batch objectives, compile no epoch: nothing is deferred to them."""
+    from rnnumba import _prefetch
+    from rnnumba.solvers.kernels import epoch_kernel
+
+    def spawn(family, dtype, entry):
+        spawned.append((family, dtype, entry))
+        return _Compiling(1000)
+
+    spawned = []
+    monkeypatch.setattr(_prefetch, "_spawn", spawn)
+    monkeypatch.setattr(_prefetch, "_started", {})
+    X, y = _data(N=20)
+    net = RNN(1, 4, random_state=0)
+    data = net.prepare(X, y)
+    opt = FirstOrder(net, "sgd", lr=0.1, batch_size=10, defer=True)
+    opt.epoch(data, np.arange(2))
+    assert opt.helper is False and not spawned  # compiled already (CI's cache, or this process)
+    epoch = epoch_kernel("elman")
+    monkeypatch.setattr(epoch, "overloads", {})  # as in a process that has not compiled it ...
+    monkeypatch.setattr(_prefetch._jit, "in_cache", lambda kernel, argtypes: False)  # ... on a cold cache
+    opt = FirstOrder(net, "sgd", lr=0.1, batch_size=10, defer=True)
+    opt.epoch(data, np.arange(2))
+    assert spawned == [("elman", "float64", "epoch")] and isinstance(opt.helper, _Compiling)
+    assert not epoch.overloads  # the Python body ran: nothing compiled
+    assert _prefetch.compiling(epoch_kernel("elman", True), (net.theta,), "elman") is None
+    monkeypatch.setattr(_prefetch, "_started", {("elman", "float64"): (_Compiling(1000), "loss_and_grad")})
+    assert _prefetch.compiling(epoch, (net.theta,), "elman") is None
+
+
 def test_first_order_rejects_unknown_method():
     with pytest.raises(ValueError, match="method"):
         FirstOrder(RNN(1, 3), "rmsprop", lr=0.1, batch_size=4)

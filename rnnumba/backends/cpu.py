@@ -306,7 +306,7 @@ class CPU:
         need = need[ck]
         if need > memory.CHECK_BYTES:  # one minibatch's step, before the epoch allocates it
             memory.check(need, *self._call(rows, steps, ck, minibatch=True))
-        optimizer = FirstOrder(net, method, seed=seed, checkpoint=ck, **options)
+        optimizer = FirstOrder(net, method, seed=seed, checkpoint=ck, defer=True, **options)
         if bptt_steps is not None:
             if net.dropout:
                 raise ValueError("bptt_steps does not combine with dropout yet")

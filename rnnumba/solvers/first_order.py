@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import _heap, losses
 from .._blas import single_threaded
+from .._prefetch import compiling
 from ..chunks import n_chunks
 from ..dropout import plan as dropout_plan
 from ..memory import row_bytes
@@ -47,6 +48,13 @@ class FirstOrder:
         Checkpointed BPTT in each minibatch step (``True``:
         :data:`rnnumba.layout.CHECKPOINTS`, or :data:`rnnumba.layout.LOCKSTEP`):
         the same steps, bit for bit, in less memory.
+    defer : bool, default False
+        Where the compiled epoch is neither compiled in this process nor in the
+        disk cache, run its Python body, one minibatch at a time, while a
+        helper process compiles it (:func:`rnnumba._prefetch.compiling`), and
+        the compiled epoch once the helper is done: the same steps, bit for
+        bit, with the epoch's own compile (seconds) off a cold fit's path. A
+        fit's epochs defer; :func:`rnnumba.precompile` does not.
     """
 
     def __init__(
@@ -64,6 +72,7 @@ class FirstOrder:
         weight_decay=0.0,
         seed=None,
         checkpoint=False,
+        defer=False,
     ):
         if method not in FIRST_ORDER:
             raise ValueError(f"method must be one of {FIRST_ORDER}, got {method!r}")
@@ -85,6 +94,7 @@ class FirstOrder:
         self.specs = (net.layout.spec(False, checkpoint), net.layout.spec(True, checkpoint))
         self.checkpoint = net.layout.storage(checkpoint)
         self.offsets = net.layout.offsets()
+        self.helper = None if defer else False  # None: not asked yet; False: run the compiled epoch
 
     def saved(self):
         """Return the optimiser's state (momentum or Adam's moments, the step count) as copies."""
@@ -149,25 +159,29 @@ class FirstOrder:
         N, B, H = X.shape[0], self.batch_size, net.layout.hidden
         per = row_bytes(net.layout, X.shape[1], X.dtype.itemsize)
         plan = np.array([n_chunks(B, H, per), n_chunks(N % B or B, H, per), *self.drop], dtype=np.int64)
+        order = kernel_array(order, np.int64)
+        method = kernels.SGD if self.method == "sgd" else kernels.ADAM
+        fixed = (net.theta, net.grad, self.specs[many], self.offsets, X, lengths, Y, losses.LOSSES[loss])
+        totals = np.zeros(2)  # loss times rows, rows
+
+        def args(blocks, done):  # the epoch's arguments for the blocks after the first `done`
+            head = (*fixed, blocks, self.batch_size, plan, method, self.hp, self.state)
+            return (*head, self.step + done, self.prev, totals)
+
+        epoch = kernels.epoch_kernel(net.layout.kernel_family, self.checkpoint)
+        if self.helper is None:  # the first epoch: is the compiled one here, or compiling elsewhere?
+            self.helper = compiling(epoch, args(order, 0), net.layout.kernel_family) or False
+        n, done, status = order.shape[0], 0, kernels.OK
         with single_threaded():  # the chunks are the parallelism; BLAS threads would oversubscribe
-            loss_sum, rows, steps, status = kernels.epoch_kernel(net.layout.kernel_family, self.checkpoint)(
-                net.theta,
-                net.grad,
-                self.specs[many],
-                self.offsets,
-                X,
-                lengths,
-                Y,
-                losses.LOSSES[loss],
-                kernel_array(order, np.int64),
-                self.batch_size,
-                plan,
-                kernels.SGD if self.method == "sgd" else kernels.ADAM,
-                self.hp,
-                self.state,
-                self.step,
-                self.prev,
-            )
-        self.step += steps
-        mean = loss_sum / rows if rows else float("nan")
+            while self.helper and done < n and status == kernels.OK:
+                if self.helper.poll() is not None:  # compiled (or failed): the compiled epoch from here on
+                    self.helper = False
+                    break
+                steps, status = epoch.py_func(*args(order[done : done + 1], done))
+                done += steps
+            if not self.helper and done < n and status == kernels.OK:
+                steps, status = epoch(*args(order[done:], done))
+                done += steps
+        self.step += done
+        mean = totals[0] / totals[1] if totals[1] else float("nan")
         return float(mean), status == kernels.OK

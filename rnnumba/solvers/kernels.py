@@ -28,7 +28,7 @@ from numba import prange
 from .. import engine
 from .._jit import jit
 from ..chunks import chunk_bounds, sum_chunks
-from ..dropout import mix
+from ..dropout import update_key
 from ..layout import MANY, OUTPUTS
 from ..losses import MSE, weighted
 
@@ -54,8 +54,11 @@ def epoch_kernel(family, checkpoint=False):
     -------
     numba dispatcher
         ``epoch(theta, grad, spec, offsets, X, lengths, Y, loss, order,
-        batch_size, plan, method, hp, state, step, prev)``, documented on the
-        function itself; made once per process, family and storage.
+        batch_size, plan, method, hp, state, step, prev, totals)``, documented
+        on the function itself; made once per process, family and storage. Its
+        Python body (``.py_func``) takes the same steps, bit for bit, calling
+        the compiled kernels below it: what a cold fit runs while a helper
+        process compiles the epoch (:meth:`rnnumba.solvers.FirstOrder.epoch`).
     """
     return _epoch(family, int(checkpoint))
 
@@ -65,7 +68,8 @@ def _epoch(family, checkpoint):
     """Build the epoch of :func:`epoch_kernel` (once per process, family and storage)."""
     chunk_loss_and_grad = engine.kernels(family, checkpoint).chunk_loss_and_grad
 
-    @jit(parallel=True, name=f"epoch_{family}{('', '_ck', '_ls')[checkpoint]}", driver=True)
+    # fastmath off: its own arithmetic (the loss totals) is then IEEE's, as its Python body's
+    @jit(parallel=True, fastmath=False, name=f"epoch_{family}{('', '_ck', '_ls')[checkpoint]}", driver=True)
     def epoch(
         theta,
         grad,
@@ -83,12 +87,13 @@ def _epoch(family, checkpoint):
         state,
         step,
         prev,
+        totals,
     ):
         """Run the minibatches ``order`` (block indices) once.
 
         The k-th block of this epoch is update ``u = step + k`` (counted from 0
         over all epochs): its minibatch's loss and gradient (the engine's
-        chunks, summed in chunk order) use the dropout key ``mix(base + u)``,
+        chunks, summed in chunk order) use the dropout key ``update_key(base, u)``,
         then :func:`update` steps with ``t = u + 1``. A minibatch whose target
         weights are all 0 takes no step; its number ``u`` is spent all the same.
 
@@ -106,7 +111,8 @@ def _epoch(family, checkpoint):
             ``rnnumba.chunks.n_chunks`` of a full block and of the last block,
             then dropout between layers: a base key and the threshold
             (:func:`rnnumba.dropout.apply`); update number ``u`` (counted over
-            all epochs) draws its masks with the key ``mix(base + u)``.
+            all epochs) draws its masks with the key
+            :func:`rnnumba.dropout.update_key` of ``(base, u)``.
         method : int
             :data:`SGD` or :data:`ADAM`.
         hp : float64 (N_HP,)
@@ -120,14 +126,15 @@ def _epoch(family, checkpoint):
         prev : ndarray (P,)
             The parameters before the latest update: the last ones whose loss was
             finite, restored into ``theta`` when a step goes non-finite.
+        totals : float64 (2,)
+            Added to, step by step: the sum over the minibatches of loss times
+            rows (weighted targets :func:`rnnumba.losses.weighted`: times their
+            weight), and the rows (or weight) of the completed steps. An epoch
+            run in pieces (``order`` split, ``step`` advanced) adds up to the
+            same bits as in one call.
 
         Returns
         -------
-        loss_sum : float
-            Sum over the minibatches of loss times rows (weighted targets
-            :func:`rnnumba.losses.weighted`: times their weight).
-        rows : float
-            Rows (or weight) of the completed steps.
         steps : int
             Completed updates.
         status : int
@@ -137,8 +144,6 @@ def _epoch(family, checkpoint):
         P = theta.shape[0]
         per = spec[OUTPUTS] if loss == MSE else 1
         has_w = weighted(Y[0, 0], spec[OUTPUTS], loss)
-        loss_sum = 0.0
-        rows = 0.0
         drop = np.empty(2, dtype=np.int64)
         drop[1] = plan[3]
         most = max(plan[0], plan[1])
@@ -163,7 +168,7 @@ def _epoch(family, checkpoint):
                 scale = 1.0 / (count * per)
                 share = float(s1 - s0)
             nc = plan[0] if s1 - s0 == batch_size else plan[1]
-            drop[0] = np.int64(mix(np.uint64(plan[2]) + np.uint64(step + k)))
+            drop[0] = update_key(plan[2], step + k)
             Xb, Lb, Yb, nb = X[s0:s1], lengths[s0:s1], Y[s0:s1], s1 - s0
             if nc == 1:  # no parallel region: its start-up costs more than a small batch
                 value = chunk_loss_and_grad(
@@ -205,10 +210,10 @@ def _epoch(family, checkpoint):
                     )
                 value = sum_chunks(grad, partial, values, nc)
             if not update(theta, grad, value, method, hp, state, step + k + 1, prev):
-                return loss_sum, rows, k, NONFINITE
-            loss_sum += value * share
-            rows += share
-        return loss_sum, rows, order.shape[0], OK
+                return k, NONFINITE
+            totals[0] += value * share
+            totals[1] += share
+        return order.shape[0], OK
 
     return epoch
 
