@@ -15,7 +15,10 @@ Rows:
   ``--jobs 2``, cold, then from the cache.
 
 Every cold measurement gets a fresh ``RNNUMBA_CACHE_DIR``. The machine and
-the numba version are printed with the table.
+the numba version are printed with the table. After a cold process the
+script waits ``SETTLE`` seconds: its compile helper finishes the kernel it
+is compiling (the compiled epoch) after the process exits, and would
+otherwise compile beside the next measurement.
 """
 
 import argparse
@@ -28,6 +31,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETTLE = 10.0  # seconds after a cold process, for its helper to finish
 
 FIT = """
 import numpy as np, rnnumba
@@ -58,6 +62,7 @@ def fit_rows(families, dtypes, scratch):
             cache = tempfile.mkdtemp(dir=scratch)
             code = FIT.format(cell=cell, reset=reset, dtype=dtype)
             cold, _ = timed([sys.executable, "-c", code], cache)
+            time.sleep(SETTLE)
             warm, _ = timed([sys.executable, "-c", code], cache)
             rows.append({"what": f"fit+predict {family} {dtype}", "cold_s": cold, "cached_s": warm})
             print(f"{rows[-1]['what']}: {cold:.1f} s cold, {warm:.2f} s cached", file=sys.stderr, flush=True)
@@ -68,6 +73,7 @@ def toy_row(scratch):
     cache = tempfile.mkdtemp(dir=scratch)
     argv = [sys.executable, "-m", "rnnumba", "toy", "--hidden", "26", "--batch", "20", "--rate", "0.02"]
     whole, out = timed([*argv, "--iter", "1"], cache)
+    time.sleep(SETTLE)
     epoch1 = float([line for line in out.splitlines() if line.split()[:1] == ["1"]][0].split()[-1])
     warm, _ = timed([*argv, "--iter", "1"], cache)
     return {"what": "rnnumba toy --iter 1", "cold_s": whole, "cached_s": warm, "epoch1_cold_s": epoch1}

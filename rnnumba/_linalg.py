@@ -47,6 +47,12 @@ TN_BLOCK = 128  # rows of the operands of mm_tn_blocked per pass over C
 BLOCKED = 32  # inner dimension from which the 4x4-blocked loops win
 LARGE = 1 << 27  # multiply-adds above which BLAS takes over (its cache blocking)
 WIDE = 4096  # bytes of a per-step output row from which dot products beat row updates
+# weights of more than STRIP_FROM bytes (an L2 cache: 2 MiB a core on the development
+# machine) are walked in strips of STRIP bytes, which stay in L2 while every block of rows
+# uses them, instead of coming from L3 once per block of rows; weights that fit in L2 go
+# whole (strips would then only read and write the result once per strip)
+STRIP_FROM = 1 << 21
+STRIP = 1 << 18
 
 
 @jit(inline="always")
@@ -94,41 +100,45 @@ def _nt_blocked(A, B, C, k):
     Sixteen dot products share each load of four rows of ``A`` and four of
     ``B``, vectorised along the inner dimension. On the development machine's
     AVX-512 cores this beats SciPy's OpenBLAS (its Haswell kernels) on the
-    per-step products.
+    per-step products. A ``B`` of more than ``STRIP_FROM`` bytes is taken in
+    strips of its rows (``STRIP`` bytes), each used by every block of ``A``'s
+    rows while it is in L2; the order of the strips changes no sum.
     """
     m = A.shape[0]
     n = B.shape[0]
     m4, n4 = m - m % 4, n - n % 4
     zero = C.dtype.type(0)
-    for i in range(0, m4, 4):
-        for j in range(0, n4, 4):
-            c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = zero
-            c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = zero
-            for q in range(k):
-                a0, a1, a2, a3 = A[i, q], A[i + 1, q], A[i + 2, q], A[i + 3, q]
-                b0, b1, b2, b3 = B[j, q], B[j + 1, q], B[j + 2, q], B[j + 3, q]
-                c00 += a0 * b0
-                c01 += a0 * b1
-                c02 += a0 * b2
-                c03 += a0 * b3
-                c10 += a1 * b0
-                c11 += a1 * b1
-                c12 += a1 * b2
-                c13 += a1 * b3
-                c20 += a2 * b0
-                c21 += a2 * b1
-                c22 += a2 * b2
-                c23 += a2 * b3
-                c30 += a3 * b0
-                c31 += a3 * b1
-                c32 += a3 * b2
-                c33 += a3 * b3
-            C[i, j], C[i, j + 1], C[i, j + 2], C[i, j + 3] = c00, c01, c02, c03
-            C[i + 1, j], C[i + 1, j + 1], C[i + 1, j + 2], C[i + 1, j + 3] = c10, c11, c12, c13
-            C[i + 2, j], C[i + 2, j + 1], C[i + 2, j + 2], C[i + 2, j + 3] = c20, c21, c22, c23
-            C[i + 3, j], C[i + 3, j + 1], C[i + 3, j + 2], C[i + 3, j + 3] = c30, c31, c32, c33
-        for r in range(i, i + 4):  # the columns left over
-            _nt_row(A, B, C, r, n4, k)
+    strip = max(4, n4 if n * k * B.itemsize <= STRIP_FROM else STRIP // (k * B.itemsize) // 4 * 4)
+    for j0 in range(0, n4, strip):
+        for i in range(0, m4, 4):
+            for j in range(j0, min(n4, j0 + strip), 4):
+                c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = zero
+                c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = zero
+                for q in range(k):
+                    a0, a1, a2, a3 = A[i, q], A[i + 1, q], A[i + 2, q], A[i + 3, q]
+                    b0, b1, b2, b3 = B[j, q], B[j + 1, q], B[j + 2, q], B[j + 3, q]
+                    c00 += a0 * b0
+                    c01 += a0 * b1
+                    c02 += a0 * b2
+                    c03 += a0 * b3
+                    c10 += a1 * b0
+                    c11 += a1 * b1
+                    c12 += a1 * b2
+                    c13 += a1 * b3
+                    c20 += a2 * b0
+                    c21 += a2 * b1
+                    c22 += a2 * b2
+                    c23 += a2 * b3
+                    c30 += a3 * b0
+                    c31 += a3 * b1
+                    c32 += a3 * b2
+                    c33 += a3 * b3
+                C[i, j], C[i, j + 1], C[i, j + 2], C[i, j + 3] = c00, c01, c02, c03
+                C[i + 1, j], C[i + 1, j + 1], C[i + 1, j + 2], C[i + 1, j + 3] = c10, c11, c12, c13
+                C[i + 2, j], C[i + 2, j + 1], C[i + 2, j + 2], C[i + 2, j + 3] = c20, c21, c22, c23
+                C[i + 3, j], C[i + 3, j + 1], C[i + 3, j + 2], C[i + 3, j + 3] = c30, c31, c32, c33
+    for r in range(m4):  # the columns left over
+        _nt_row(A, B, C, r, n4, k)
     for i in range(m4, m):  # the rows left over
         _nt_row(A, B, C, i, 0, k)
 
@@ -265,11 +275,27 @@ def _nn_blocked(A, B, C, accumulate):
     Four rows of ``C`` by four rows of ``B`` at a time, so each load and store
     of ``C`` carries sixteen multiply-adds, vectorised along the rows of ``B``
     and ``C`` (no reductions). ``A`` may have any layout: its entries are read
-    one at a time.
+    one at a time. A ``B`` of more than ``STRIP_FROM`` bytes is taken in
+    strips of its rows (``STRIP`` bytes), each used by every block of four
+    rows of ``A`` while it is in L2; each entry of ``C`` adds its terms in the
+    same order either way (:func:`_nn_range`).
     """
-    m, k = A.shape
+    k, n = A.shape[1], C.shape[1]
+    strip = k if k * n * B.itemsize <= STRIP_FROM else max(4, STRIP // (n * B.itemsize) // 4 * 4)
+    for q0 in range(0, max(k, 1), max(strip, 1)):  # (k = 0: zeros, unless accumulating)
+        _nn_range(A, B, C, accumulate or q0 > 0, q0, min(k, q0 + strip))
+
+
+@jit(inline="always")
+def _nn_range(A, B, C, accumulate, q0, q1):
+    """``C = A[:, q0:q1] @ B[q0:q1, :n]``, or ``C +=`` that if ``accumulate`` (see :func:`_nn_blocked`).
+
+    Each entry of ``C`` adds its terms in the order of ``q``, so consecutive
+    ranges ``q0:q1`` add up to the bits of one range.
+    """
+    m = A.shape[0]
     n = C.shape[1]
-    k4 = k - k % 4
+    q4 = q1 - (q1 - q0) % 4
     for i in range(0, m, 4):
         rows = min(4, m - i)
         if not accumulate:
@@ -278,12 +304,12 @@ def _nn_blocked(A, B, C, accumulate):
                     C[r, j] = 0.0
         if rows < 4:  # the rows left over, one at a time
             for r in range(i, m):
-                for q in range(k):
+                for q in range(q0, q1):
                     a = A[r, q]
                     for j in range(n):
                         C[r, j] += a * B[q, j]
             break
-        for q in range(0, k4, 4):
+        for q in range(q0, q4, 4):
             a0, a1, a2, a3 = A[i, q], A[i, q + 1], A[i, q + 2], A[i, q + 3]
             e0, e1, e2, e3 = A[i + 1, q], A[i + 1, q + 1], A[i + 1, q + 2], A[i + 1, q + 3]
             f0, f1, f2, f3 = A[i + 2, q], A[i + 2, q + 1], A[i + 2, q + 2], A[i + 2, q + 3]
@@ -294,7 +320,7 @@ def _nn_blocked(A, B, C, accumulate):
                 C[i + 1, j] += e0 * b0 + e1 * b1 + e2 * b2 + e3 * b3
                 C[i + 2, j] += f0 * b0 + f1 * b1 + f2 * b2 + f3 * b3
                 C[i + 3, j] += g0 * b0 + g1 * b1 + g2 * b2 + g3 * b3
-        for q in range(k4, k):
+        for q in range(q4, q1):
             a, e, f, g = A[i, q], A[i + 1, q], A[i + 2, q], A[i + 3, q]
             for j in range(n):
                 C[i, j] += a * B[q, j]

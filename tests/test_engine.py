@@ -623,6 +623,35 @@ def test_products_match_numpy_in_every_regime(dtype):
         assert np.array_equal(C, np.zeros_like(C)) if k == 0 else rel(C, A.T @ B) < tol
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weights_in_strips_change_no_bit(dtype):
+    """Weights of more than ``STRIP_FROM`` bytes are walked in strips: the dot
+    products (the strips: blocks of ``B``'s rows) equal those of the same
+    kernel over each block of rows alone, and the row updates (the strips:
+    ranges of the inner dimension, rows of ``C`` not a multiple of 4) equal
+    one pass over the whole range, bitwise; both against NumPy too."""
+    from rnnumba import _linalg
+
+    rng = np.random.default_rng(7)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    k, n = 576, 2048  # the large LSTM's per-step product: W (4H, H + I)
+    assert n * k * np.dtype(dtype).itemsize > _linalg.STRIP_FROM > 256 * k * np.dtype(dtype).itemsize
+    A, B = rng.normal(size=(66, k)).astype(dtype), rng.normal(size=(n, k)).astype(dtype)
+    C = np.full((66, n), np.nan, dtype)
+    _linalg.mm_nt(A, B, C)
+    for j in range(0, n, 256):  # 256 rows of B: under STRIP_FROM, one pass
+        part = np.full((66, 256), np.nan, dtype)
+        _linalg.mm_nt(A, np.ascontiguousarray(B[j : j + 256]), part)
+        assert np.array_equal(C[:, j : j + 256], part)
+    assert rel(C, A @ B.T) < tol
+    for m, q in [(64, 2048), (66, 2046)]:  # BPTT's product dz W[:, :H], and ragged shapes
+        A, W = rng.normal(size=(m, q)).astype(dtype), rng.normal(size=(q, k)).astype(dtype)
+        C, one = np.full((m, 512), np.nan, dtype), np.full((m, 512), np.nan, dtype)
+        _linalg.mm_nn_blocked(A, W, C)
+        _linalg._nn_range(A, W, one, False, 0, q)
+        assert np.array_equal(C, one) and rel(C, A @ W[:, :512]) < tol
+
+
 def test_work_buffers_start_on_a_cache_line():
     """``empty_aligned`` (and ``transposed``, which uses it) gives C-contiguous
     arrays whose data start on a 64-byte boundary (numba's own arrays: 32),

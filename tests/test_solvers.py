@@ -238,6 +238,34 @@ def test_a_deferred_epoch_that_diverges_stops_where_the_compiled_one_does():
     assert b.helper is not False  # still deferring: no compiled epoch was called
 
 
+def test_ctrl_c_in_a_deferred_epoch_stops_after_its_minibatch():
+    """A SIGINT while the Python body runs is held until the minibatch's step is
+    done: KeyboardInterrupt, with the parameters and the step count of the
+    minibatches done (those of a compiled epoch over them)."""
+    import os
+    import signal
+
+    class Interrupted(_Compiling):
+        def poll(self):
+            if self.polls == 997:  # the fourth minibatch's poll
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().poll()
+
+    X, y = _data(N=60)
+    ref = RNN(1, 4, random_state=0)
+    run = ref.copy()
+    data = ref.prepare(X, y)
+    a = FirstOrder(ref, "adam", lr=0.01, batch_size=10)
+    b = FirstOrder(run, "adam", lr=0.01, batch_size=10, defer=True)
+    b.helper = Interrupted(1000)
+    order = np.array([5, 3, 1, 0, 2, 4])
+    with pytest.raises(KeyboardInterrupt):
+        b.epoch(data, order)
+    a.epoch(data, order[:4])
+    assert b.step == a.step == 4 and np.array_equal(ref.theta, run.theta) and np.array_equal(a.state, b.state)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
 def test_only_a_fit_on_a_cold_cache_defers_its_epoch(monkeypatch):
     """An epoch compiled here or in the cache runs compiled, no helper asked
     for; one that is not is left to a helper that compiles it, while the fit's

@@ -1,5 +1,8 @@
 """Minibatch SGD (momentum, Nesterov) and Adam on a network's flat vector."""
 
+import signal
+import threading
+
 import numpy as np
 
 from .. import _heap, losses
@@ -18,7 +21,7 @@ class FirstOrder:
     """A first-order optimiser bound to one network.
 
     It keeps the optimiser state (momentum buffer or Adam moments and the step
-    count) between epochs; each :meth:`epoch` is one compiled call.
+    count) between epochs; each :meth:`epoch` is one compiled call (see ``defer``).
 
     Parameters
     ----------
@@ -172,16 +175,43 @@ class FirstOrder:
         if self.helper is None:  # the first epoch: is the compiled one here, or compiling elsewhere?
             self.helper = compiling(epoch, args(order, 0), net.layout.kernel_family) or False
         n, done, status = order.shape[0], 0, kernels.OK
-        with single_threaded():  # the chunks are the parallelism; BLAS threads would oversubscribe
-            while self.helper and done < n and status == kernels.OK:
+        # the chunks are the parallelism; BLAS threads would oversubscribe
+        with single_threaded(), _HeldInterrupt() as interrupt:
+            while self.helper and done < n and status == kernels.OK and not interrupt.held:
                 if self.helper.poll() is not None:  # compiled (or failed): the compiled epoch from here on
                     self.helper = False
                     break
                 steps, status = epoch.py_func(*args(order[done : done + 1], done))
                 done += steps
-            if not self.helper and done < n and status == kernels.OK:
+            if not self.helper and done < n and status == kernels.OK and not interrupt.held:
                 steps, status = epoch(*args(order[done:], done))
                 done += steps
         self.step += done
+        if interrupt.held:  # between minibatches, the step count with them
+            raise KeyboardInterrupt
         mean = totals[0] / totals[1] if totals[1] else float("nan")
         return float(mean), status == kernels.OK
+
+
+class _HeldInterrupt:
+    """Ctrl-C (SIGINT) held while the epoch's Python body runs a minibatch.
+
+    A compiled epoch cannot be interrupted inside; its Python body could be,
+    between an update and the count of updates. Here, in the main thread and
+    where Python's own handler is installed, a SIGINT is noted (``held``) and
+    the epoch stops after the minibatch, then raises KeyboardInterrupt.
+    """
+
+    def __enter__(self):
+        self.held, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                self.previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum, frame):
+        self.held = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
