@@ -173,14 +173,16 @@ def compiling(epoch, args, family):
     ``NUMBA_DISABLE_JIT``, or where no helper runs nor can start: the fit then
     calls the epoch, compiling it if it must.
     """
-    if not isinstance(epoch, Dispatcher) or epoch.py_func.__qualname__ != f"epoch_{family}":
+    from .solvers.kernels import epoch_kernel  # (solvers import this module)
+
+    if not isinstance(epoch, Dispatcher) or family not in FAMILIES or epoch is not epoch_kernel(family):
         return None
     argtypes = tuple(epoch.typeof_pyval(a) for a in args)
     if argtypes in epoch.overloads or _jit.in_cache(epoch, argtypes):
         return None
     dtype = str(args[0].dtype)
     helper, entry = _started.get((family, dtype), (None, None))
-    if helper is None:
+    if (family, dtype) not in _started:  # (a start tried once is remembered there, failed or not)
         helper, entry = _spawn(family, dtype, "epoch"), "epoch"
     return helper if helper is not None and entry == "epoch" and helper.poll() is None else None
 

@@ -193,7 +193,7 @@ def row_bytes(layout, T, itemsize):
 
 
 def block_rows(layout, N, T, itemsize, many, checkpoint=False):
-    """Rows per block for a full-batch call: all N, or fewer so that a block stays under :data:`BLOCK_BYTES`.
+    """Rows per block for a full-batch call: all N, or fewer so that a block stays under ``BLOCK_BYTES``.
 
     A function of the shape only, so that the blocks, and the summation order
     of their losses and gradients, are the same on every machine.

@@ -1,5 +1,6 @@
 """The compiled epoch loop and the scipy bridge (rnnumba.solvers)."""
 
+import numba
 import numpy as np
 import pytest
 
@@ -295,6 +296,12 @@ def test_only_a_fit_on_a_cold_cache_defers_its_epoch(monkeypatch):
     assert spawned == [("elman", "float64", "epoch")] and isinstance(opt.helper, _Compiling)
     assert not epoch.overloads  # the Python body ran: nothing compiled
     assert _prefetch.compiling(epoch_kernel("elman", True), (net.theta,), "elman") is None
+
+    def epoch_elman(theta):  # another kernel of the default epoch's name: not the family's epoch
+        return theta
+
+    epoch_elman.__qualname__ = "epoch_elman"
+    assert _prefetch.compiling(numba.njit(epoch_elman), (net.theta,), "elman") is None
     monkeypatch.setattr(_prefetch, "_started", {("elman", "float64"): (_Compiling(1000), "loss_and_grad")})
     assert _prefetch.compiling(epoch, (net.theta,), "elman") is None
 
