@@ -25,11 +25,14 @@ Every compiled function in rnnumba is decorated through :func:`jit`, so that
   before its callees are linked in, so that the callees, optimised already
   when they were compiled, are not optimised again in every caller above
   them (:func:`_finalize_driver`);
+* a helper inlined into a kernel (``inline="always"``) has its IR copied with
+  one scope for all its blocks (:class:`_BlockCopies`);
 * fastmath never carries the ``nnan``/``ninf`` flags, so NaN and inf checks keep
   working inside kernels.
 """
 
 import contextlib
+import copy
 import functools
 import hashlib
 import logging
@@ -40,8 +43,9 @@ import warnings
 
 import numba
 from numba.core import codegen as _codegen
-from numba.core import config, sigutils
+from numba.core import config, ir, sigutils
 from numba.core import event as _event
+from numba.core import inline_closurecall as _inlining
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
 from numba.core.dispatcher import Dispatcher
 from numba.core.runtime import rtsys as _rtsys
@@ -491,3 +495,57 @@ DRIVERS_LINKED_ONCE = os.environ.get("RNNUMBA_DRIVERS", "1") != "0" and all(
 )
 if DRIVERS_LINKED_ONCE:
     _codegen.CPUCodeLibrary.finalize = _finalize_driver
+
+
+# -- IR inlining: the callee's blocks copied with one memo ----------------------------------------
+
+
+class _BlockCopies:
+    """The ``copy`` module as numba's ``InlineWorker.inline_ir`` sees it while compiling rnnumba's kernels.
+
+    numba copies the IR of a helper it inlines block by block, each block with a
+    memo of its own, so every block's variables bring a copy of the helper's
+    whole scope with them: quadratic in the helper's size, ~2 s of the seed
+    fit's 33 s of compile (``benchmarks/compile_profile.py``). Here the blocks of
+    one IR are copied with one memo, so they share one copy of the scope, as
+    the blocks they are copied from share theirs. A block met again (the same
+    IR copied a second time) or a block of another scope starts a new memo.
+    """
+
+    def __init__(self):
+        self.memo, self.scope = {}, None
+
+    def deepcopy(self, x, memo=None):
+        if memo is not None or not isinstance(x, ir.Block):
+            return copy.deepcopy(x, memo)
+        if x.scope is not self.scope or id(x) in self.memo:
+            self.memo, self.scope = {}, x.scope
+        return copy.deepcopy(x, self.memo)
+
+    def __getattr__(self, name):
+        return getattr(copy, name)
+
+
+_numba_inline_ir = getattr(getattr(_inlining, "InlineWorker", None), "inline_ir", None)
+
+
+def _inline_ir(worker, *args, **kwargs):
+    """Run numba's ``InlineWorker.inline_ir``; in a kernel of rnnumba's, copy with :class:`_BlockCopies`."""
+    stack = _notice.stack()
+    if not stack or stack[-1] is None:
+        return _numba_inline_ir(worker, *args, **kwargs)
+    _inlining.copy = _BlockCopies()  # (numba compiles under its global compiler lock)
+    try:
+        return _numba_inline_ir(worker, *args, **kwargs)
+    finally:
+        _inlining.copy = copy
+
+
+# numba 0.68's inline_ir copies with the module's ``copy``; RNNUMBA_INLINE_COPIES=0: numba's own
+INLINE_COPIES_SHARED = (
+    os.environ.get("RNNUMBA_INLINE_COPIES", "1") != "0"
+    and _numba_inline_ir is not None
+    and getattr(_inlining, "copy", None) is copy
+)
+if INLINE_COPIES_SHARED:
+    _inlining.InlineWorker.inline_ir = _inline_ir

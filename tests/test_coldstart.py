@@ -431,3 +431,74 @@ def test_linking_drivers_once_changes_no_result(tmp_path):
     assert patched.returncode == 0 and plain.returncode == 0, patched.stderr + plain.stderr
     assert patched.stdout.split()[0] == "True" and plain.stdout.split()[0] == "False"
     assert patched.stdout.split()[1:] == plain.stdout.split()[1:]
+
+
+def test_an_inlined_helpers_blocks_are_copied_with_one_scope():
+    """``_jit._BlockCopies`` copies the blocks of one IR with one memo: the
+    copies equal numba's block-by-block ones, share one scope (as the IR's
+    blocks do) and nothing with the original; the same IR copied again gets
+    objects of its own."""
+    import copy
+
+    from numba.core import compiler
+
+    from rnnumba import _jit
+
+    def helper(x):
+        y = 0
+        for i in range(x):
+            if i % 2:
+                y += i
+            else:
+                y -= 1
+        return y
+
+    blocks = compiler.run_frontend(helper).blocks
+    assert len(blocks) > 3
+    copies = _jit._BlockCopies()
+    first = {label: copies.deepcopy(block) for label, block in blocks.items()}
+    again = {label: copies.deepcopy(block) for label, block in blocks.items()}
+    for label, block in blocks.items():
+        assert first[label] == copy.deepcopy(block) == again[label]
+        assert first[label] is not block and first[label].scope is not block.scope
+        assert again[label] is not first[label] and again[label].scope is not first[label].scope
+    assert len({id(b.scope) for b in first.values()}) == len({id(b.scope) for b in again.values()}) == 1
+    assert copies.copy is copy.copy and copies.deepcopy(blocks, {}) is not blocks  # the rest: the module's
+
+
+@pytest.mark.slow
+def test_copying_inlined_helpers_with_one_scope_changes_no_code(tmp_path):
+    """Every kernel an Elman fit and prediction compile has the same LLVM IR with
+    numba's own copies of inlined helpers (RNNUMBA_INLINE_COPIES=0) as with
+    ``_jit._BlockCopies``, but for the process's addresses and the hash of the
+    compile flags in the mangled names."""
+    code = """
+        import sys, numpy as np, rnnumba, rnnumba._jit as j
+        rng = np.random.default_rng(0)
+        net = rnnumba.RNN(2, 6, random_state=0)
+        X, y = rng.normal(size=(3, 5, 2)), rng.normal(size=3)
+        net.loss_and_grad(X, y, lengths=[5, 2, 4])
+        net.predict(X, lengths=[5, 2, 4], many_to_many=True)
+        kernels = [f for _, f in sorted(j.KERNELS.items())]
+        texts = [f.overloads[s].library.get_llvm_str() for f in kernels for s in f.overloads]
+        with open(sys.argv[1], "w") as out:
+            out.write("".join(texts))
+        print(j.INLINE_COPIES_SHARED, len(texts))
+        """
+
+    def llvm(folder, **env):
+        path = tmp_path / f"{folder}.ll"
+        run = run_python(code.replace("sys.argv[1]", repr(str(path))), tmp_path / folder, **env)
+        assert run.returncode == 0, run.stderr
+        return run.stdout.split(), path.read_text()
+
+    (shared, n), ours = llvm("a")
+    (plain, m), numbas = llvm("b", RNNUMBA_INLINE_COPIES="0")
+    assert (shared, plain) == ("True", "False") and n == m and int(n) > 10
+
+    def normal(text):  # the flags' hash (an abi tag "B<length><base64>") and addresses vary by process
+        text = re.sub(r"0x[0-9a-f]{8,}|kernel\.\d+___|\[\d+ x i8\] c\"missing Environment", "X", text)
+        tag = re.compile(r"(?<=[0-9A-Za-z])B(\d{2,3})([0-9A-Za-z_]+)")
+        return tag.sub(lambda m: "B" + m.group(2)[int(m.group(1)) :], text)
+
+    assert normal(ours) == normal(numbas)
