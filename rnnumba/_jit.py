@@ -21,18 +21,15 @@ Every compiled function in rnnumba is decorated through :func:`jit`, so that
 * the user is told, in one line, when a call has to compile
   (:class:`CompileWarning`), and nothing is said on a cache hit;
 * a *driver* (``driver=True``: a kernel whose work is in the kernels it
-  calls, such as the chunk loops and the epoch) is optimised on its own
-  before its callees are linked in, so that the callees, optimised already
-  when they were compiled, are not optimised again in every caller above
-  them (:func:`_finalize_driver`);
-* a helper inlined into a kernel (``inline="always"``) has its IR copied with
-  one scope for all its blocks (:class:`_BlockCopies`);
+  calls, such as the chunk loops and the epoch) is optimised on its own and
+  calls the machine code its callees have already, instead of linking,
+  optimising and emitting them again (:mod:`rnnumba._codegen`, which also
+  copies the IR of inlined helpers faster);
 * fastmath never carries the ``nnan``/``ninf`` flags, so NaN and inf checks keep
   working inside kernels.
 """
 
 import contextlib
-import copy
 import functools
 import hashlib
 import logging
@@ -42,14 +39,13 @@ import threading
 import warnings
 
 import numba
-from numba.core import codegen as _codegen
-from numba.core import config, ir, sigutils
+from numba.core import config, sigutils
 from numba.core import event as _event
-from numba.core import inline_closurecall as _inlining
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
 from numba.core.dispatcher import Dispatcher
 from numba.core.runtime import rtsys as _rtsys
 
+from . import _codegen
 from ._locks import compile_lock, locked, unlock
 from ._sources import stamp
 
@@ -148,7 +144,8 @@ class _PackageCache(FunctionCache):
         cells = self._py_func.__closure__ or ()
         described = ";".join(_describe(c.cell_contents) for c in cells)
         code = hashlib.sha256(self._py_func.__code__.co_code + described.encode()).hexdigest()
-        return (sig, codegen.magic_tuple(), code)
+        # (a driver's entry holds its callees' objects where _codegen links them by symbol)
+        return (sig, codegen.magic_tuple(), code, _codegen.DRIVERS_LINKED_ONCE)
 
     def load_overload(self, sig, target_context):
         """Load ``sig`` from the cache; on a miss, take its compile lock (``_locks.compile_lock``).
@@ -195,13 +192,18 @@ class _PackageCache(FunctionCache):
         rest (a compile still refreshes first).
         """
         try:
-            if not _LOAD_ALONE:
-                return super().load_overload(sig, target_context)
-            _rtsys.initialize(target_context)
-            with self._guard_against_spurious_io_errors():
-                return self._load_overload(sig, target_context)
+            with _codegen.loading():  # (a kernel: drivers call its machine code by symbol)
+                if not _LOAD_ALONE:
+                    cres = super().load_overload(sig, target_context)
+                else:
+                    _rtsys.initialize(target_context)
+                    with self._guard_against_spurious_io_errors():
+                        cres = self._load_overload(sig, target_context)
         except OSError:  # an unreadable cache: compile instead
             return None
+        if cres is not None:
+            _codegen.mark(cres.library)
+        return cres
 
     def save_overload(self, sig, data):
         try:
@@ -258,6 +260,7 @@ def _describe(value):
 
 
 KERNELS = {}  # "module.qualified name" -> dispatcher, of every kernel made so far
+_DRIVERS = set()  # qualified names of the functions compiled as drivers
 
 
 def in_cache(kernel, argtypes):
@@ -418,134 +421,4 @@ def _warn_outside(message, category):
     )
 
 
-# -- drivers: callees linked, not optimised again ------------------------------------------------
-
-_DRIVERS = set()  # qualified names of the functions compiled as drivers
-_standard_finalize = _codegen.CPUCodeLibrary.finalize
-
-
-def _finalize_driver(library):
-    """Finalize a driver's code library: its own code optimised, then the callees linked in.
-
-    This replaces numba's ``CPUCodeLibrary.finalize`` for a driver's libraries
-    (its own, and the three its ``prange`` loops lower to): the library's own
-    code is optimised first, then the (already optimised) callees are linked
-    in for the machine-code step.
-
-    numba links every callee's optimised module into each caller and then
-    optimises the whole again, and emits machine code for the whole again: a
-    kernel called through four layers (and a ``prange`` adds three libraries
-    per parallel function) was optimised about ten times per process, which
-    was most of a cold start. Here a driver's callees are optimised once, and
-    the libraries of a ``prange`` loop, which only the parallel function
-    itself runs, get machine code for their own few instructions at most.
-    Driver loops lose cross-function inlining, which their light loops do not
-    need.
-    """
-    stack = _notice.stack()
-    if not stack or stack[-1] not in _DRIVERS:
-        return _standard_finalize(library)
-    _codegen.require_global_compiler_lock()
-    library._codegen._check_llvm_bugs()
-    library._raise_if_finalized()
-    library._optimize_final_module()
-    gufunc = library.name.startswith(_GUFUNC)
-    deferred = []
-    for callee in dict.fromkeys(library._linking_libraries):
-        library._reload_init.update(callee._reload_init)
-        if gufunc and callee.name in _DRIVERS:
-            # The gufunc calls this process's compiled driver by its symbol; the
-            # code is linked in by the libraries that link the gufunc.
-            deferred.append(callee)
-            continue
-        for lib in (callee, *getattr(callee, "_rnnumba_deferred", ())):
-            library._final_module.link_in(lib._get_module_for_linking(), preserve=True)
-    library._rnnumba_deferred = deferred
-    library._final_module.verify()
-    if not library.name.startswith(_WRAPPERS):
-        library._finalize_final_module()
-        return
-    # The two wrappers of a prange loop's gufunc are only ever linked into the
-    # parallel function itself, which runs them: no machine code of their own.
-    library._finalize_dynamic_globals()
-    library._verify_declare_only_symbols()
-    library._finalized = True
-
-
-# the libraries numba makes for a prange loop: the gufunc (a compiled function:
-# numba writes its environment into its machine code) and its two wrappers
-# (numba.np.ufunc.wrappers._GufuncWrapper, numba.np.ufunc.parallel.build_gufunc_wrapper)
-_GUFUNC = "__numba_parfor_gufunc_"
-_WRAPPERS = ("<numba.np.ufunc.wrappers._GufuncWrapper", "parallelgufuncwrapper")
-
-
-# numba's private methods the patch uses (numba 0.68); a numba without them, or
-# RNNUMBA_DRIVERS=0 in the environment, keeps numba's own finalize: correct, and
-# slower to compile
-_NEEDS = (
-    "_optimize_final_module",
-    "_finalize_final_module",
-    "_get_module_for_linking",
-    "_finalize_dynamic_globals",
-    "_verify_declare_only_symbols",
-    "_raise_if_finalized",
-)
-DRIVERS_LINKED_ONCE = os.environ.get("RNNUMBA_DRIVERS", "1") != "0" and all(
-    hasattr(_codegen.CPUCodeLibrary, name) for name in _NEEDS
-)
-if DRIVERS_LINKED_ONCE:
-    _codegen.CPUCodeLibrary.finalize = _finalize_driver
-
-
-# -- IR inlining: the callee's blocks copied with one memo ----------------------------------------
-
-
-class _BlockCopies:
-    """The ``copy`` module as numba's ``InlineWorker.inline_ir`` sees it while compiling rnnumba's kernels.
-
-    numba copies the IR of a helper it inlines block by block, each block with a
-    memo of its own, so every block's variables bring a copy of the helper's
-    whole scope with them: quadratic in the helper's size, ~2 s of the seed
-    fit's 33 s of compile (``benchmarks/compile_profile.py``). Here the blocks of
-    one IR are copied with one memo, so they share one copy of the scope, as
-    the blocks they are copied from share theirs. A block met again (the same
-    IR copied a second time) or a block of another scope starts a new memo.
-    """
-
-    def __init__(self):
-        self.memo, self.scope = {}, None
-
-    def deepcopy(self, x, memo=None):
-        if memo is not None or not isinstance(x, ir.Block):
-            return copy.deepcopy(x, memo)
-        if x.scope is not self.scope or id(x) in self.memo:
-            self.memo, self.scope = {}, x.scope
-        return copy.deepcopy(x, self.memo)
-
-    def __getattr__(self, name):
-        return getattr(copy, name)
-
-
-_numba_inline_ir = getattr(getattr(_inlining, "InlineWorker", None), "inline_ir", None)
-
-
-def _inline_ir(worker, *args, **kwargs):
-    """Run numba's ``InlineWorker.inline_ir``; in a kernel of rnnumba's, copy with :class:`_BlockCopies`."""
-    stack = _notice.stack()
-    if not stack or stack[-1] is None:
-        return _numba_inline_ir(worker, *args, **kwargs)
-    _inlining.copy = _BlockCopies()  # (numba compiles under its global compiler lock)
-    try:
-        return _numba_inline_ir(worker, *args, **kwargs)
-    finally:
-        _inlining.copy = copy
-
-
-# numba 0.68's inline_ir copies with the module's ``copy``; RNNUMBA_INLINE_COPIES=0: numba's own
-INLINE_COPIES_SHARED = (
-    os.environ.get("RNNUMBA_INLINE_COPIES", "1") != "0"
-    and _numba_inline_ir is not None
-    and getattr(_inlining, "copy", None) is copy
-)
-if INLINE_COPIES_SHARED:
-    _inlining.InlineWorker.inline_ir = _inline_ir
+_codegen.install(_notice.stack, _DRIVERS)

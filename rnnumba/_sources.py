@@ -28,8 +28,9 @@ def compiled_sources(package):
     ``@intrinsic``) and every package module they import, however
     indirectly: a kernel reads the constants of a module such as
     :mod:`rnnumba.layout` when it compiles, so a change there must start a new
-    cache too. So does ``_jit.py`` (numba's options and the code generation
-    it patches), not what it imports (the cache's locks, this module). Paths
+    cache too. So do ``_jit.py`` (numba's options) and ``_codegen.py`` (the
+    code generation it patches), not what they import (the cache's locks,
+    this module). Paths
     are relative to the package: editing the estimators or the command line
     does not throw the kernels away, and neither does a reinstall of the same
     files.
@@ -42,7 +43,7 @@ def compiled_sources(package):
                 with open(path, "rb") as source:
                     sources[os.path.relpath(path, package).replace(os.sep, "/")] = source.read()
     todo = [p for p, text in sources.items() if (b"@jit" in text or b"@intrinsic" in text) and p != "_jit.py"]
-    compiled = {*todo, "_jit.py"}
+    compiled = {*todo, "_jit.py", "_codegen.py"}
     while todo:
         for imported in _imports(todo.pop(), sources):
             if imported not in compiled:

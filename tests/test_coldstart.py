@@ -225,7 +225,8 @@ def test_the_cache_counts_every_module_whose_names_kernels_read(tmp_path):
     copy = tmp_path / "rnnumba"
     shutil.copytree(os.path.join(ROOT, "rnnumba"), copy, ignore=shutil.ignore_patterns("__pycache__"))
     sources = _sources.compiled_sources(str(copy))
-    assert {"layout.py", "engine.py", "cells/elman.py", "solvers/kernels.py", "_jit.py"} <= set(sources)
+    compiled = {"layout.py", "engine.py", "cells/elman.py", "solvers/kernels.py", "_jit.py", "_codegen.py"}
+    assert compiled <= set(sources)
     assert not [
         p
         for p in sources
@@ -383,7 +384,7 @@ def test_compile_notice_raised_as_an_error_leaves_the_kernels_usable(tmp_path):
 @pytest.mark.slow
 def test_a_parallel_kernel_compiled_over_a_cached_chunk_kernel(tmp_path):
     """The epoch's prange loop calls the chunk kernel by symbol while it
-    compiles (``_jit._finalize_driver``): that must work when the chunk kernel
+    compiles (``_codegen._finalize_driver``): that must work when the chunk kernel
     came from the cache (an earlier process compiled it for ``loss_and_grad``),
     and the epoch it caches must then load on its own."""
     cache = tmp_path / "cache"
@@ -418,13 +419,13 @@ def test_linking_drivers_once_changes_no_result(tmp_path):
     driver's callees without optimising them again give bitwise the same loss,
     gradient and predictions."""
     code = """
-        import hashlib, numpy as np, rnnumba, rnnumba._jit as j
+        import hashlib, numpy as np, rnnumba, rnnumba._codegen as c
         rng = np.random.default_rng(0)
         net = rnnumba.RNN(2, 6, random_state=0)
         X, y = rng.normal(size=(3, 5, 2)), rng.normal(size=3)
         loss, grad = net.loss_and_grad(X, y, lengths=[5, 2, 4])
         out = net.predict(X, lengths=[5, 2, 4], many_to_many=True)
-        print(j.DRIVERS_LINKED_ONCE, hashlib.sha256(grad.tobytes() + out.tobytes()).hexdigest(), repr(loss))
+        print(c.DRIVERS_LINKED_ONCE, hashlib.sha256(grad.tobytes() + out.tobytes()).hexdigest(), repr(loss))
         """
     patched = run_python(code, tmp_path / "a")
     plain = run_python(code, tmp_path / "b", RNNUMBA_DRIVERS="0")
@@ -434,7 +435,7 @@ def test_linking_drivers_once_changes_no_result(tmp_path):
 
 
 def test_an_inlined_helpers_blocks_are_copied_with_one_scope():
-    """``_jit._BlockCopies`` copies the blocks of one IR with one memo: the
+    """``_codegen._BlockCopies`` copies the blocks of one IR with one memo: the
     copies equal numba's block-by-block ones, share one scope (as the IR's
     blocks do) and nothing with the original; the same IR copied again gets
     objects of its own."""
@@ -442,7 +443,7 @@ def test_an_inlined_helpers_blocks_are_copied_with_one_scope():
 
     from numba.core import compiler
 
-    from rnnumba import _jit
+    from rnnumba import _codegen
 
     def helper(x):
         y = 0
@@ -455,7 +456,7 @@ def test_an_inlined_helpers_blocks_are_copied_with_one_scope():
 
     blocks = compiler.run_frontend(helper).blocks
     assert len(blocks) > 3
-    copies = _jit._BlockCopies()
+    copies = _codegen._BlockCopies()
     first = {label: copies.deepcopy(block) for label, block in blocks.items()}
     again = {label: copies.deepcopy(block) for label, block in blocks.items()}
     for label, block in blocks.items():
@@ -470,10 +471,10 @@ def test_an_inlined_helpers_blocks_are_copied_with_one_scope():
 def test_copying_inlined_helpers_with_one_scope_changes_no_code(tmp_path):
     """Every kernel an Elman fit and prediction compile has the same LLVM IR with
     numba's own copies of inlined helpers (RNNUMBA_INLINE_COPIES=0) as with
-    ``_jit._BlockCopies``, but for the process's addresses and the hash of the
+    ``_codegen._BlockCopies``, but for the process's addresses and the hash of the
     compile flags in the mangled names."""
     code = """
-        import sys, numpy as np, rnnumba, rnnumba._jit as j
+        import sys, numpy as np, rnnumba, rnnumba._codegen as c, rnnumba._jit as j
         rng = np.random.default_rng(0)
         net = rnnumba.RNN(2, 6, random_state=0)
         X, y = rng.normal(size=(3, 5, 2)), rng.normal(size=3)
@@ -483,12 +484,13 @@ def test_copying_inlined_helpers_with_one_scope_changes_no_code(tmp_path):
         texts = [f.overloads[s].library.get_llvm_str() for f in kernels for s in f.overloads]
         with open(sys.argv[1], "w") as out:
             out.write("".join(texts))
-        print(j.INLINE_COPIES_SHARED, len(texts))
+        print(c.INLINE_COPIES_SHARED, len(texts))
         """
 
-    def llvm(folder, **env):
+    def llvm(folder, **env):  # (no helper: every kernel compiled in the process, none loaded)
         path = tmp_path / f"{folder}.ll"
-        run = run_python(code.replace("sys.argv[1]", repr(str(path))), tmp_path / folder, **env)
+        script = code.replace("sys.argv[1]", repr(str(path)))
+        run = run_python(script, tmp_path / folder, RNNUMBA_PREFETCH="0", **env)
         assert run.returncode == 0, run.stderr
         return run.stdout.split(), path.read_text()
 
@@ -502,3 +504,46 @@ def test_copying_inlined_helpers_with_one_scope_changes_no_code(tmp_path):
         return tag.sub(lambda m: "B" + m.group(2)[int(m.group(1)) :], text)
 
     assert normal(ours) == normal(numbas)
+
+
+@pytest.mark.slow
+def test_a_driver_compiled_over_kernels_loaded_in_anothers_entry_loads_on_its_own(tmp_path):
+    """A driver calls its callees' machine code by symbol, and its cache entry
+    carries their objects (``_codegen._serialize``). A process that loaded the
+    forward pass inside prediction's entry and then compiles training over it
+    must save an entry that a fresh process can load and run on its own: the
+    same loss and gradient as numba's own linking (``RNNUMBA_DRIVERS=0``)."""
+    cache = tmp_path / "cache"
+    predict = """
+        import numpy as np, rnnumba
+        X = np.random.default_rng(0).normal(size=(64, 6, 2))
+        print(rnnumba.RNN(2, 5, random_state=0).predict(X).tobytes().hex())
+        """
+    train = """
+        import hashlib, numpy as np, rnnumba
+        from rnnumba import engine
+        rng = np.random.default_rng(0)
+        X, y = rng.normal(size=(64, 6, 2)), rng.normal(size=64)
+        net = rnnumba.RNN(2, 5, random_state=0)
+        out = net.predict(X).tobytes().hex() if PREDICT_FIRST else ""
+        loss, grad = net.loss_and_grad(X, y)
+        k = engine.kernels("elman")
+        hits = sum(sum(f.stats.cache_hits.values()) for f in (k.loss_and_grad, k.chunks_loss_and_grad))
+        print(hits, repr(loss), hashlib.sha256(grad.tobytes()).hexdigest(), out)
+        """
+    runs = {}
+    first = run_python(predict, cache, RNNUMBA_PREFETCH="0")
+    assert first.returncode == 0, first.stderr
+    for name, predict_first, env in (
+        ("over loaded", True, {}),  # prediction loads; training compiles over its kernels
+        ("alone", False, {}),  # a fresh process loads training's entry
+        ("numba", False, {"RNNUMBA_DRIVERS": "0"}),
+    ):
+        where = tmp_path / "numba" if env else cache
+        code = train.replace("PREDICT_FIRST", str(predict_first))
+        run = run_python(code, where, RNNUMBA_PREFETCH="0", **env)
+        assert run.returncode == 0, name + run.stderr
+        runs[name] = run.stdout.split()
+    assert runs["over loaded"][0] == "0" and runs["alone"][0] == "1"  # compiled, then loaded
+    assert runs["over loaded"][3] == first.stdout.split()[0]
+    assert runs["over loaded"][1:3] == runs["alone"][1:3] == runs["numba"][1:3]
