@@ -106,11 +106,10 @@ def _finalize_driver(library):
     library._codegen._check_llvm_bugs()
     library._raise_if_finalized()
     library._optimize_final_module()
-    linked = [callee for callee in dict.fromkeys(library._linking_libraries) if not _by_symbol(callee)]
     for callee in dict.fromkeys(library._linking_libraries):
         library._reload_init.update(callee._reload_init)
-    for callee in linked:
-        library._final_module.link_in(callee._get_module_for_linking(), preserve=True)
+        if not _by_symbol(callee):
+            library._final_module.link_in(callee._get_module_for_linking(), preserve=True)
     library._rnnumba_deps = _deps(library._linking_libraries, by_symbol=True)
     library._final_module.verify()
     if not library.name.startswith(_WRAPPERS):
@@ -150,7 +149,6 @@ def _serialize(library):
     """Serialize as numba does (``serialize_using_object_code``), with the objects of callees by symbol."""
     name, kind, data = _standard["serialize_using_object_code"](library)
     if getattr(library, "_rnnumba_kernel", False):
-        library._rnnumba_symbols = True  # (compiled here: the JIT has its symbols)
         _loaded.setdefault(hashlib.sha1(data[0]).digest(), library)
     deps = getattr(library, "_rnnumba_deps", ())
     if not deps:
@@ -188,14 +186,13 @@ def _unserialize(cls, codegen_, state):
     own, entries = data
     libraries = []
     for dep, dep_data, its_deps in entries:
-        library = _load(cls, codegen_, (dep, "object", dep_data), [libraries[i] for i in its_deps], False)
-        mark(library)
-        libraries.append(library)
+        its_deps = [libraries[i] for i in its_deps]
+        libraries.append(_load(cls, codegen_, (dep, "object", dep_data), its_deps, symbols=False))
     return _load(cls, codegen_, (name, "object", own), libraries)
 
 
 def _load(cls, codegen_, state, deps, symbols=True):
-    """Unserialize as numba does, unless this process's JIT has the same object already.
+    """Unserialize one of rnnumba's kernels as numba does, unless this process's JIT has its object already.
 
     ``deps``: the libraries the object calls by symbol (loaded already).
     ``symbols=False``: the JIT is not told the library's symbols (numba asks
@@ -206,7 +203,6 @@ def _load(cls, codegen_, state, deps, symbols=True):
     library = _loaded.get(key)
     if library is None and (symbols or key is None):
         library = _standard_unserialize(cls, codegen_, state)
-        library._rnnumba_symbols = True
     elif library is None:
         name, _, (code, bitcode) = state  # numba's _unserialize of an object, but for the symbols
         library = codegen_.create_library(name)
@@ -214,9 +210,11 @@ def _load(cls, codegen_, state, deps, symbols=True):
         library._set_compiled_object(code)
         library._shared_module = llvm.parse_bitcode(bitcode)
         library._finalize_final_module()
-    elif symbols and not getattr(library, "_rnnumba_symbols", False):
+        library._rnnumba_unnamed = True  # (the JIT does not know its symbols)
+    elif symbols and getattr(library, "_rnnumba_unnamed", False):
         codegen_._engine._load_defined_symbols(library._shared_module)
-        library._rnnumba_symbols = True
+        library._rnnumba_unnamed = False
+    mark(library)
     if key is not None and key not in _loaded:
         library._rnnumba_object = state[2][0]  # (for the bundles of drivers that call it)
         _loaded[key] = library

@@ -194,16 +194,12 @@ class _PackageCache(FunctionCache):
         try:
             with _codegen.loading():  # (a kernel: drivers call its machine code by symbol)
                 if not _LOAD_ALONE:
-                    cres = super().load_overload(sig, target_context)
-                else:
-                    _rtsys.initialize(target_context)
-                    with self._guard_against_spurious_io_errors():
-                        cres = self._load_overload(sig, target_context)
+                    return super().load_overload(sig, target_context)
+                _rtsys.initialize(target_context)
+                with self._guard_against_spurious_io_errors():
+                    return self._load_overload(sig, target_context)
         except OSError:  # an unreadable cache: compile instead
             return None
-        if cres is not None:
-            _codegen.mark(cres.library)
-        return cres
 
     def save_overload(self, sig, data):
         try:
