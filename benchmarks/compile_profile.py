@@ -61,7 +61,7 @@ def llvm_steps():
         row = steps.setdefault(library.name, [0.0, 0.0, None])
         row[0] += time.perf_counter() - t0
         stack = _jit._notice.stack()
-        if stack and stack[-1] in _jit._DRIVERS and not library._linking_libraries == []:
+        if stack and stack[-1] in _jit._DRIVERS and library._linking_libraries:
             t0 = time.perf_counter()  # a driver's own module, alone (its callees not linked in yet)
             library._codegen._tm.emit_object(library._final_module.clone())
             row[2] = time.perf_counter() - t0
