@@ -46,7 +46,8 @@ import numpy as np
 
 from . import dropout
 from ._jit import jit
-from ._linalg import add_row, copy_row, drop_padding, empty_aligned, tensor
+from ._linalg import empty_aligned
+from ._rows import add_row, copy_row, drop_padding, tensor
 from .layout import B_AT, HIDDEN, LAYERS, MANY, OUTPUTS, W_AT
 from .lockstep import add_head_segment, head_segment, net_weights, readout_segment
 from .losses import head as head_loss

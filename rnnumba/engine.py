@@ -44,7 +44,8 @@ from numba import prange
 from . import dropout
 from ._borrow import borrow
 from ._jit import jit
-from ._linalg import add_row, copy_row, drop_padding, empty_aligned, padded_weights, padded_width, tensor
+from ._linalg import empty_aligned
+from ._rows import add_row, copy_row, drop_padding, padded_weights, padded_width, tensor
 from .bilockstep import bilockstep
 from .cells import elman, gru, lstm
 from .chunks import chunk_bounds, sum_chunks

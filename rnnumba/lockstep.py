@@ -34,7 +34,8 @@ import numpy as np
 
 from . import dropout
 from ._jit import jit
-from ._linalg import add_row, copy_row, drop_padding, empty_aligned, padded_weights, padded_width, tensor
+from ._linalg import empty_aligned
+from ._rows import add_row, copy_row, drop_padding, padded_weights, padded_width, tensor
 from .layout import B_AT, DIRECTIONS, EXTRA_AT, HIDDEN, LAYERS, MANY, OUTPUTS, W_AT
 from .losses import head as head_loss
 from .losses import readout

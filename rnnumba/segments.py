@@ -31,7 +31,8 @@ import numpy as np
 
 from ._borrow import borrow
 from ._jit import jit
-from ._linalg import add_row, copy_row, empty_aligned
+from ._linalg import empty_aligned
+from ._rows import add_row, copy_row
 
 # no segments below this many steps: a short sequence is one segment, and a long
 # one's weight-gradient products stay tall (k*n rows) whatever the checkpoints

@@ -177,13 +177,50 @@ def test_wide_gate_products(name):
     check_against_reference(net, gru, X, lengths, y, True, "mse", 1e-10)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_narrow_input_products(name):
+    """Where the gates outnumber ``[h; x]``'s columns (hidden 32, one input: an
+    LSTM's 128 gates by 33, a GRU's 64), BPTT's per-step product takes dot
+    products over a transposed copy of ``W`` and the weight gradient runs along
+    the gates (``_linalg.back_weights``, ``mm_tn_blocked``); the Elman network and
+    weights larger than L2 keep the row updates. Two layers in both directions,
+    40 samples in blocks of at most 16, against the NumPy reference."""
+    from rnnumba import _linalg
+
+    assert _linalg.back_weights(np.zeros((128, 33)), 16).shape == (33, 128)  # dot products
+    assert _linalg.back_weights(np.zeros((32, 33)), 64).shape[0] == 0  # an Elman layer: row updates
+    assert _linalg.back_weights(np.zeros((2048, 576), np.float32), 16).shape[0] == 0  # over L2
+    net, gru = make_net(name, 2, True, hidden=32, inputs=1, scale=1.0 / np.sqrt(32))
+    lengths = np.random.default_rng(5).integers(1, 5, 40)
+    X, lengths, y = make_data(lengths, T=4, inputs=1, many=True)
+    check_against_reference(net, gru, X, lengths, y, True, "mse", 1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(300, 128, 33), (300, 33, 128), (0, 128, 33), (130, 1024, 7), (5, 6, 5)])
+def test_weight_gradient_product(shape, dtype):
+    """``_linalg.mm_tn_blocked``, ``C = A.T @ B``, in each of its forms: along ``C``'s
+    rows, along its columns (more rows than columns, under ``WIDE`` bytes a
+    column), several blocks of ``TN_BLOCK`` rows and none; against float64 NumPy."""
+    from rnnumba import _linalg
+
+    k, m, n = shape
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(k, m)).astype(dtype), rng.normal(size=(k, n)).astype(dtype)
+    C = np.full((m, n), np.nan, dtype)
+    _linalg.mm_tn_blocked(A, B, C)
+    expected = A.astype(np.float64).T @ B.astype(np.float64)
+    scale = np.sqrt(max(k, 1))
+    assert np.abs(C - expected).max() <= (1e-12 if dtype == np.float64 else 1e-5) * scale
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", NAMES)
 def test_padded_rows(name, dtype):
     """H = 61, 5 inputs, 2 layers, both directions, 20 samples per chunk: the
     engine pads both layers' ``[h; x]`` rows (66 and 183 wide) and weights to
-    whole SIMD registers (``_linalg.padded_width``); the zero columns change nothing."""
-    from rnnumba._linalg import padded_width
+    whole SIMD registers (``_rows.padded_width``); the zero columns change nothing."""
+    from rnnumba._rows import padded_width
 
     hidden, inputs = 61, 5
     net, gru = make_net(name, 2, True, dtype=dtype, hidden=hidden, inputs=inputs, scale=1.0 / np.sqrt(hidden))
