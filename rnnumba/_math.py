@@ -6,8 +6,8 @@ its time there. ``expm1`` below is straight-line arithmetic that LLVM
 vectorises, so tanh costs a fraction of the libm call (and less than the
 earlier form, a series at ``y / 64`` and six doublings), accurate to a few ulp
 (tested against NumPy). ``tanh`` and ``sigmoid`` have a float32 form too,
-chosen at compile time by the argument's type: float32 arithmetic throughout
-(twice the SIMD lanes).
+chosen at compile time by the argument's type: the same method in float32
+arithmetic (twice the SIMD lanes).
 
 GPU kernels use ``math.tanh`` and ``math.exp`` (``rnnumba.gpu.cells``).
 """
@@ -54,30 +54,41 @@ def expm1(y):
     return two_k * p + (two_k - 1.0)
 
 
-# float32 constants (numba keeps a global NumPy scalar's type)
-_ONE, _TWO, _SIXTY_FOURTH = np.float32(1.0), np.float32(2.0), np.float32(1.0 / 64.0)
-_C2, _C3, _C4, _C5 = np.float32(1 / 2), np.float32(1 / 6), np.float32(1 / 24), np.float32(1 / 120)
-_C6, _C7, _C8, _C9 = np.float32(1 / 720), np.float32(1 / 5040), np.float32(1 / 40320), np.float32(1 / 362880)
+@intrinsic
+def _pow2_32(typingctx, k):
+    """``2^k`` in float32 for an integral float32 ``k`` in [-126, 127], built from its bits."""
+    if k != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)  # int32 lanes: numba's own integers would be int64
+        e = builder.add(builder.fptosi(args[0], i32), ir.Constant(i32, 127))
+        return builder.bitcast(builder.shl(e, ir.Constant(i32, 23)), ir.FloatType())
+
+    return types.float32(types.float32), codegen
+
+
+# float32 constants (numba keeps a global NumPy scalar's type); ln 2 split as in Cephes' expf
+_ONE, _TWO, _INV_LN2_32 = np.float32(1.0), np.float32(2.0), np.float32(_INV_LN2)
+_LN2_HI32, _LN2_LO32 = np.float32(0.693359375), np.float32(-2.12194440e-4)
+_C2, _C3, _C4 = np.float32(1 / 2), np.float32(1 / 6), np.float32(1 / 24)
+_C5, _C6, _C7 = np.float32(1 / 120), np.float32(1 / 720), np.float32(1 / 5040)
 _TANH_CLIP32, _SIGMOID_CLIP32 = np.float32(19.5), np.float32(39.0)
 
 
 @jit(inline="always")
 def expm1_32(y):
-    """``exp(y) - 1`` in float32 arithmetic.
+    """``exp(y) - 1`` in float32 arithmetic for ``|y| <= 39``: :func:`expm1`'s method.
 
-    9 Taylor terms at ``y / 64`` (enough for float32 there), then six doublings
-    ``expm1(2u) = a (2 + a)``, which keep the relative error small where
-    ``exp(y) - 1`` would cancel.
+    ``y = k ln2 + r`` (ln 2 in two parts: ``k ln2_hi`` is exact),
+    ``|r| <= ln2 / 2``, ``expm1(r)`` by 7 Taylor terms (the first left out
+    is under 0.2 ulp there), ``2^k`` from its bits.
     """
-    r = y * _SIXTY_FOURTH
-    a = r * (_ONE + r * (_C2 + r * (_C3 + r * (_C4 + r * (
-        _C5 + r * (_C6 + r * (_C7 + r * (_C8 + r * _C9))))))))  # fmt: skip
-    a = a * (_TWO + a)
-    a = a * (_TWO + a)
-    a = a * (_TWO + a)
-    a = a * (_TWO + a)
-    a = a * (_TWO + a)
-    return a * (_TWO + a)
+    k = np.rint(y * _INV_LN2_32)
+    r = (y - k * _LN2_HI32) - k * _LN2_LO32
+    p = r * (_ONE + r * (_C2 + r * (_C3 + r * (_C4 + r * (_C5 + r * (_C6 + r * _C7))))))
+    two_k = _pow2_32(k)
+    return two_k * p + (two_k - _ONE)
 
 
 def tanh(x):
@@ -128,3 +139,21 @@ def _sigmoid(x):
         return 1.0 / (2.0 + expm1(-min(max(x, -39.0), 39.0)))
 
     return sigmoid64
+
+
+def one_like(a):
+    """1 in the dtype of the array ``a``.
+
+    In compiled code a float64 literal would promote float32 arithmetic to
+    float64 (``1.0 - x`` with a float32 ``x``), halving the SIMD lanes of the
+    loop it is in.
+    """
+    return a.dtype.type(1)
+
+
+@overload(one_like)
+def _one_like(a):
+    """Compiled ``one_like``: a float32 or float64 constant, chosen by the array's dtype."""
+    if a.dtype == types.float32:
+        return lambda a: _ONE
+    return lambda a: 1.0

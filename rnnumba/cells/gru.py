@@ -38,7 +38,7 @@ from .._linalg import (
     mm_tn_blocked,
     step_weights,
 )
-from .._math import sigmoid, tanh
+from .._math import one_like, sigmoid, tanh
 from ._bptt import copy_rows, take_rows
 
 # floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
@@ -92,6 +92,7 @@ def _step(a_rz, a_nh, ax, b, b_hn, hin, h0, s1, h1, H, reset_after):
     is copied to ``s1``: a loop that read ``s1`` and wrote ``s1[N]`` stayed
     scalar (LLVM could not bound the overlap): these loops ran ~2.4x slower.
     """
+    one = one_like(s1)
     for j in range(2 * H):  # r, z: adjacent in a_rz and in s1
         s1[R * H + j] = sigmoid(a_rz[j] + b[j])
     if reset_after:  # n = tanh(W_nx x + b_n + r * (W_nh h + b_hn))
@@ -107,7 +108,7 @@ def _step(a_rz, a_nh, ax, b, b_hn, hin, h0, s1, h1, H, reset_after):
     for j in range(H):
         s1[N * H + j] = h1[j]
     for j in range(H):
-        h1[j] = (1.0 - s1[Z * H + j]) * h1[j] + s1[Z * H + j] * h0[j]
+        h1[j] = (one - s1[Z * H + j]) * h1[j] + s1[Z * H + j] * h0[j]
 
 
 @jit(inline="always")
@@ -128,15 +129,16 @@ def _step_back(dh, h0, s1, da_rz, da_n, da_nh, hin, H, reset_after):
     short loop per quantity, as in :func:`_step`. GPU siblings:
     ``gru_backward``, ``cho_backward1`` in ``rnnumba.gpu.cells``.
     """
+    one = one_like(s1)
     for j in range(H):  # h' = (1 - z) * n + z * h
-        da_n[j] = dh[j] * (1.0 - s1[Z * H + j]) * (1.0 - s1[N * H + j] * s1[N * H + j])
+        da_n[j] = dh[j] * (one - s1[Z * H + j]) * (one - s1[N * H + j] * s1[N * H + j])
     for j in range(H):
-        da_rz[H + j] = dh[j] * (h0[j] - s1[N * H + j]) * s1[Z * H + j] * (1.0 - s1[Z * H + j])
+        da_rz[H + j] = dh[j] * (h0[j] - s1[N * H + j]) * s1[Z * H + j] * (one - s1[Z * H + j])
     for j in range(H):
         dh[j] *= s1[Z * H + j]
     if reset_after:  # a_n = ... + r * (W_nh h + b_hn)
         for j in range(H):
-            da_rz[j] = da_n[j] * s1[HN * H + j] * s1[R * H + j] * (1.0 - s1[R * H + j])
+            da_rz[j] = da_n[j] * s1[HN * H + j] * s1[R * H + j] * (one - s1[R * H + j])
         for j in range(H):
             da_nh[j] = da_n[j] * s1[R * H + j]
         for j in range(H):
@@ -251,6 +253,7 @@ def _family(reset_after, suffix):
         dA_n = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(n pre-activation)
         dA_nh = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(W_nh hin): r*dA_n or dA_n
         hin = np.empty((T, n, H), dtype=HX.dtype)  # h_{t-1} or r*h_{t-1}
+        one = one_like(HX)  # 1 - r in the arrays' precision
         dh_next = np.zeros((n, H), dtype=HX.dtype)
         take_rows(dh_next, dhT)
         dHX = empty_aligned(n, K, HX.dtype)
@@ -288,7 +291,7 @@ def _family(reset_after, suffix):
                     if t < lengths[i]:
                         for j in range(H):
                             r = S[t + 1, i, R * H + j]
-                            dA_rz[t, i, j] = dhin[i, j] * HX[t, i, j] * r * (1.0 - r)
+                            dA_rz[t, i, j] = dhin[i, j] * HX[t, i, j] * r * (one - r)
                             dhin[i, j] *= r
             if t == 0 and not (want_dx or dh0.shape[0] > 0):
                 break  # nothing reads step 0's dh_{-1} or dx_0

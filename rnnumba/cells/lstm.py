@@ -24,7 +24,7 @@ import numpy as np
 from .._borrow import borrow
 from .._jit import jit
 from .._linalg import back_weights, empty_aligned, mm_back, mm_step, mm_tn_blocked, step_weights
-from .._math import sigmoid, tanh
+from .._math import one_like, sigmoid, tanh
 from ._bptt import copy_rows, split_dhx, take_rows
 
 # floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
@@ -120,19 +120,20 @@ def _step_back(dh, dc, s0, s1, p, dz, H, peep):
     g, o). One short loop per quantity, as in :func:`_step`. GPU sibling:
     ``lstm_backward`` in ``rnnumba.gpu.cells``.
     """
+    one = one_like(s1)
     for j in range(H):  # h = o * tanh(c)
-        dz[3 * H + j] = dh[j] * s1[TC * H + j] * s1[O * H + j] * (1.0 - s1[O * H + j])
+        dz[3 * H + j] = dh[j] * s1[TC * H + j] * s1[O * H + j] * (one - s1[O * H + j])
     for j in range(H):
-        dc[j] += dh[j] * s1[O * H + j] * (1.0 - s1[TC * H + j] * s1[TC * H + j])
+        dc[j] += dh[j] * s1[O * H + j] * (one - s1[TC * H + j] * s1[TC * H + j])
     if peep:  # o = sigmoid(a_o + p_o * c)
         for j in range(H):
             dc[j] += dz[3 * H + j] * p[2 * H + j]
     for j in range(H):  # c = f * c_prev + i * g
-        dz[j] = dc[j] * s1[G * H + j] * s1[I * H + j] * (1.0 - s1[I * H + j])
+        dz[j] = dc[j] * s1[G * H + j] * s1[I * H + j] * (one - s1[I * H + j])
     for j in range(H):
-        dz[H + j] = dc[j] * s0[j] * s1[F * H + j] * (1.0 - s1[F * H + j])
+        dz[H + j] = dc[j] * s0[j] * s1[F * H + j] * (one - s1[F * H + j])
     for j in range(H):
-        dz[2 * H + j] = dc[j] * s1[I * H + j] * (1.0 - s1[G * H + j] * s1[G * H + j])
+        dz[2 * H + j] = dc[j] * s1[I * H + j] * (one - s1[G * H + j] * s1[G * H + j])
     for j in range(H):
         dc[j] *= s1[F * H + j]
     if peep:  # i, f read c_prev
