@@ -139,21 +139,3 @@ def _sigmoid(x):
         return 1.0 / (2.0 + expm1(-min(max(x, -39.0), 39.0)))
 
     return sigmoid64
-
-
-def one_like(a):
-    """1 in the dtype of the array ``a``.
-
-    In compiled code a float64 literal would promote float32 arithmetic to
-    float64 (``1.0 - x`` with a float32 ``x``), halving the SIMD lanes of the
-    loop it is in.
-    """
-    return a.dtype.type(1)
-
-
-@overload(one_like)
-def _one_like(a):
-    """Compiled ``one_like``: a float32 or float64 constant, chosen by the array's dtype."""
-    if a.dtype == types.float32:
-        return lambda a: _ONE
-    return lambda a: 1.0

@@ -30,10 +30,9 @@ def compiled_sources(package):
     :mod:`rnnumba.layout` when it compiles, so a change there must start a new
     cache too. So do ``_jit.py`` (numba's options) and ``_codegen.py`` (the
     code generation it patches), not what they import (the cache's locks,
-    this module). Paths
-    are relative to the package: editing the estimators or the command line
-    does not throw the kernels away, and neither does a reinstall of the same
-    files.
+    this module). Paths are relative to the package: editing the estimators
+    or the command line does not throw the kernels away, and neither does a
+    reinstall of the same files.
     """
     sources = {}
     for folder, _, files in os.walk(package):

@@ -189,7 +189,7 @@ def _family(family, KEPT):
         return EXTRA * spec[HIDDEN] if not LSTM or spec[PEEPHOLE] else 0
 
     @jit(name=f"chunk_forward_{name}", driver=True)
-    def chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1):
+    def chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1, keep):
         """Forward through all layers for samples ``s0:s1``.
 
         For each layer ``l`` and direction ``d``, the cell's ``forward`` over
@@ -202,14 +202,14 @@ def _family(family, KEPT):
         steps after another (``forward_walk``, :mod:`rnnumba.segments`).
         Returns the per-(layer, direction) ``HX`` and ``S`` rows kept for BPTT
         (every step's, or with checkpoints each segment's first and the final
-        one), each layer's input (the layer below's outputs) where checkpoints
-        need it (else empty arrays), and for a many-to-many head
-        the top layer's outputs (T, n, H*D) in original time order, zero in the
-        padding (else an empty array). ``drop``: see
-        :func:`rnnumba.dropout.apply` (the masks ``m``), applied to the outputs
-        of every layer but the last. ``h0`` (L*D, N, carried width) holds the
-        initial states, or is empty for zero states. GPU sibling:
-        ``rnnumba.gpu.engine.DeviceEngine.forward``.
+        one; unless ``keep``, as in prediction, ``S`` is a ring of two rows
+        ending with the final state), each layer's input (the layer below's
+        outputs) where checkpoints need it (else empty arrays), and for a
+        many-to-many head the top layer's outputs (T, n, H*D) in original time
+        order, zero in the padding (else an empty array). ``drop``: the masks
+        ``m`` (:func:`rnnumba.dropout.apply`) on every layer's outputs but the
+        last. ``h0`` (L*D, N, carried width) holds the initial states, or is
+        empty for zero states. GPU sibling: ``rnnumba.gpu.engine.DeviceEngine.forward``.
         """
         H, L, D, many = spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS], spec[MANY]
         T, n = X.shape[1], s1 - s0
@@ -229,7 +229,7 @@ def _family(family, KEPT):
                 b, extra = _bias_and_extra(theta, row, GATES * H, n_extra)
                 weights = (W, b, extra)
                 hc0 = h0[layer * D + d, s0:s1] if h0.shape[0] > 0 else X[s0, :0]  # empty: zero states
-                HX, S = forward_walk(weights, (X, inp, layer, s0, d), lens, hc0, out)
+                HX, S = forward_walk(weights, (X, inp, layer, s0, d), lens, hc0, out, keep)
                 HXs.append(HX)
                 Ss.append(S)
             if layer < L - 1:
@@ -279,7 +279,7 @@ def _family(family, KEPT):
             return stack_loss_and_grad(
                 theta, g, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, s0, s1, n_extra
             )
-        HXs, Ss, ins, top = chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1)
+        HXs, Ss, ins, top = chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1, True)
 
         # the head, and dL/d(top layer outputs) in original time order (many-to-one:
         # only dF, below). Every buffer, even an unused (empty) one, is its own
@@ -397,13 +397,13 @@ def _family(family, KEPT):
             return
         head = offsets[L * D]
         no_dropout = np.zeros(2, dtype=np.int64)  # predictions never drop
-        HXs, Ss, _, top = chunk_forward(theta, spec, offsets, X, lengths, no_dropout, h0, s0, s1)
-        for k in range(hn.shape[0]):  # final states: the last row (states freeze past a length)
-            last = HXs[k].shape[0] - 1
+        HXs, Ss, _, top = chunk_forward(theta, spec, offsets, X, lengths, no_dropout, h0, s0, s1, False)
+        for k in range(hn.shape[0]):  # final states: the last rows (states freeze past a length)
+            last, last_s = HXs[k].shape[0] - 1, Ss[k].shape[0] - 1
             for i in range(s1 - s0):
                 copy_row(hn[k, s0 + i, :H], HXs[k][last, i, :H])
                 if LSTM:
-                    copy_row(hn[k, s0 + i, H:], Ss[k][last, i, :H])
+                    copy_row(hn[k, s0 + i, H:], Ss[k][last_s, i, :H])
         F = _features(spec, HXs, top, lengths, s0, s1, many)
         Yhat = np.empty((F.shape[0], O), dtype=theta.dtype)
         readout(tensor(theta, head[W_AT], O, H * D), theta[head[B_AT] : head[B_AT] + O], F, Yhat)

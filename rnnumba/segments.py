@@ -208,15 +208,17 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried, ck):
     name = family + ("_ck" if ck else "")
 
     @jit(name=f"forward_walk_{name}", driver=True)
-    def forward_walk(weights, src, lens, hc0, out):
+    def forward_walk(weights, src, lens, hc0, out, keep):
         """Run a direction's forward pass, segment after segment; return the rows kept for BPTT.
 
         ``HX`` and ``S`` (rows of ``[h_{t-1}; x_t]`` and of the cell state, in
         the direction's walk order): every row ``0..T``, or with ``ck`` each
-        segment's first row and the final one. ``hc0`` (n, carried width)
-        holds ``h_{-1}`` (and the LSTM's ``c_{-1}``), or is empty for zero
-        states; ``out`` (T, n, H*D), if not empty, receives ``h`` in the
-        direction's columns, in original time.
+        segment's first row and the final one. Without ``ck`` and ``keep``
+        (prediction: nothing reads a past state), ``S`` is a ring of two rows
+        (see ``lstm.forward``) whose last row ends with the final state. ``hc0``
+        (n, carried width) holds ``h_{-1}`` (and the LSTM's ``c_{-1}``), or is
+        empty for zero states; ``out`` (T, n, H*D), if not empty, receives
+        ``h`` in the direction's columns, in original time.
         """
         # the caller holds the arguments for the whole call: views of them need no counting
         # (never borrow an array made here: numba frees it after its last counted use)
@@ -228,7 +230,8 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried, ck):
         n_seg = (T + k - 1) // k
         kept = n_seg + 1 if ck else T + 1
         HX = np.zeros((kept, n, Kp), dtype=W.dtype)
-        S = np.zeros((kept, n, width * H), dtype=W.dtype)
+        ring = not (ck or keep)  # 6H of an LSTM's state a row and step (fresh memory) not written
+        S = np.zeros((2 if ring else kept, n, width * H), dtype=W.dtype)
         # where a segment runs: a buffer of its own, or the kept rows (no allocation)
         HXw = np.zeros((k + 1, n, Kp), dtype=W.dtype) if ck else HX
         Sw = np.zeros((k + 1, n, width * H), dtype=W.dtype) if ck else S
@@ -255,6 +258,10 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried, ck):
                 FORWARD(W, b, extra, HXw[: steps + 1], Sw[: steps + 1], lens_s)
                 if out.shape[0] > 0:
                     write_outputs(out, 0, HXw, p, steps, lens, d, H, T)
+            elif ring:
+                FORWARD(W, b, extra, HX[p : p + steps + 1], S, lens_s)
+                if steps % 2:  # the next segment starts from row 0
+                    keep_row(S[0], S[1])
             else:
                 FORWARD(W, b, extra, HX[p : p + steps + 1], S[p : p + steps + 1], lens_s)
             prev = steps
@@ -263,6 +270,8 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried, ck):
             keep_row(S[n_seg], Sw[prev])
         elif out.shape[0] > 0:
             write_outputs(out, 0, HX, 0, T, lens, d, H, T)
+        if ring:  # the final state in the last row, as with every row kept
+            keep_row(S[1], S[0])
         return HX, S
 
     @jit(name=f"backward_walk_{name}", driver=True)

@@ -1,9 +1,12 @@
 """Checkpointed BPTT (#20): the gradient of full BPTT, bit for bit, in memory as sqrt(T).
 
-Sequences here are 530 steps long: three segments of 256, 256 and 18 steps
+Sequences here are 531 steps long: three segments of 256, 256 and 19 steps
 (:func:`rnnumba.segments.steps_per_segment`), so every way a segment can end
 (inside a sample, at its last step, past it) is met by the random lengths, in
-both directions (the reverse one runs the segments last first). One direction
+both directions (the reverse one runs the segments last first). The odd
+segment turns over prediction's ring of two state rows
+(``segments.walkers``): in the middle of the reverse walk, at the end of the
+forward one. One direction
 walks its layers in lockstep (:mod:`rnnumba.lockstep`), two in bidirectional
 lockstep (:mod:`rnnumba.bilockstep`).
 """
@@ -24,7 +27,7 @@ from rnnumba.layout import CHECKPOINTS, FULL, LOCKSTEP
 from rnnumba.segments import SEGMENT_MIN, last_step, n_segments, read_step, steps_per_segment
 from rnnumba.solvers.first_order import FirstOrder
 
-T = 530
+T = 531
 
 
 def _case(cell, layers=1, bidirectional=False, many=False, N=6, dtype="float64", xent=False, seed=0, **kw):
@@ -237,7 +240,7 @@ def test_both_directions_cut_original_time_at_the_same_places():
             assert reverse[:length] == list(range(length - 1, -1, -1))
 
 
-@pytest.mark.parametrize("cell", ["elman", "lstm"])
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
 @pytest.mark.parametrize("many", [False, True])
 @pytest.mark.parametrize("bidirectional", [True, False], ids=["bi", "lockstep"])
 def test_predictions_from_checkpoints_are_those_of_full_storage(cell, many, bidirectional):

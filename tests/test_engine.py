@@ -272,6 +272,33 @@ def test_batch_is_split_into_chunks_by_shape_only():
     # the backend's calls cut by it (the epoch's minibatches too: FirstOrder.epoch)
     assert rnnumba.RNN(64, 512, cell="lstm", dtype="float32").backend.plan(256, 100).chunks == 16
     assert rnnumba.RNN(64, 512, cell="gru", dtype="float32").backend.plan(256, 100).chunks == 8
+    # a prediction keeps [h; x] rows only (the state in a ring of two): blocks of 64 rows
+    lstm_plan = rnnumba.RNN(64, 512, cell="lstm", dtype="float32").backend.plan(256, 100)
+    assert lstm_plan.predict_chunks == 4 and lstm_plan.predict_blas
+    assert rnnumba.RNN(1, 26).backend.plan(20, 3).predict_chunks == 2  # as training's
+
+
+def test_a_prediction_is_cut_into_blocks_by_its_own_plan(monkeypatch):
+    """Its state in a ring of two rows, a prediction keeps [h; x] rows only, so its blocks
+    may hold more samples than training's (here 64 against 32: a training block's state
+    of 64 samples would pass 32 MiB); the same outputs, bitwise, in either cut."""
+    from rnnumba import engine
+
+    net = rnnumba.RNN(8, 256, cell="lstm", dtype="float32", random_state=0)
+    X = np.random.default_rng(0).normal(size=(128, 100, 8)).astype(np.float32)
+    plan = net.backend.plan(128, 100)
+    assert (plan.chunks, plan.predict_chunks) == (4, 2)
+    blocks, kernels = [], engine.kernels
+
+    def recording(family, ck=False):
+        k = kernels(family, ck)
+        return k._replace(predict=lambda *a: blocks.append(a[-3]) or k.predict(*a))
+
+    monkeypatch.setattr(engine, "kernels", recording)
+    out = net.predict(X)
+    assert blocks == [2]
+    four = np.concatenate([net.predict(X[r : r + 32]) for r in range(0, 128, 32)])  # blocks of 16
+    np.testing.assert_array_equal(out, four)
 
 
 def test_float32_runs_and_agrees_with_float64():
@@ -449,7 +476,7 @@ def test_dense_batch_fast_path_equals_the_full_checks(dtype):
     rng = np.random.default_rng(3)
 
     def plans(N, T):  # as CPU.plan
-        return Plan(1, False, np.full(N, T, dtype=np.int64), None, (0, 0))
+        return Plan(1, False, np.full(N, T, dtype=np.int64), None, (0, 0), 1, False)
 
     shapes = [((5, 4), (5,), 1, 1), ((5, 4, 2), (5, 1), 2, 1), ((5, 4, 2), (5, 3), 2, 3)]
     for shape_X, shape_y, I, O in shapes:
@@ -654,8 +681,9 @@ def test_weights_in_strips_change_no_bit(dtype):
 
 def test_work_buffers_start_on_a_cache_line():
     """``empty_aligned`` (and ``transposed``, which uses it) gives C-contiguous
-    arrays whose data start on a 64-byte boundary (numba's own arrays: 32),
-    in fresh allocations at many addresses; ``transposed(W)`` equals ``W.T``."""
+    arrays whose data start on a 64-byte boundary (numba's own arrays: 32), on
+    a 4 KiB one from ``PAGE_FROM`` elements, in fresh allocations at many
+    addresses; ``transposed(W)`` equals ``W.T``."""
     import numba
 
     from rnnumba import _linalg
@@ -666,12 +694,13 @@ def test_work_buffers_start_on_a_cache_line():
 
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
-        for rows, cols in [(1, 1), (3, 5), (32, 128), (7, 33)]:
+        for rows, cols in [(1, 1), (3, 5), (32, 128), (7, 33), (1, 511), (1, 512), (600, 7)]:
             W = rng.normal(size=(rows, cols)).astype(dtype)
+            page = 4096 if rows * cols >= _linalg.PAGE_FROM else 64
             for _ in range(20):
                 E, WT = make(rows, cols, W)
                 assert E.shape == (rows, cols) and E.dtype == dtype and E.flags.c_contiguous
-                assert E.ctypes.data % 64 == 0 and WT.ctypes.data % 64 == 0
+                assert E.ctypes.data % page == 0 and WT.ctypes.data % page == 0
                 assert WT.flags.c_contiguous and np.array_equal(WT, W.T)
 
 
@@ -710,21 +739,3 @@ def test_tanh_and_sigmoid_are_accurate_in_both_precisions(dtype):
     assert rel_s[np.abs(xr) <= 39].max() <= ulps[3] * eps
     beyond = np.abs(xr) > 39  # clipped there: never overflowing, off by under 1.2e-17
     assert np.abs(out_s - want_s)[beyond].max() <= 1.2e-17
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_one_like_keeps_the_arithmetic_in_the_arrays_precision(dtype):
-    """``1 - x`` written with ``one_like`` stays float32 for float32 arrays (a float64
-    literal would promote the backward gate loops to float64), compiled and not."""
-    import numba
-
-    from rnnumba._math import one_like
-
-    @numba.njit
-    def complement(a):
-        return one_like(a) - a[0]
-
-    a = np.array([0.25, 0.5], dtype)
-    assert complement(a) == 0.75
-    assert complement.nopython_signatures[0].return_type == numba.from_dtype(np.dtype(dtype))
-    assert one_like(a) == 1 and type(one_like(a)) is dtype

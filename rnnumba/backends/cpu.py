@@ -21,11 +21,12 @@ from ..validation import dense_batch
 MSE = LOSSES["mse"]
 NO_DROPOUT = np.zeros(2, dtype=np.int64)  # writeable: a read-only array would compile a second engine
 # what CPU.plan remembers per batch shape (N, T); train_bytes[storage][many], storage
-# one of rnnumba.layout's FULL, CHECKPOINTS, LOCKSTEP
-Plan = namedtuple("Plan", "chunks blas lengths kernel train_bytes")
+# one of rnnumba.layout's FULL, CHECKPOINTS, LOCKSTEP; predict_chunks, predict_blas: the
+# same for a prediction
+Plan = namedtuple("Plan", "chunks blas lengths kernel train_bytes predict_chunks predict_blas")
 STORAGE = ("auto", "full", "checkpoint")
 KEPT = (FULL, CHECKPOINTS, LOCKSTEP)  # how the engine keeps the forward pass (rnnumba.layout)
-# predict keeps every step's state up to this estimate (of training's storage: more than
+# predict keeps every step's [h; x] up to this estimate (of training's storage: more than
 # a forward pass keeps), from checkpoints past it: bounded memory, the same outputs
 PREDICT_FULL_BYTES = memory.CHECK_BYTES
 
@@ -90,16 +91,20 @@ class CPU:
         """Return the :class:`Plan` of an (N, T) batch, remembered.
 
         The plan holds the chunks, whether BLAS may start threads, the all-``T``
-        lengths and the training kernel. It is remembered because at the seed's
-        size every microsecond of a call counts.
+        lengths and the training kernel, and the chunks of a prediction (which
+        keeps no past states, so its blocks may hold more rows) and its BLAS
+        flag. It is remembered because at the seed's size every microsecond of
+        a call counts.
         """
         plan = self._plans.get((N, T))
         if plan is None:
             _heap.tune()  # once, before the first kernel runs
             if len(self._plans) > 1024:
                 self._plans.clear()
-            chunks = n_chunks(N, self.layout.hidden, memory.row_bytes(self.layout, T, self.dtype.itemsize))
+            row = memory.row_bytes(self.layout, T, self.dtype.itemsize)
+            chunks = n_chunks(N, self.layout.hidden, row)
             blas = blas_may_thread(self.layout, N, T, chunks)
+            ahead = n_chunks(N, self.layout.hidden, row[:1])  # prediction: [h; x] rows only
             kernel = engine.training_kernel(self.layout.kernel_family, chunks)
             lengths = np.full(N, T, dtype=np.int64)
             size = self.dtype.itemsize
@@ -107,7 +112,8 @@ class CPU:
                 tuple(memory.training_bytes(self.layout, N, T, size, many, s) for many in (False, True))
                 for s in KEPT
             )
-            plan = self._plans[N, T] = Plan(chunks, blas, lengths, kernel, need)
+            ahead_blas = blas_may_thread(self.layout, N, T, ahead)
+            plan = self._plans[N, T] = Plan(chunks, blas, lengths, kernel, need, ahead, ahead_blas)
         return plan
 
     def dense_loss_and_grad(self, theta, grad, X, y):
@@ -121,7 +127,7 @@ class CPU:
         batch = dense_batch(X, y, self.dtype, L.input_size, L.output_size, self.plan, finite=False)
         if batch is None:
             return None
-        X, Y, (chunks, blas, lengths, kernel, need) = batch
+        X, Y, (chunks, blas, lengths, kernel, need, _, _) = batch
         if need[0][0] > memory.CHECK_BYTES:  # big: the full path checks the memory and cuts blocks
             return None
         no = self.no_state
@@ -172,7 +178,7 @@ class CPU:
             return self._blocks(theta, grad, batch, drop, h0, dh0, ck)
         if need > memory.CHECK_BYTES:
             memory.check(need, *self._call(N, T, ck))
-        chunks, blas, _, kernel, _ = plan
+        chunks, blas, _, kernel, _, _, _ = plan
         if ck:  # a kernel family of its own, compiled on first use
             kernel = engine.training_kernel(self.layout.kernel_family, chunks, ck)
         h0 = self.no_state if h0 is None else h0
@@ -276,11 +282,11 @@ class CPU:
         spec = self.specs[ck][many]
         kernels = engine.kernels(self.layout.kernel_family, ck)
         args = (theta, spec, self.offsets, X, lengths, h0)
-        with single_threaded(plan.blas):
-            if plan.chunks == 1:  # no parallel region for a small batch
+        with single_threaded(plan.predict_blas):
+            if plan.predict_chunks == 1:  # no parallel region for a small batch
                 kernels.chunk_predict(*args, engine.FIRST, N, out, hn)
             else:
-                kernels.predict(*args, plan.chunks, out, hn)
+                kernels.predict(*args, plan.predict_chunks, out, hn)
         return out
 
     def resident(self, batch):

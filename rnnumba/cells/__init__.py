@@ -8,8 +8,10 @@ Each works over a time-major chunk of a batch, and all share one call shape:
 
 ``HX`` (T+1, n, H+I) holds ``[h_{t-1}; x_t]`` in row ``t`` (the forward pass
 writes ``h_t`` into row ``t+1``); ``S`` (T+1, n, width) holds whatever else the
-cell keeps for BPTT (gates, cell states). Steps at or past a sample's length
-keep its state, so row ``T`` holds every sample's final state.
+cell keeps for BPTT (gates, cell states), or in prediction a ring of two such
+rows (step ``t`` writes row ``(t+1) % 2``): nothing reads a past state there.
+Steps at or past a sample's length keep its state, so row ``T`` holds every
+sample's final state.
 
 Every ``backward`` runs the same BPTT recursion (notation of ``docs/cells.md``;
 ``a_t`` the pre-activations ``W [h_{t-1}; x_t] + b``, ``r_t`` the part of

@@ -10,7 +10,7 @@ import numpy as np
 from .._borrow import borrow
 from .._jit import jit
 from .._linalg import back_weights, empty_aligned, mm_back, mm_step, mm_tn_blocked, step_weights
-from .._math import one_like, tanh  # noqa: F401  (tanh re-exported for the other cells)
+from .._math import tanh  # noqa: F401  (re-exported for the other cells)
 from ._bptt import copy_rows, input_part_only, mm_x_nt, mm_x_tn, split_dhx, take_rows
 
 STATE_WIDTH = 0  # nothing beyond h is needed for BPTT: tanh' = 1 - h^2
@@ -76,7 +76,7 @@ def backward(W, b, extra, HX, S, lengths, dHs, dhT, dW, db, dextra, dX, dh0):
     H = b.shape[0]
     K = HX.shape[2]
     dZ = np.empty((T, n, H), dtype=HX.dtype)
-    one = one_like(HX)
+    one = HX.dtype.type(1)  # 1 - h^2 in the arrays' precision
     dh_next = np.zeros((n, H), dtype=HX.dtype)
     take_rows(dh_next, dhT)
     dHX = empty_aligned(n, K if dX.shape[0] > 0 else H, HX.dtype)  # [dh_{t-1}; dx_t] or dh_{t-1}

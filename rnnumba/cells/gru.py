@@ -38,7 +38,7 @@ from .._linalg import (
     mm_tn_blocked,
     step_weights,
 )
-from .._math import one_like, sigmoid, tanh
+from .._math import sigmoid, tanh
 from ._bptt import copy_rows, take_rows
 
 # floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
@@ -92,7 +92,7 @@ def _step(a_rz, a_nh, ax, b, b_hn, hin, h0, s1, h1, H, reset_after):
     is copied to ``s1``: a loop that read ``s1`` and wrote ``s1[N]`` stayed
     scalar (LLVM could not bound the overlap): these loops ran ~2.4x slower.
     """
-    one = one_like(s1)
+    one = s1.dtype.type(1)  # a float64 1.0 would make float32 loops convert
     for j in range(2 * H):  # r, z: adjacent in a_rz and in s1
         s1[R * H + j] = sigmoid(a_rz[j] + b[j])
     if reset_after:  # n = tanh(W_nx x + b_n + r * (W_nh h + b_hn))
@@ -129,7 +129,7 @@ def _step_back(dh, h0, s1, da_rz, da_n, da_nh, hin, H, reset_after):
     short loop per quantity, as in :func:`_step`. GPU siblings:
     ``gru_backward``, ``cho_backward1`` in ``rnnumba.gpu.cells``.
     """
-    one = one_like(s1)
+    one = s1.dtype.type(1)
     for j in range(H):  # h' = (1 - z) * n + z * h
         da_n[j] = dh[j] * (one - s1[Z * H + j]) * (one - s1[N * H + j] * s1[N * H + j])
     for j in range(H):
@@ -169,7 +169,9 @@ def _family(reset_after, suffix):
             a_nh = W_nh hin                   per step
 
         then :func:`_step` per valid sample (``h_t`` into ``HX[t+1, :, :H]``,
-        r, z, n, hn into ``S[t+1]``); a sample past its length keeps ``h``.
+        r, z, n, hn into ``S[t+1]``, or into row ``(t+1) % 2`` of a ring of two
+        rows in prediction, as in ``lstm.forward``); a sample past its length
+        keeps ``h``.
         """
         W, HX, S = borrow(W), borrow(HX), borrow(S)  # the caller's: no counting of their views
         T, n = HX.shape[0] - 1, HX.shape[1]
@@ -204,7 +206,7 @@ def _family(reset_after, suffix):
                         extra,
                         hin[i],
                         HX[t, i],
-                        S[t + 1, i],
+                        S[(t + 1) % S.shape[0], i],
                         HX[t + 1, i],
                         H,
                         reset_after,
@@ -253,7 +255,7 @@ def _family(reset_after, suffix):
         dA_n = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(n pre-activation)
         dA_nh = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(W_nh hin): r*dA_n or dA_n
         hin = np.empty((T, n, H), dtype=HX.dtype)  # h_{t-1} or r*h_{t-1}
-        one = one_like(HX)  # 1 - r in the arrays' precision
+        one = HX.dtype.type(1)  # 1 - r in the arrays' precision
         dh_next = np.zeros((n, H), dtype=HX.dtype)
         take_rows(dh_next, dhT)
         dHX = empty_aligned(n, K, HX.dtype)

@@ -24,7 +24,7 @@ import numpy as np
 from .._borrow import borrow
 from .._jit import jit
 from .._linalg import back_weights, empty_aligned, mm_back, mm_step, mm_tn_blocked, step_weights
-from .._math import one_like, sigmoid, tanh
+from .._math import sigmoid, tanh
 from ._bptt import copy_rows, split_dhx, take_rows
 
 # floats per hidden unit kept in S for BPTT: S[t+1, n, k*H:(k+1)*H] holds
@@ -44,24 +44,31 @@ def forward(W, b, extra, HX, S, lengths):
 
     then, per valid sample, :func:`_step` (the module's equations, ``+ b``),
     writing ``h_t`` into ``HX[t+1, :, :H]`` and ``c_t, i, f, g, o, tanh(c_t)``
-    into ``S[t+1]``. A sample past its length keeps both ``h`` and ``c``.
-    ``S[0, :, :H]`` holds ``c_{-1}`` and ``HX[0, :, :H]`` ``h_{-1}`` (the caller's).
+    into the state row of step t (below). A sample past its length keeps both
+    ``h`` and ``c``. ``HX[0, :, :H]`` holds ``h_{-1}`` and ``S[0, :, :H]``
+    ``c_{-1}`` (the caller's).
+
+    ``S`` holds every step's state (``T + 1`` rows, for BPTT: step t reads
+    row t and writes row t+1), or, for prediction, a ring of two rows (step
+    t reads row ``t % 2`` and writes the other).
     """
     W, HX, S = borrow(W), borrow(HX), borrow(S)  # the caller's: no counting of their views
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0] // 4
+    R = S.shape[0]  # T + 1, or a ring of 2
     peep = extra.shape[0] > 0
     Z = empty_aligned(n, 4 * H, HX.dtype)
     WT = step_weights(W, n)
     for t in range(T):
         mm_step(HX[t], W, WT, Z)  # Z = [h_{t-1}; x_t] W^T, all four gates at once
+        r0, r1 = t % R, (t + 1) % R
         for i in range(n):
             if t < lengths[i]:
-                _step(Z[i], b, extra, S[t, i], S[t + 1, i], HX[t + 1, i], H, peep)
+                _step(Z[i], b, extra, S[r0, i], S[r1, i], HX[t + 1, i], H, peep)
             else:  # past the end: keep both h and c
                 for j in range(H):
                     HX[t + 1, i, j] = HX[t, i, j]
-                    S[t + 1, i, j] = S[t, i, j]
+                    S[r1, i, j] = S[r0, i, j]
 
 
 @jit(inline="always")
@@ -120,7 +127,7 @@ def _step_back(dh, dc, s0, s1, p, dz, H, peep):
     g, o). One short loop per quantity, as in :func:`_step`. GPU sibling:
     ``lstm_backward`` in ``rnnumba.gpu.cells``.
     """
-    one = one_like(s1)
+    one = s1.dtype.type(1)  # a float64 1.0 would make float32 loops convert
     for j in range(H):  # h = o * tanh(c)
         dz[3 * H + j] = dh[j] * s1[TC * H + j] * s1[O * H + j] * (one - s1[O * H + j])
     for j in range(H):
