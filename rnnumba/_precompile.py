@@ -11,7 +11,9 @@ the start of a CI job, or on every Dask worker
 
 import concurrent.futures
 import multiprocessing
+import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -87,8 +89,27 @@ def precompile(cells=("elman", "lstm", "gru"), dtypes=DTYPES, jobs=1, checkpoint
     if jobs == 1 or len(tasks) == 1:
         return [warm(*task) for task in tasks]
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited numba state
-    with concurrent.futures.ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=spawn) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        min(jobs, len(tasks)), mp_context=spawn, initializer=_follow_parent, initargs=(os.getpid(),)
+    ) as pool:
         return list(pool.map(warm, *zip(*tasks, strict=True)))
+
+
+def _follow_parent(parent):
+    """Make a compile worker exit once the process that started it is gone.
+
+    Killed (``kill``, a job's time limit), that process cannot shut its pool
+    down, and its workers would go on compiling, then wait for work forever,
+    each holding a compiler's memory. A cache entry is written whole or not
+    at all, and the compile locks are the system's, freed with the process.
+    """
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rnnumba-follow-parent", daemon=True).start()
 
 
 def warm(cell, dtype, checkpoint=False):

@@ -301,6 +301,47 @@ def test_compile_command_fills_the_cache_and_rejects_bad_flags(capsys):
     assert again.stdout.strip() == "[('elman', 'float32', 0, True), ('elman', 'float64', 0, True)]"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_compile_workers_exit_when_the_command_is_killed(tmp_path):
+    """``rnnumba compile --jobs 2`` killed outright (a job's time limit): its pool
+    cannot shut down, and its workers would compile on, then wait for work
+    forever. They exit within seconds (``_precompile._follow_parent``)."""
+    import time
+
+    def stat(pid):  # (state, parent) from /proc, or None once the process is gone
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return fields[0], int(fields[1])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def alive(pids):  # a zombie is gone, only not reaped yet
+        return [p for p in pids if (st := stat(p)) is not None and st[0] != "Z"]
+
+    def children(pid):
+        procs = [int(e) for e in os.listdir("/proc") if e.isdigit()]
+        return [p for p in alive(procs) if (st := stat(p)) is not None and st[1] == pid]
+
+    argv = [sys.executable, "-m", "rnnumba", "compile", "--cells", "elman", "--jobs", "2"]
+    env = dict(os.environ, PYTHONPATH=ROOT, RNNUMBA_CACHE_DIR=str(tmp_path))  # nothing cached
+    command = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        workers, deadline = [], time.monotonic() + 60
+        while len(workers) < 3 and time.monotonic() < deadline:  # two workers, the resource tracker
+            time.sleep(0.2)
+            workers = children(command.pid)
+        assert len(workers) == 3, workers
+        time.sleep(2)  # the workers compiling
+    finally:
+        command.kill()
+        command.wait()
+    deadline = time.monotonic() + 30
+    while alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(workers)
+
+
 def test_precompile_warms_the_checkpointed_kernels_on_request():
     """``checkpoint=True`` adds two jobs per cell and dtype: the kernels of
     checkpointed BPTT (and of bidirectional lockstep), which a long sequence
