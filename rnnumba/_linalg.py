@@ -247,7 +247,7 @@ def mm_tn(A, B, C):
         mm_nn_rows(A.T, B, C)
 
 
-@jit(inline="always")
+@jit
 def empty_aligned(rows, cols, dtype):
     """Return an uninitialised (rows, cols) array whose data start on an ``ALIGN``-byte boundary.
 

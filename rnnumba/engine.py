@@ -202,14 +202,14 @@ def _family(family, KEPT):
         steps after another (``forward_walk``, :mod:`rnnumba.segments`).
         Returns the per-(layer, direction) ``HX`` and ``S`` rows kept for BPTT
         (every step's, or with checkpoints each segment's first and the final
-        one; unless ``keep``, as in prediction, ``S`` is a ring of two rows
-        ending with the final state), each layer's input (the layer below's
-        outputs) where checkpoints need it (else empty arrays), and for a
-        many-to-many head the top layer's outputs (T, n, H*D) in original time
-        order, zero in the padding (else an empty array). ``drop``: the masks
-        ``m`` (:func:`rnnumba.dropout.apply`) on every layer's outputs but the
-        last. ``h0`` (L*D, N, carried width) holds the initial states, or is
-        empty for zero states. GPU sibling: ``rnnumba.gpu.engine.DeviceEngine.forward``.
+        one; unless ``keep``, a run-time ``np.bool_`` (a literal would compile
+        the walks twice), ``S`` is prediction's ring of two rows), each layer's
+        input (the layer below's outputs) where checkpoints need it (else empty
+        arrays), and for a many-to-many head the top layer's outputs (T, n,
+        H*D) in original time order, zero in the padding (else empty). ``drop``:
+        the masks ``m`` (:func:`rnnumba.dropout.apply`) on every layer's outputs
+        but the last. ``h0`` (L*D, N, carried width) holds the initial states,
+        or is empty for zero states. GPU sibling: ``rnnumba.gpu.engine.DeviceEngine.forward``.
         """
         H, L, D, many = spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS], spec[MANY]
         T, n = X.shape[1], s1 - s0
@@ -279,7 +279,7 @@ def _family(family, KEPT):
             return stack_loss_and_grad(
                 theta, g, spec, offsets, X, lengths, Y, loss, scale, drop, h0, dh0, s0, s1, n_extra
             )
-        HXs, Ss, ins, top = chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1, True)
+        HXs, Ss, ins, top = chunk_forward(theta, spec, offsets, X, lengths, drop, h0, s0, s1, np.bool_(True))
 
         # the head, and dL/d(top layer outputs) in original time order (many-to-one:
         # only dF, below). Every buffer, even an unused (empty) one, is its own
@@ -396,8 +396,8 @@ def _family(family, KEPT):
             stack_predict(theta, spec, offsets, X, lengths, h0, s0, s1, out, hn, extra_size(spec))
             return
         head = offsets[L * D]
-        no_dropout = np.zeros(2, dtype=np.int64)  # predictions never drop
-        HXs, Ss, _, top = chunk_forward(theta, spec, offsets, X, lengths, no_dropout, h0, s0, s1, False)
+        no_dropout, keep = np.zeros(2, dtype=np.int64), np.bool_(False)  # no drops, no past states
+        HXs, Ss, _, top = chunk_forward(theta, spec, offsets, X, lengths, no_dropout, h0, s0, s1, keep)
         for k in range(hn.shape[0]):  # final states: the last rows (states freeze past a length)
             last, last_s = HXs[k].shape[0] - 1, Ss[k].shape[0] - 1
             for i in range(s1 - s0):
