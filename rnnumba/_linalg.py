@@ -7,11 +7,12 @@ Two forms vectorise well here:
   no reductions, and four rows of ``C`` updated by four rows of ``B`` at a
   time give each load and store of ``C`` sixteen multiply-adds;
 * dot products, ``C = A @ B.T`` with both operands streamed along their rows
-  (:func:`mm_nt`): four at a time sharing each row of ``A`` for short inner
-  dimensions, 4x4 blocks sharing four rows of each operand from 32 on; each
-  element of ``C`` ends in a horizontal sum of a vector register (eight
-  instructions, against nine vector multiply-adds per element at an inner
-  dimension of 144, float32).
+  (:func:`mm_nt`, over the loops of :mod:`rnnumba._dots`): four at a time
+  sharing each row of ``A`` for short inner dimensions, 4x4 blocks sharing
+  four rows of each operand from ``BLOCKED`` on; each element of ``C`` ends
+  in a horizontal sum of a vector register (eight instructions, against
+  nine vector multiply-adds per element at an inner dimension of 144,
+  float32).
 
 On the development machine (AVX-512) both forms beat SciPy's OpenBLAS (with
 the AVX2 ``Haswell`` kernels that machine's environment pins; see
@@ -32,6 +33,15 @@ the gates there (:func:`mm_tn_blocked`): row updates along a narrow ``[h; x]``
 are slow. A per-step product above ``LARGE`` multiply-adds goes to BLAS, whose
 cache blocking wins there.
 
+On a CPU with AVX-512, dot products whose rows are four or more whole
+512-bit registers (``rnnumba._dots.wide_rows``) run on those registers
+(LLVM's tuning for these cores keeps numba's loops at 256 bits), 1.2-1.4x
+faster than the row updates and than the 256-bit dot products, so the
+per-step and BPTT products of such shapes take them (:func:`step_weights`,
+:func:`back_weights`). Their operands start on cache lines (the engine
+copies weights that do not, ``_rows.padded_weights``): a 512-bit load from
+anywhere else straddles two, and the gain is gone.
+
 The row updates' operands should start on a 64-byte boundary
 (:func:`empty_aligned`): numba's own arrays are aligned to 32 bytes, and a
 64-byte load or store that straddles two cache lines costs these loops a
@@ -42,6 +52,7 @@ GPU sibling: ``rnnumba.gpu.linalg`` (a tiled GEMM over strided views, column sum
 
 import numpy as np
 
+from ._dots import STRIP, STRIP_FROM, nt_blocked, nt_loops, wide_rows
 from ._jit import jit
 
 SMALL = 32_768
@@ -51,117 +62,23 @@ TN_BLOCK = 128  # rows of the operands of mm_tn_blocked per pass over C
 BLOCKED = 32  # inner dimension from which the 4x4-blocked loops win
 LARGE = 1 << 27  # multiply-adds above which BLAS takes over (its cache blocking)
 WIDE = 4096  # bytes of a per-step output row from which dot products beat row updates
-# weights of more than STRIP_FROM bytes (an L2 cache: 2 MiB a core on the development
-# machine) are walked in strips of STRIP bytes, which stay in L2 while every block of rows
-# uses them, instead of coming from L3 once per block of rows; weights that fit in L2 go
-# whole (strips would then only read and write the result once per strip)
-STRIP_FROM = 1 << 21
-STRIP = 1 << 18
-
-
-@jit(inline="always")
-def _nt_row(A, B, C, i, j0, k):
-    """``C[i, j0:] = A[i, :k] @ B[j0:, :k].T``: one row of ``C``.
-
-    Four dot products at a time share each load of ``A[i]``, vectorised along
-    the inner dimension.
-    """
-    n = B.shape[0]
-    zero = C.dtype.type(0)  # accumulate in C's precision (float32 stays float32)
-    j = j0
-    while j + 4 <= n:
-        s0 = s1 = s2 = s3 = zero
-        for q in range(k):
-            a = A[i, q]
-            s0 += a * B[j, q]
-            s1 += a * B[j + 1, q]
-            s2 += a * B[j + 2, q]
-            s3 += a * B[j + 3, q]
-        C[i, j] = s0
-        C[i, j + 1] = s1
-        C[i, j + 2] = s2
-        C[i, j + 3] = s3
-        j += 4
-    while j < n:
-        s = zero
-        for q in range(k):
-            s += A[i, q] * B[j, q]
-        C[i, j] = s
-        j += 1
-
-
-@jit(inline="always")
-def _nt_loops(A, B, C, k):
-    """``C = A[:, :k] @ B[:, :k].T`` one row of ``C`` at a time (short inner dimensions)."""
-    for i in range(A.shape[0]):
-        _nt_row(A, B, C, i, 0, k)
-
-
-@jit
-def _nt_blocked(A, B, C, k):
-    """``C = A[:, :k] @ B[:, :k].T`` in 4x4 blocks of ``C``.
-
-    Sixteen dot products share each load of four rows of ``A`` and four of
-    ``B``, vectorised along the inner dimension. On the development machine's
-    AVX-512 cores this beats SciPy's OpenBLAS (its Haswell kernels) on the
-    per-step products. A ``B`` of more than ``STRIP_FROM`` bytes is taken in
-    strips of its rows (``STRIP`` bytes), each used by every block of ``A``'s
-    rows while it is in L2; the order of the strips changes no sum.
-    """
-    m = A.shape[0]
-    n = B.shape[0]
-    m4, n4 = m - m % 4, n - n % 4
-    zero = C.dtype.type(0)
-    strip = max(4, n4 if n * k * B.itemsize <= STRIP_FROM else STRIP // (k * B.itemsize) // 4 * 4)
-    for j0 in range(0, n4, strip):
-        for i in range(0, m4, 4):
-            for j in range(j0, min(n4, j0 + strip), 4):
-                c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = zero
-                c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = zero
-                for q in range(k):
-                    a0, a1, a2, a3 = A[i, q], A[i + 1, q], A[i + 2, q], A[i + 3, q]
-                    b0, b1, b2, b3 = B[j, q], B[j + 1, q], B[j + 2, q], B[j + 3, q]
-                    c00 += a0 * b0
-                    c01 += a0 * b1
-                    c02 += a0 * b2
-                    c03 += a0 * b3
-                    c10 += a1 * b0
-                    c11 += a1 * b1
-                    c12 += a1 * b2
-                    c13 += a1 * b3
-                    c20 += a2 * b0
-                    c21 += a2 * b1
-                    c22 += a2 * b2
-                    c23 += a2 * b3
-                    c30 += a3 * b0
-                    c31 += a3 * b1
-                    c32 += a3 * b2
-                    c33 += a3 * b3
-                C[i, j], C[i, j + 1], C[i, j + 2], C[i, j + 3] = c00, c01, c02, c03
-                C[i + 1, j], C[i + 1, j + 1], C[i + 1, j + 2], C[i + 1, j + 3] = c10, c11, c12, c13
-                C[i + 2, j], C[i + 2, j + 1], C[i + 2, j + 2], C[i + 2, j + 3] = c20, c21, c22, c23
-                C[i + 3, j], C[i + 3, j + 1], C[i + 3, j + 2], C[i + 3, j + 3] = c30, c31, c32, c33
-    for r in range(m4):  # the columns left over
-        _nt_row(A, B, C, r, n4, k)
-    for i in range(m4, m):  # the rows left over
-        _nt_row(A, B, C, i, 0, k)
 
 
 @jit(inline="always")
 def mm_nt(A, B, C):
     """``C = A @ B.T`` for C-contiguous A (m, k), B (n, k), C (m, n).
 
-    :func:`_nt_loops` for short inner dimensions, :func:`_nt_blocked` up to
+    ``_dots.nt_loops`` for short inner dimensions, ``_dots.nt_blocked`` up to
     ``LARGE`` multiply-adds, BLAS above. Inlined: as a call of its own (then a
     two-level dispatch) it made the seed's compiled training loop much slower.
     """
     m, k = A.shape
     if k < BLOCKED:
         if m * k * B.shape[0] <= SMALL:
-            _nt_loops(A, B, C, k)
+            nt_loops(A, B, C, k)
             return
     elif m * k * B.shape[0] <= LARGE:
-        _nt_blocked(A, B, C, k)
+        nt_blocked(A, B, C, k)
         return
     np.dot(A, B.T, C)
 
@@ -176,7 +93,7 @@ def mm_nn_rows(A, B, C):
     multiply-adds.
 
     For short inner dimensions, where dot products spend most of their time in
-    remainder loops and reductions: faster than :func:`_nt_loops` on the seed's
+    remainder loops and reductions: faster than ``_dots.nt_loops`` on the seed's
     per-step products (which would also need ``B`` transposed). Also a head's
     few outputs, where copies or a BLAS call would cost more than the
     arithmetic. Inlined, like :func:`mm_nt` (as a call of its own, the earlier
@@ -220,7 +137,7 @@ def mm_nn(A, B, C):
     """``C = A @ B`` for C-contiguous A (m, k), B (k, n), C (m, n).
 
     BLAS above ``SMALL`` multiply-adds; below it :func:`mm_nn_rows` for an inner
-    dimension under 8, else :func:`_nt_loops` over a transposed copy of ``B``.
+    dimension under 8, else ``_dots.nt_loops`` over a transposed copy of ``B``.
     """
     m, k = A.shape
     n = B.shape[1]
@@ -229,7 +146,7 @@ def mm_nn(A, B, C):
     elif k < 8:  # a short inner dimension (a head's few outputs)
         mm_nn_rows(A, B, C)
     else:
-        _nt_loops(A, np.ascontiguousarray(B.T), C, k)
+        nt_loops(A, np.ascontiguousarray(B.T), C, k)
 
 
 @jit(inline="always")
@@ -265,6 +182,22 @@ def empty_aligned(rows, cols, dtype):
     align = 4096 if page else ALIGN
     skip = (align - buf.ctypes.data % align) % align // buf.itemsize
     return buf[skip : skip + size].reshape(rows, cols)
+
+
+@jit
+def empty_aligned3(d0, d1, d2, dtype):
+    """Return an uninitialised (d0, d1, d2) array placed as :func:`empty_aligned` places its own."""
+    return empty_aligned(d0 * d1, d2, dtype).reshape(d0, d1, d2)
+
+
+@jit
+def zeros_aligned3(d0, d1, d2, dtype):
+    """Return a (d0, d1, d2) array of zeros placed as :func:`empty_aligned` places its own."""
+    Z = empty_aligned(d0 * d1, d2, dtype)
+    for i in range(d0 * d1):
+        for j in range(d2):
+            Z[i, j] = 0.0
+    return Z.reshape(d0, d1, d2)
 
 
 @jit(inline="always")
@@ -367,9 +300,11 @@ def step_weights(W, n):
     output rows (``W``'s rows) take ``WIDE`` bytes or more: the row updates'
     four rows of the output and four of ``W^T`` then fill L1 (and at
     multiples of 4 KiB map to the same cache sets), while the dot products
-    walk both operands along the shorter inner dimension.
+    walk both operands along the shorter inner dimension; or where they run
+    on 512-bit registers (``_dots.wide_rows``: ``K`` fills four or more).
     """
-    if n * W.shape[0] * W.shape[1] <= SMALL or W.shape[0] * W.itemsize >= WIDE:
+    G, K = W.shape
+    if n * G * K <= SMALL or G * W.itemsize >= WIDE or wide_rows(K, W.itemsize):
         return W[:0]
     return transposed(W)
 
@@ -400,10 +335,14 @@ def back_weights(W, n):
     spend much of their time on loop overhead and the ragged end, and the dot
     products run 1.3-2.2x faster; larger weights keep the row updates, in
     strips (the large LSTM's training step was 3-5 % slower with the dot
-    products). Else an empty array (row updates over ``W``'s rows).
+    products, 512-bit ones included: a transposed copy of 4.7 MB per block of
+    rows). Also where the gates fill four or more 512-bit registers
+    (``_dots.wide_rows``) and ``W`` fits in L2. Else an empty array (row
+    updates over ``W``'s rows).
     """
     G, K = W.shape
-    if G >= BLOCKED and (n * G * K <= SMALL or (G > K and G * K * W.itemsize <= STRIP_FROM)):
+    in_l2 = G * K * W.itemsize <= STRIP_FROM
+    if G >= BLOCKED and (n * G * K <= SMALL or ((G > K or wide_rows(G, W.itemsize)) and in_l2)):
         return transposed(W)
     return W[:0]
 

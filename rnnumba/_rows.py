@@ -61,13 +61,17 @@ def padded_width(K, work, itemsize):
 
 
 @jit(inline="always")
-def padded_weights(theta, offset, rows, K, Kp):
-    """Return the (rows, K) weight matrix at ``offset``.
+def padded_weights(theta, offset, rows, K, Kp, work):
+    """Return the (rows, K) weight matrix at ``offset``, read-only.
 
-    A view, or a copy padded with zero columns to ``Kp`` (see :func:`padded_width`).
+    A view, or a copy padded with zero columns to ``Kp`` (see
+    :func:`padded_width`), or, where a step's product (``work``
+    multiply-adds) repays it as it repays padding, a copy that starts on a
+    cache line where the view does not (the 512-bit dot products' loads
+    straddle two lines otherwise: ``_dots.wide_rows``).
     """
     W = tensor(theta, offset, rows, K)
-    if Kp == K:
+    if Kp == K and (work < PAD_WORK or W.ctypes.data % LANE_BYTES == 0):
         return W
     Wp = empty_aligned(rows, Kp, theta.dtype)
     for j in range(rows):

@@ -225,7 +225,7 @@ def _family(family, KEPT):
             out = np.zeros((T if layer < L - 1 or many else 0, n, H * D), dtype=dtype)
             for d in range(D):
                 row = offsets[layer * D + d]
-                W = padded_weights(theta, row[W_AT], GATES * H, H + I_l, Kp)
+                W = padded_weights(theta, row[W_AT], GATES * H, H + I_l, Kp, n * GATES * H * (H + I_l))
                 b, extra = _bias_and_extra(theta, row, GATES * H, n_extra)
                 weights = (W, b, extra)
                 hc0 = h0[layer * D + d, s0:s1] if h0.shape[0] > 0 else X[s0, :0]  # empty: zero states
@@ -310,7 +310,7 @@ def _family(family, KEPT):
                 row = offsets[layer * D + d]
                 HX, S = HXs[layer * D + d], Ss[layer * D + d]
                 Kp = HX.shape[2]  # K, or padded (see padded_width)
-                W = padded_weights(theta, row[W_AT], GATES * H, K, Kp)
+                W = padded_weights(theta, row[W_AT], GATES * H, K, Kp, n * GATES * H * K)
                 b, extra = _bias_and_extra(theta, row, GATES * H, n_extra)
                 weights = (W, b, extra)
                 dW = tensor(g, row[W_AT], GATES * H, K)

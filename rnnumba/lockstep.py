@@ -46,16 +46,20 @@ from .segments import add_shares, keep_row, segment_lengths, segment_steps, writ
 def net_weights(v, spec, offsets, I0, n, n_extra, padded, gates):
     """Return ``(W, b, extra)`` of each layer and direction (``layer * D + d``) in ``v``.
 
-    ``v``: ``theta`` (``W`` padded to whole SIMD registers, :func:`padded_width`)
-    or its gradient (``padded`` False).
+    ``v``: ``theta`` (``W`` padded to whole SIMD registers, :func:`padded_width`,
+    or copied to a cache line: read-only) or its gradient (``padded`` False: views).
     """
     H, L, D = spec[HIDDEN], spec[LAYERS], spec[DIRECTIONS]
     out = []
     for ld in range(L * D):
         K = H + (I0 if ld < D else D * H)
-        Kp = padded_width(K, n * gates * H * K, v.itemsize) if padded else K
+        work = n * gates * H * K  # multiply-adds of a step's product
+        Kp = padded_width(K, work, v.itemsize) if padded else K
         row = offsets[ld]
-        W = padded_weights(v, row[W_AT], gates * H, K, Kp)
+        if padded:
+            W = padded_weights(v, row[W_AT], gates * H, K, Kp, work)
+        else:  # the gradient: views, written in place
+            W = tensor(v, row[W_AT], gates * H, K)
         b = v[row[B_AT] : row[B_AT] + gates * H]
         out.append((W, b, v[row[EXTRA_AT] : row[EXTRA_AT] + n_extra]))
     return out

@@ -31,8 +31,8 @@ import numpy as np
 
 from ._borrow import borrow
 from ._jit import jit
-from ._linalg import empty_aligned
-from ._rows import add_row, copy_row
+from ._linalg import empty_aligned, zeros_aligned3
+from ._rows import PAD_WORK, add_row, copy_row
 
 # no segments below this many steps: a short sequence is one segment, and a long
 # one's weight-gradient products stay tall (k*n rows) whatever the checkpoints
@@ -53,6 +53,20 @@ def steps_per_segment(T):
 
 
 segment_steps = jit(inline="always")(steps_per_segment)  # the same rule, compiled
+
+
+@jit
+def _hx_buffer(rows, n, W):
+    """Zeros for ``[h; x]`` of ``rows`` steps, (rows, n, K) with ``W`` (gates, K).
+
+    On cache lines where a step's product repays it (``PAD_WORK``, as the
+    weights' copy in ``_rows.padded_weights``): the 512-bit dot products read
+    its rows.
+    """
+    K = W.shape[1]
+    if n * W.shape[0] * K >= PAD_WORK:
+        return zeros_aligned3(rows, n, K, W.dtype)
+    return np.zeros((rows, n, K), dtype=W.dtype)
 
 
 @jit(inline="always")
@@ -225,15 +239,15 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried, ck):
         W, b, extra = borrow(weights[0]), borrow(weights[1]), borrow(weights[2])
         X, below, layer, s0, d = borrow(src[0]), borrow(src[1]), src[2], src[3], src[4]
         lens, hc0, out = borrow(lens), borrow(hc0), borrow(out)
-        H, n, T, Kp = b.shape[0] // gates, lens.shape[0], X.shape[1], W.shape[1]
+        H, n, T = b.shape[0] // gates, lens.shape[0], X.shape[1]
         k = segment_steps(T)
         n_seg = (T + k - 1) // k
         kept = n_seg + 1 if ck else T + 1
-        HX = np.zeros((kept, n, Kp), dtype=W.dtype)
+        HX = _hx_buffer(kept, n, W)
         ring = not (ck or keep)  # 6H of an LSTM's state a row and step (fresh memory) not written
         S = np.zeros((2 if ring else kept, n, width * H), dtype=W.dtype)
         # where a segment runs: a buffer of its own, or the kept rows (no allocation)
-        HXw = np.zeros((k + 1, n, Kp), dtype=W.dtype) if ck else HX
+        HXw = _hx_buffer(k + 1, n, W) if ck else HX
         Sw = np.zeros((k + 1, n, width * H), dtype=W.dtype) if ck else S
         if not ck:
             write_inputs(HX, 0, 0, T, X, below, 0, layer, s0, lens, d, H)
@@ -299,7 +313,7 @@ def walkers(family, FORWARD, BACKWARD, gates, width, carried, ck):
         k = segment_steps(T)
         n_seg = (T + k - 1) // k
         # a segment run again, and an earlier segment's shares (unused views where not needed)
-        HXw = np.zeros((k + 1, n, Kp), dtype=W.dtype) if ck else kept[0][:0]
+        HXw = _hx_buffer(k + 1, n, W) if ck else kept[0][:0]
         Sw = np.zeros((k + 1, n, width * H), dtype=W.dtype) if ck else kept[1][:0]
         pW = empty_aligned(dW.shape[0], Kp, W.dtype) if n_seg > 1 else grads[0][:0]
         pb = np.empty_like(db) if n_seg > 1 else db[:0]

@@ -182,13 +182,18 @@ def test_narrow_input_products(name):
     """Where the gates outnumber ``[h; x]``'s columns (hidden 32, one input: an
     LSTM's 128 gates by 33, a GRU's 64), BPTT's per-step product takes dot
     products over a transposed copy of ``W`` and the weight gradient runs along
-    the gates (``_linalg.back_weights``, ``mm_tn_blocked``); the Elman network and
-    weights larger than L2 keep the row updates. Two layers in both directions,
-    40 samples in blocks of at most 16, against the NumPy reference."""
-    from rnnumba import _linalg
+    the gates (``_linalg.back_weights``, ``mm_tn_blocked``), as they do where
+    the gates fill four 512-bit registers on a CPU with them
+    (``_dots.wide_rows``: a float64 Elman layer); a float32 Elman layer and
+    weights larger than L2 keep the row updates. Two layers in both
+    directions, 40 samples in blocks of at most 16, against the NumPy
+    reference."""
+    from rnnumba import _dots, _linalg
 
+    wide = _dots.VECTORS_512
     assert _linalg.back_weights(np.zeros((128, 33)), 16).shape == (33, 128)  # dot products
-    assert _linalg.back_weights(np.zeros((32, 33)), 64).shape[0] == 0  # an Elman layer: row updates
+    assert _linalg.back_weights(np.zeros((32, 33), np.float32), 64).shape[0] == 0  # row updates
+    assert (_linalg.back_weights(np.zeros((32, 33)), 64).shape[0] > 0) == wide  # float64: 4 registers
     assert _linalg.back_weights(np.zeros((2048, 576), np.float32), 16).shape[0] == 0  # over L2
     net, gru = make_net(name, 2, True, hidden=32, inputs=1, scale=1.0 / np.sqrt(32))
     lengths = np.random.default_rng(5).integers(1, 5, 40)

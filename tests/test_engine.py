@@ -657,12 +657,12 @@ def test_weights_in_strips_change_no_bit(dtype):
     kernel over each block of rows alone, and the row updates (the strips:
     ranges of the inner dimension, rows of ``C`` not a multiple of 4) equal
     one pass over the whole range, bitwise; both against NumPy too."""
-    from rnnumba import _linalg
+    from rnnumba import _dots, _linalg
 
     rng = np.random.default_rng(7)
     tol = 1e-12 if dtype == np.float64 else 1e-5
     k, n = 576, 2048  # the large LSTM's per-step product: W (4H, H + I)
-    assert n * k * np.dtype(dtype).itemsize > _linalg.STRIP_FROM > 256 * k * np.dtype(dtype).itemsize
+    assert n * k * np.dtype(dtype).itemsize > _dots.STRIP_FROM > 256 * k * np.dtype(dtype).itemsize
     A, B = rng.normal(size=(66, k)).astype(dtype), rng.normal(size=(n, k)).astype(dtype)
     C = np.full((66, n), np.nan, dtype)
     _linalg.mm_nt(A, B, C)
@@ -679,6 +679,87 @@ def test_weights_in_strips_change_no_bit(dtype):
         assert np.array_equal(C, one) and rel(C, A @ W[:, :512]) < tol
 
 
+def test_wide_dot_products_are_chosen_by_shape_and_run_on_512_bit_registers():
+    """``_dots.wide_rows``: rows of four or more whole 64-byte registers take
+    the 512-bit dot products on a CPU with AVX-512; the same product has the
+    same bits wherever its operands lie (a choice by address would not), equal
+    to NumPy; and the attributes ``wide_vectors`` sets do make LLVM use the
+    512-bit registers (``zmm``) in a loop that has them."""
+    import numba
+
+    from rnnumba import _dots, _linalg
+
+    cases = [(64, 4, True), (576, 4, True), (136, 4, False), (32, 4, False), (32, 8, True), (33, 8, False)]
+    for k, itemsize, wide in cases:
+        assert _dots.wide_rows(k, itemsize) == (wide and _dots.VECTORS_512), (k, itemsize)
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        tol = 1e-12 if dtype == np.float64 else 1e-5
+        for m, k, n in [(16, 128, 33), (33, 144, 512), (6, 40, 9), (20, 64, 64)]:
+            A, B = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(n, k)).astype(dtype)
+            outs = []
+            for shift in range(0, 64, 8):  # operands at every offset from a cache line, in 8-byte steps
+                size = np.dtype(dtype).itemsize
+                bufs = [np.empty(a.size + 128 // size, dtype) for a in (A, B)]
+                placed = []
+                for buf, a in zip(bufs, (A, B), strict=True):
+                    start = ((-buf.ctypes.data % 64) + shift) // size
+                    placed.append(buf[start : start + a.size].reshape(a.shape))
+                    placed[-1][...] = a
+                C = np.full((m, n), np.nan, dtype)
+                _linalg.mm_nt(placed[0], placed[1], C)
+                outs.append(C)
+            assert all(np.array_equal(outs[0], C) for C in outs), (dtype, m, k, n)
+            assert rel(outs[0], A @ B.T) < tol
+
+    def dot(a, b):
+        _dots.wide_vectors()
+        s = a.dtype.type(0)
+        for q in range(a.shape[0]):
+            s += a[q] * b[q]
+        return s
+
+    fast = numba.njit(fastmath=True)(dot)
+    x = np.ones(1024, np.float32)
+    assert fast(x, x) == 1024
+    if _dots.VECTORS_512:
+        assert "zmm" in fast.inspect_asm(fast.signatures[0])
+
+
+@pytest.mark.parametrize("memory", ["full", "checkpoint"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weights_anywhere_in_memory_give_the_same_bits(memory, dtype):
+    """``theta`` at every 8-byte offset from a cache line (the engine copies
+    weights that do not start on one, for the 512-bit products; ``[h; x]`` 64
+    wide, so no padding copies them anyway): the same loss and gradient, bit
+    for bit, in the full-storage engine and in lockstep; ``theta`` is left as
+    it was, and the gradient agrees with float64 finite differences."""
+    import rnnumba
+
+    net = rnnumba.RNN(8, 56, cell="lstm", dtype=dtype, random_state=0)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 7, 8)).astype(dtype)
+    y = rng.normal(size=40).astype(dtype)
+    lengths = rng.integers(1, 8, 40)
+    size = np.dtype(dtype).itemsize
+    results = []
+    for shift in range(0, 64, 8):
+        buf = np.empty(net.n_params + 128 // size, dtype)
+        start = ((-buf.ctypes.data % 64) + shift) // size
+        theta = buf[start : start + net.n_params]
+        theta[:] = net.theta
+        loss, grad = net.loss_and_grad(X, y, lengths=lengths, theta=theta, memory=memory)
+        assert np.array_equal(theta, net.theta)
+        results.append((loss, grad.copy()))
+    assert all(loss == results[0][0] and np.array_equal(grad, results[0][1]) for loss, grad in results)
+    if dtype == "float64":
+        grad, probe = results[0][1], rng.normal(size=net.n_params)
+        step = 1e-6
+        up = net.loss_and_grad(X, y, lengths=lengths, theta=net.theta + step * probe, memory=memory)[0]
+        down = net.loss_and_grad(X, y, lengths=lengths, theta=net.theta - step * probe, memory=memory)[0]
+        assert abs((up - down) / (2 * step) - grad @ probe) < 1e-6 * max(1.0, abs(grad @ probe))
+
+
 def test_work_buffers_start_on_a_cache_line():
     """``empty_aligned`` (and ``transposed``, which uses it) gives C-contiguous
     arrays whose data start on a 64-byte boundary (numba's own arrays: 32), on
@@ -692,6 +773,10 @@ def test_work_buffers_start_on_a_cache_line():
     def make(rows, cols, W):
         return _linalg.empty_aligned(rows, cols, W.dtype), _linalg.transposed(W)
 
+    @numba.njit
+    def make3(d0, d1, d2, W):
+        return _linalg.empty_aligned3(d0, d1, d2, W.dtype), _linalg.zeros_aligned3(d0, d1, d2, W.dtype)
+
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         for rows, cols in [(1, 1), (3, 5), (32, 128), (7, 33), (1, 511), (1, 512), (600, 7)]:
@@ -702,6 +787,14 @@ def test_work_buffers_start_on_a_cache_line():
                 assert E.shape == (rows, cols) and E.dtype == dtype and E.flags.c_contiguous
                 assert E.ctypes.data % page == 0 and WT.ctypes.data % page == 0
                 assert WT.flags.c_contiguous and np.array_equal(WT, W.T)
+        for shape in [(1, 1, 1), (3, 2, 5), (11, 7, 33), (0, 4, 4)]:
+            for _ in range(20):
+                E, Z = make3(*shape, W)
+                page = 4096 if E.size >= _linalg.PAGE_FROM else 64
+                for X in (E, Z):
+                    assert X.shape == shape and X.dtype == dtype and X.flags.c_contiguous
+                    assert X.size == 0 or X.ctypes.data % page == 0
+                assert not Z.any()
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

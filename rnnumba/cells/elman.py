@@ -9,7 +9,15 @@ import numpy as np
 
 from .._borrow import borrow
 from .._jit import jit
-from .._linalg import back_weights, empty_aligned, mm_back, mm_step, mm_tn_blocked, step_weights
+from .._linalg import (
+    back_weights,
+    empty_aligned,
+    empty_aligned3,
+    mm_back,
+    mm_step,
+    mm_tn_blocked,
+    step_weights,
+)
 from .._math import tanh  # noqa: F401  (re-exported for the other cells)
 from ._bptt import copy_rows, input_part_only, mm_x_nt, mm_x_tn, split_dhx, take_rows
 
@@ -75,7 +83,7 @@ def backward(W, b, extra, HX, S, lengths, dHs, dhT, dW, db, dextra, dX, dh0):
     T, n = HX.shape[0] - 1, HX.shape[1]
     H = b.shape[0]
     K = HX.shape[2]
-    dZ = np.empty((T, n, H), dtype=HX.dtype)
+    dZ = empty_aligned3(T, n, H, HX.dtype)
     one = HX.dtype.type(1)  # 1 - h^2 in the arrays' precision
     dh_next = np.zeros((n, H), dtype=HX.dtype)
     take_rows(dh_next, dhT)

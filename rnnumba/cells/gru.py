@@ -31,6 +31,7 @@ from .._jit import jit
 from .._linalg import (
     back_weights,
     empty_aligned,
+    empty_aligned3,
     mm_back,
     mm_nn,
     mm_nt,
@@ -53,7 +54,7 @@ def _split(W, H):
     """Contiguous copies of the n rows' blocks: (W_nh (H, H), W_nx (H, I))."""
     K = W.shape[1]
     W_nh = empty_aligned(H, H, W.dtype)
-    W_nx = np.empty((H, K - H), dtype=W.dtype)
+    W_nx = empty_aligned(H, K - H, W.dtype)
     for j in range(H):
         for k in range(H):
             W_nh[j, k] = W[2 * H + j, k]
@@ -66,7 +67,7 @@ def _split(W, H):
 def _inputs(HX, H):
     """Contiguous copy of the inputs x_t of all steps, (T, n, I)."""
     T, n, K = HX.shape[0] - 1, HX.shape[1], HX.shape[2]
-    X = np.empty((T, n, K - H), dtype=HX.dtype)
+    X = empty_aligned3(T, n, K - H, HX.dtype)
     for t in range(T):
         for i in range(n):
             for k in range(K - H):
@@ -180,11 +181,11 @@ def _family(reset_after, suffix):
         W_rz = W[: 2 * H]  # contiguous rows
         W_nh, W_nx = _split(W, H)
         X = _inputs(HX, H)
-        AX = np.empty((T, n, H), dtype=HX.dtype)  # W_nx x_t for every step
+        AX = empty_aligned3(T, n, H, HX.dtype)  # W_nx x_t for every step
         mm_nt(X.reshape(T * n, K - H), W_nx, AX.reshape(T * n, H))
         A_rz = empty_aligned(n, 2 * H, HX.dtype)
         A_nh = empty_aligned(n, H, HX.dtype)
-        hin = np.empty((n, H), dtype=HX.dtype)  # what W_nh multiplies: h or r*h
+        hin = empty_aligned(n, H, HX.dtype)  # what W_nh multiplies: h or r*h
         W_rzT, W_nhT = step_weights(W_rz, n), step_weights(W_nh, n)
         for t in range(T):
             mm_step(HX[t], W_rz, W_rzT, A_rz)  # r, z pre-activations
@@ -196,6 +197,7 @@ def _family(reset_after, suffix):
                     for j in range(H):
                         hin[i, j] = sigmoid(A_rz[i, j] + b[j]) * HX[t, i, j]
             mm_step(hin, W_nh, W_nhT, A_nh)
+            S1 = S[(t + 1) % S.shape[0]]  # T + 1 rows, or a ring of 2
             for i in range(n):
                 if t < lengths[i]:
                     _step(
@@ -206,7 +208,7 @@ def _family(reset_after, suffix):
                         extra,
                         hin[i],
                         HX[t, i],
-                        S[(t + 1) % S.shape[0], i],
+                        S1[i],
                         HX[t + 1, i],
                         H,
                         reset_after,
@@ -251,10 +253,10 @@ def _family(reset_after, suffix):
         K = HX.shape[2]
         W_rz = W[: 2 * H]
         W_nh, W_nx = _split(W, H)
-        dA_rz = np.empty((T, n, 2 * H), dtype=HX.dtype)  # dL/d(r, z pre-activations)
+        dA_rz = empty_aligned3(T, n, 2 * H, HX.dtype)  # dL/d(r, z pre-activations)
         dA_n = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(n pre-activation)
-        dA_nh = np.empty((T, n, H), dtype=HX.dtype)  # dL/d(W_nh hin): r*dA_n or dA_n
-        hin = np.empty((T, n, H), dtype=HX.dtype)  # h_{t-1} or r*h_{t-1}
+        dA_nh = empty_aligned3(T, n, H, HX.dtype)  # dL/d(W_nh hin): r*dA_n or dA_n
+        hin = empty_aligned3(T, n, H, HX.dtype)  # h_{t-1} or r*h_{t-1}
         one = HX.dtype.type(1)  # 1 - r in the arrays' precision
         dh_next = np.zeros((n, H), dtype=HX.dtype)
         take_rows(dh_next, dhT)

@@ -23,7 +23,15 @@ import numpy as np
 
 from .._borrow import borrow
 from .._jit import jit
-from .._linalg import back_weights, empty_aligned, mm_back, mm_step, mm_tn_blocked, step_weights
+from .._linalg import (
+    back_weights,
+    empty_aligned,
+    empty_aligned3,
+    mm_back,
+    mm_step,
+    mm_tn_blocked,
+    step_weights,
+)
 from .._math import sigmoid, tanh
 from ._bptt import copy_rows, split_dhx, take_rows
 
@@ -172,7 +180,7 @@ def backward(W, b, extra, HX, S, lengths, dHs, dhT, dW, db, dextra, dX, dh0):
     H = b.shape[0] // 4
     K = HX.shape[2]
     peep = extra.shape[0] > 0
-    dZ = np.empty((T, n, 4 * H), dtype=HX.dtype)  # dL/da, gates i, f, g, o
+    dZ = empty_aligned3(T, n, 4 * H, HX.dtype)  # dL/da, gates i, f, g, o
     dh_next = np.zeros((n, H), dtype=HX.dtype)
     dc_next = np.zeros((n, H), dtype=HX.dtype)
     take_rows(dh_next, dhT)
