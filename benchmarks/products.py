@@ -59,20 +59,7 @@ def _blas(A, W, WT, C, reps):
         np.dot(A, WT, C)
 
 
-@numba.njit(**FLAGS)
-def _back_rows(A, W, WT, C, reps):
-    for _ in range(reps):
-        _linalg.mm_nn_blocked(A, W, C)
-
-
-@numba.njit(**FLAGS)
-def _back_dots(A, W, WT, C, reps):
-    for _ in range(reps):
-        _linalg.mm_nt(A, WT, C)
-
-
 FORMS = {"rows": _rows, "dots": _dots, "blas": _blas}
-BACK_FORMS = {"rows": _back_rows, "dots": _back_dots}
 SIZES = {"small-long": (32, 1, 32), "medium": (64, 8, 128), "large": (256, 64, 512)}  # N, I, H
 OUTPUTS = {"elman": (1,), "lstm": (4,), "gru": (2, 1)}  # rows of W per hidden unit, per product
 
@@ -128,11 +115,14 @@ def main(argv=None):
                 A = _aligned(rng.standard_normal((m, n if back else K)).astype(dtype))
                 C = _aligned(np.empty((m, K if back else n), dtype))
                 if back:  # row updates where back_weights gives no W^T
-                    forms, rows = BACK_FORMS, _linalg.back_weights(W, m).shape[0] == 0
+                    rows = _linalg.back_weights(W, m).shape[0] == 0
                 else:  # row updates where step_weights gives W^T
-                    forms, rows = FORMS, _linalg.step_weights(W, m).shape[0] > 0
+                    rows = _linalg.step_weights(W, m).shape[0] > 0
+                # BPTT's forms are the forward ones with W and W^T swapped: rows over W, dots over W^T
+                operands = (A, WT, W, C) if back else (A, W, WT, C)
+                forms = ("rows", "dots") if back else FORMS
                 with threadpool_limits(1, user_api="blas"):
-                    rates = [rate(form, A, W, WT, C, args.reps_macs) for form in forms.values()]
+                    rates = [rate(FORMS[f], *operands, args.reps_macs) for f in forms]
                 cells = " | ".join(f"{r:.1f}" for r in rates)
                 form = "rows" if rows else "dots"
                 print(f"| {name} | {m} x {K} x {n} | {dtype} | {cells} | {form} |", flush=True)

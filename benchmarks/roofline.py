@@ -7,9 +7,13 @@ Multiply-adds per second (GMAC/s) in float32 and float64, on 1 and 2 threads:
 * ``blas``: ``numpy.dot`` of two square matrices (NumPy's OpenBLAS), threads
   set with threadpoolctl;
 * ``rnnumba``: the engine's own weight-gradient product
-  (``_linalg.mm_tn_blocked``, the biggest product of a training step) at the
-  large benchmark's shape (256 x 100 rows, 4 x 512 gates, 584 columns), one
-  product per thread as the engine's chunks run;
+  (``_linalg.mm_tn_blocked``, row updates: the biggest product of a training
+  step) at the large benchmark's shape (256 x 100 rows, 4 x 512 gates, 584
+  columns), one product per thread as the engine's chunks run;
+* ``rnnumba dots``: the engine's per-step dot products (``_linalg.mm_nt``,
+  on 512-bit registers where the CPU has them: ``rnnumba._dots``) at the
+  large LSTM's step (64 rows of ``[h; x]``, 576 wide, by 4 x 512 gates), one
+  per thread;
 * ``nominal``: cores x clock x 2 FMA units x SIMD lanes, from ``/proc/cpuinfo``
   (AVX-512: 16 float32 lanes; AVX2: 8), for reference only.
 
@@ -56,11 +60,30 @@ def rnnumba_rate(dtype, threads, rows=256 * 100, H=512, G=4, K=512 + 64 + 8):
     return threads * rows * G * H * K / best / 1e9
 
 
-def _side_by_side(product):
+def dots_rate(dtype, threads, rows=64, K=512 + 64, outputs=4 * 512, reps=20):
+    """GMAC/s of the per-step ``C = A W^T`` (``rows`` x ``K`` by ``outputs`` x ``K``), one per thread."""
+    from rnnumba._linalg import empty_aligned, mm_nt
+
+    rng = np.random.default_rng(0)
+    operands = []
+    for shape in [(rows, K), (outputs, K), (rows, outputs)]:  # on cache lines, as the engine's
+        arrays = [empty_aligned(*shape, np.dtype(dtype)) for _ in range(threads)]
+        for a in arrays:
+            a[...] = rng.normal(size=shape)
+        operands.append(numba.typed.List(arrays))
+    run = _side_by_side(mm_nt, reps)
+    numba.set_num_threads(threads)
+    run(*operands)
+    best = min(timed(lambda: run(*operands)) for _ in range(3))
+    return threads * reps * rows * K * outputs / best / 1e9
+
+
+def _side_by_side(product, reps=1):
     @numba.njit(parallel=True)
     def run(As, Bs, Cs):
         for p in numba.prange(len(As)):
-            product(As[p], Bs[p], Cs[p])
+            for _ in range(reps):
+                product(As[p], Bs[p], Cs[p])
 
     return run
 
@@ -91,8 +114,8 @@ def measure():
     rows = []
     for dtype in ("float32", "float64"):
         for threads in (1, 2):
-            rows.append(dict(dtype=dtype, threads=threads, how="blas", gmacs=blas_rate(dtype, threads)))
-            rows.append(dict(dtype=dtype, threads=threads, how="rnnumba", gmacs=rnnumba_rate(dtype, threads)))
+            for how, rate in (("blas", blas_rate), ("rnnumba", rnnumba_rate), ("rnnumba dots", dots_rate)):
+                rows.append(dict(dtype=dtype, threads=threads, how=how, gmacs=rate(dtype, threads)))
     peak = {}
     for r in rows:
         key = f"{r['dtype']}/{r['threads']}"
@@ -126,8 +149,8 @@ def main():
     a = ap.parse_args()
     result = measure()
     print(f"Machine: {result['machine']}, {result['cores']} logical cores")
-    print("\n| dtype | threads | BLAS | rnnumba dW | peak | nominal (all cores) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| dtype | threads | BLAS | rnnumba dW | rnnumba dots | peak | nominal (all cores) |")
+    print("|---|---|---|---|---|---|---|")
     for dtype in ("float32", "float64"):
         nominal = result["nominal_gmacs"][dtype]
         for threads in (1, 2):
@@ -138,7 +161,8 @@ def main():
             }
             peak = result["peak_gmacs"][f"{dtype}/{threads}"]
             shown = f"{nominal:.0f}" if nominal else "-"
-            rates = f"{got['blas']:.1f} | {got['rnnumba']:.1f} | {peak:.1f} GMAC/s"
+            rates = " | ".join(f"{got[how]:.1f}" for how in ("blas", "rnnumba", "rnnumba dots"))
+            rates += f" | {peak:.1f} GMAC/s"
             print(f"| {dtype} | {threads} | {rates} | {shown} |")
     if a.out:
         with open(a.out, "w") as fh:
